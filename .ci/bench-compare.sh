@@ -44,7 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-criterion_args=(--color never)
+# No plots: the table below is the report, and plotting every benchmark twice costs minutes.
+criterion_args=(--color never --noplot)
 if [[ -n $filter ]]; then
     criterion_args+=("$filter")
 fi
