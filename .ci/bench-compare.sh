@@ -77,7 +77,7 @@ awk '
     BEGIN {
         printf "%-50s %9s  %-24s %-7s %s\n", "benchmark", "change", "interval", "p", "verdict"
     }
-    { gsub(/\033\[[0-9;]*m/, "") }
+    { gsub(/\033\[[0-9;]*m/, ""); gsub(/\342\210\222/, "-") }
     /^(Benchmarking|Found|Gnuplot|WARNING|Warning)/ { next }
     /^[^ ]/ {
         flush()
