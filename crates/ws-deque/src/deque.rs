@@ -18,8 +18,10 @@ use crate::sync::Arc;
 /// claims items *before* it reads them, and the owner pops with a compare-and-swap, which lets a thief claim
 /// a whole batch with one. `docs/ws-deque.md` explains every ordering.
 ///
-/// The buffer starts with 64 slots, doubles when full and halves when less than an eighth is in use; old
-/// buffers are freed through [`crossbeam_epoch`] once no thief can be reading them.
+/// The buffer starts with 64 slots and doubles when full. It halves after as many pops as it has slots have
+/// each left it less than an eighth full (a pop that leaves it a quarter full restarts the count), so a deque
+/// that drains and refills keeps its buffer. Old buffers are freed through [`crossbeam_epoch`] once no thief
+/// can be reading them.
 ///
 /// `Worker` is `Send` but not `Sync`: one thread at a time owns it.
 ///

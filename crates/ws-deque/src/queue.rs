@@ -277,11 +277,15 @@ impl<T> Queue<T> {
         if ptr::eq(self, &*dest.queue) || limit == 0 {
             return Steal::Empty;
         }
-        // Size the room in `dest` by what is there now, so a large limit does not grow `dest` for nothing.
-        let half = u32::try_from(self.len().div_ceil(2)).unwrap_or(u32::MAX);
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX).min(half.max(1));
         let pop = u32::from(pop);
-        let room = dest.reserve(limit - pop);
+        let mut limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let mut room = dest.room();
+        if room < limit - pop {
+            // Grow `dest` only as far as what is there now calls for, not to a large `limit`.
+            let half = u32::try_from(self.len().div_ceil(2)).unwrap_or(u32::MAX);
+            limit = limit.min(half.max(1));
+            room = dest.reserve(limit - pop);
+        }
         let limit = limit.min(room.saturating_add(pop));
         // SAFETY: forwarded from the caller.
         let claim = match unsafe { self.claim(|available| available.div_ceil(2).min(limit)) } {
@@ -342,8 +346,20 @@ pub(crate) struct Owner<T> {
     known_steal_head: Cell<u32>,
     /// The current buffer (only the owner replaces it).
     buffer: Cell<*mut Buffer<T>>,
+    /// Its capacity, kept here so push and pop need not follow the pointer.
+    capacity: Cell<u32>,
+    /// Pops since the deque was last at least a quarter full that left it less than an eighth full: the
+    /// buffer shrinks when this reaches the capacity (see `note_pop`).
+    low_pops: Cell<u32>,
     /// Whether a full buffer grows (the unbounded deque) or `push` fails (the bounded one).
     growable: bool,
+}
+
+/// How many low pops a buffer of `capacity` slots waits before it halves (see `Owner::note_pop`). Under loom
+/// it shrinks at once, so models reach the shrink in a few steps (the count is the owner's alone and plays
+/// no part in the protocol).
+fn shrink_delay(capacity: u32) -> u32 {
+    if cfg!(loom) { 1 } else { capacity }
 }
 
 impl<T> Owner<T> {
@@ -355,6 +371,8 @@ impl<T> Owner<T> {
             pop_count: Cell::new(0),
             known_steal_head: Cell::new(0),
             buffer: Cell::new(buffer),
+            capacity: Cell::new(capacity),
+            low_pops: Cell::new(0),
             growable,
         }
     }
@@ -375,13 +393,13 @@ impl<T> Owner<T> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.buffer().capacity() as usize
+        self.capacity.get() as usize
     }
 
     /// How many more items fit before the owner would overwrite a slot a thief may still be reading.
     #[inline]
-    fn room(&self) -> u32 {
-        let capacity = self.buffer().capacity();
+    pub(crate) fn room(&self) -> u32 {
+        let capacity = self.capacity.get();
         let used = self.tail().wrapping_sub(self.known_steal_head.get());
         if used < capacity {
             return capacity - used;
@@ -430,13 +448,13 @@ impl<T> Owner<T> {
     /// `room()` is at least `count`, `i < count`, and each `i` is written once before the publish.
     #[inline]
     pub(crate) unsafe fn write_batch_item(&self, count: u32, i: u32, value: T) {
-        let offset = match self.queue.flavor {
+        let position = match self.queue.flavor {
             // The LIFO owner pops from the tail: put the oldest item there.
-            Flavor::Lifo => count - 1 - i,
-            Flavor::Fifo => i,
+            Flavor::Lifo => self.tail().wrapping_add(count - 1 - i),
+            Flavor::Fifo => self.tail().wrapping_add(i),
         };
         // SAFETY: the caller made room for `count` items, so the slot is outside every claim.
-        unsafe { self.buffer().write(self.tail().wrapping_add(offset), value) };
+        unsafe { self.buffer().write(position, value) };
     }
 
     /// Pops from the owner's end.
@@ -449,8 +467,8 @@ impl<T> Owner<T> {
         // SAFETY: the CAS in `pop_*` claimed `position` for the owner; it was pushed by the owner, so its
         // write is ours, and no thief can claim it any more.
         let value = unsafe { self.buffer().read(position) };
-        if self.growable && self.should_shrink(remaining) {
-            self.shrink();
+        if self.growable {
+            self.note_pop(remaining);
         }
         Some(value)
     }
@@ -516,13 +534,27 @@ impl<T> Owner<T> {
         }
     }
 
-    /// Shrink when fewer than an eighth of the slots are used: halving then leaves the deque a quarter
-    /// full, so a deque oscillating within a factor of four never reallocates (crossbeam shrinks at a quarter
-    /// and reallocates on every such round).
+    /// Shrinks the buffer once it has been mostly idle for as many pops as it has slots.
+    ///
+    /// A pop that leaves less than an eighth of the slots in use counts as low; one that leaves at least a
+    /// quarter resets the count. When the count reaches the capacity, the buffer halves (and is then at most a
+    /// quarter full, so it must double its contents before growing again). Shrinking costs a copy of at most
+    /// an eighth of the buffer, paid for by as many pops as it has slots; a deque that keeps refilling, such
+    /// as one oscillating between 64 and 256 items or a fork-join deque that drains and refills, keeps its
+    /// buffer and never reallocates. crossbeam-deque halves as soon as a pop leaves a quarter, so the same
+    /// oscillation reallocates on every round.
     #[inline]
-    fn should_shrink(&self, remaining: u32) -> bool {
-        let capacity = self.buffer().capacity();
-        capacity > MIN_CAPACITY && remaining < capacity / 8
+    fn note_pop(&self, remaining: u32) {
+        let capacity = self.capacity.get();
+        if remaining >= capacity / 4 {
+            self.low_pops.set(0);
+        } else if remaining < capacity / 8 && capacity > MIN_CAPACITY {
+            let low_pops = self.low_pops.get() + 1;
+            self.low_pops.set(low_pops);
+            if low_pops >= shrink_delay(capacity) {
+                self.shrink();
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -539,7 +571,7 @@ impl<T> Owner<T> {
         let Some(needed) = used.checked_add(wanted) else {
             return false;
         };
-        let mut capacity = self.buffer().capacity();
+        let mut capacity = self.capacity.get();
         while capacity < needed {
             if capacity >= MAX_CAPACITY {
                 return false;
@@ -552,7 +584,8 @@ impl<T> Owner<T> {
 
     #[cold]
     fn shrink(&self) {
-        let capacity = self.buffer().capacity() / 2;
+        self.low_pops.set(0);
+        let capacity = self.capacity.get() / 2;
         // Count from the steal head, not the head: the new buffer must not let the owner overwrite a slot a
         // thief is reading through it.
         let used = self.tail().wrapping_sub(self.queue.steal_head());
@@ -578,6 +611,8 @@ impl<T> Owner<T> {
         // Release: pairs with the Acquire load in `claim`, so a thief that reads this pointer sees the copies.
         self.queue.buffer.store(new, Ordering::Release);
         self.buffer.set(new);
+        self.capacity.set(capacity);
+        self.low_pops.set(0);
         self.known_steal_head.set(self.queue.steal_head());
         self.retire(old);
     }
@@ -592,7 +627,7 @@ impl<T> Owner<T> {
             // memory only: `Buffer` never drops items.
             unsafe { guard.defer_unchecked(move || drop(alloc::boxed::Box::from_raw(old))) };
             // Big buffers are worth handing to the collector now rather than at the next flush.
-            if core::mem::size_of::<T>() * self.buffer().capacity() as usize >= 1 << 16 {
+            if core::mem::size_of::<T>() * self.capacity.get() as usize >= 1 << 16 {
                 guard.flush();
             }
         }

@@ -161,31 +161,94 @@ fn grows_past_64_and_4096_then_shrinks_back() {
         assert_eq!(stealer.steal(), Steal::Empty);
         assert_eq!(
             capacity(&worker),
-            64,
-            "round {round}: shrunk back to the minimum"
+            8192,
+            "round {round}: draining alone does not shrink"
         );
+        idle_until_minimum(&worker, round);
     }
 }
 
+/// Pushes and pops one item until the buffer is back at 64 slots. Every pop leaves the deque empty, so each
+/// counts towards a shrink; halving from `c` slots takes `c` such pops, so `2 * start` cycles are enough.
+fn idle_until_minimum(worker: &Worker<usize>, round: usize) {
+    let start = capacity(worker);
+    let mut cycles = 0;
+    while capacity(worker) > 64 {
+        for _ in 0..64 {
+            worker.push(cycles);
+            assert_eq!(worker.pop(), Some(cycles));
+            cycles += 1;
+        }
+        assert!(
+            cycles <= 2 * start,
+            "round {round}: still {} slots after {cycles} idle cycles",
+            capacity(worker)
+        );
+    }
+    assert!(
+        cycles >= start,
+        "round {round}: shrank from {start} slots after only {cycles} idle cycles"
+    );
+}
+
 #[test]
-fn shrinks_only_below_an_eighth() {
+fn shrinks_after_as_many_low_pops_as_slots() {
     let worker = Worker::new_lifo();
     for i in 0..256 {
         worker.push(i);
     }
     assert_eq!(capacity(&worker), 256);
-    // Down to 32 items (an eighth of 256): no shrink yet.
-    for i in (32..256).rev() {
-        assert_eq!(worker.pop(), Some(i));
+    // Down to 32 items, an eighth of 256: no pop so far left the deque below an eighth.
+    for _ in 0..224 {
+        assert!(worker.pop().is_some());
+    }
+    // Each of these pops leaves 31 items: 255 of them are not yet enough.
+    for i in 0..255 {
+        if i > 0 {
+            worker.push(1000 + i);
+        }
+        assert!(worker.pop().is_some());
+        assert_eq!(worker.len(), 31);
     }
     assert_eq!(capacity(&worker), 256);
-    // 31 items left: fewer than an eighth, so the buffer halves.
-    assert_eq!(worker.pop(), Some(31));
-    assert_eq!(capacity(&worker), 128);
-    for i in (0..31).rev() {
-        assert_eq!(worker.pop(), Some(i));
+    worker.push(5000);
+    assert!(worker.pop().is_some());
+    assert_eq!(
+        capacity(&worker),
+        128,
+        "the 256th low pop halves the buffer"
+    );
+}
+
+#[test]
+fn a_pop_above_a_quarter_restarts_the_shrink_count() {
+    let worker = Worker::new_lifo();
+    for i in 0..256 {
+        worker.push(i);
     }
-    assert_eq!(capacity(&worker), 64);
+    for _ in 0..225 {
+        assert!(worker.pop().is_some());
+    }
+    // 200 low pops (31 items left after each).
+    for i in 0..200 {
+        worker.push(1000 + i);
+        assert!(worker.pop().is_some());
+    }
+    // Refill past a quarter (64 items) and pop once: the count starts again.
+    for i in 0..40 {
+        worker.push(2000 + i);
+    }
+    assert!(worker.pop().is_some());
+    assert_eq!(worker.len(), 70);
+    for _ in 0..39 {
+        assert!(worker.pop().is_some());
+    }
+    // Without the reset, these 201 low pops and the 200 before would pass 256 and halve the buffer.
+    for i in 0..200 {
+        worker.push(3000 + i);
+        assert!(worker.pop().is_some());
+    }
+    assert_eq!(capacity(&worker), 256);
 }
 
 #[test]
