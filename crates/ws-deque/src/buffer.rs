@@ -42,6 +42,15 @@ impl<T> Buffer<T> {
         &self.slots[(position & self.mask) as usize]
     }
 
+    /// A copy of the slot pointer and mask, for the owner to keep at hand.
+    #[inline]
+    pub(crate) fn slots(&self) -> Slots<T> {
+        Slots {
+            first: self.slots.as_ptr(),
+            mask: self.mask,
+        }
+    }
+
     /// Moves the item out of the slot at `position`.
     ///
     /// # Safety
@@ -53,18 +62,6 @@ impl<T> Buffer<T> {
         // SAFETY: the caller guarantees the slot is initialized, claimed by it, and not being written.
         self.slot(position)
             .with(|slot| unsafe { slot.read().assume_init() })
-    }
-
-    /// Writes `value` into the slot at `position`, forgetting whatever bits were there.
-    ///
-    /// # Safety
-    ///
-    /// No other thread reads or writes the slot while this runs (it is outside every claimed range).
-    #[inline]
-    pub(crate) unsafe fn write(&self, position: u32, value: T) {
-        // SAFETY: the caller guarantees exclusive access to the slot.
-        self.slot(position)
-            .with_mut(|slot| unsafe { slot.write(MaybeUninit::new(value)) })
     }
 
     /// Copies the bits of the slot at `position` of `self` into the same position of `into`, as
@@ -90,5 +87,64 @@ impl<T> core::fmt::Debug for Buffer<T> {
         f.debug_struct("Buffer")
             .field("capacity", &self.capacity())
             .finish()
+    }
+}
+
+/// The slot pointer and mask of a [`Buffer`], copied out so the owner's push and pop index the ring without
+/// following the buffer pointer. Valid while that buffer is.
+pub(crate) struct Slots<T> {
+    first: *const UnsafeCell<MaybeUninit<T>>,
+    mask: u32,
+}
+
+impl<T> Clone for Slots<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Slots<T> {}
+
+impl<T> Slots<T> {
+    /// The number of slots.
+    #[inline]
+    pub(crate) fn capacity(self) -> u32 {
+        self.mask + 1
+    }
+
+    /// # Safety
+    ///
+    /// The buffer these slots were copied from is alive.
+    #[inline]
+    unsafe fn slot<'a>(self, position: u32) -> &'a UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: the mask keeps the index within the buffer's `mask + 1` slots, and the caller guarantees the
+        // buffer is alive.
+        unsafe { &*self.first.add((position & self.mask) as usize) }
+    }
+
+    /// Moves the item out of the slot at `position`.
+    ///
+    /// # Safety
+    ///
+    /// The buffer is alive, and the conditions of [`Buffer::read`] hold.
+    #[inline]
+    pub(crate) unsafe fn read(self, position: u32) -> T {
+        // SAFETY: the caller guarantees the buffer is alive and the slot initialized, claimed and not written.
+        unsafe { self.slot(position).with(|slot| slot.read().assume_init()) }
+    }
+
+    /// Writes `value` into the slot at `position`, forgetting whatever bits were there.
+    ///
+    /// # Safety
+    ///
+    /// The buffer is alive, and no other thread reads or writes the slot while this runs (it is outside every
+    /// claimed range).
+    #[inline]
+    pub(crate) unsafe fn write(self, position: u32, value: T) {
+        // SAFETY: the caller guarantees the buffer is alive and the slot ours alone.
+        unsafe {
+            self.slot(position)
+                .with_mut(|slot| slot.write(MaybeUninit::new(value)))
+        }
     }
 }

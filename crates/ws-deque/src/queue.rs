@@ -26,7 +26,7 @@ use core::ptr;
 use crossbeam_utils::CachePadded;
 
 use crate::Steal;
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, Slots};
 use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// The smallest buffer of the growable deque: 64 slots, or 2 under loom so models reach growth and
@@ -346,8 +346,10 @@ pub(crate) struct Owner<T> {
     known_steal_head: Cell<u32>,
     /// The current buffer (only the owner replaces it).
     buffer: Cell<*mut Buffer<T>>,
-    /// Its capacity, kept here so push and pop need not follow the pointer.
-    capacity: Cell<u32>,
+    /// Its slot pointer and mask, kept here so push and pop need not follow the pointer.
+    slots: Cell<Slots<T>>,
+    /// The flavour, kept here so push and pop need not follow the `Arc`.
+    flavor: Flavor,
     /// Pops since the deque was last at least a quarter full that left it less than an eighth full: the
     /// buffer shrinks when this reaches the capacity (see `note_pop`).
     low_pops: Cell<u32>,
@@ -371,35 +373,30 @@ impl<T> Owner<T> {
             pop_count: Cell::new(0),
             known_steal_head: Cell::new(0),
             buffer: Cell::new(buffer),
-            capacity: Cell::new(capacity),
+            // SAFETY: `buffer` was just allocated and is owned by the queue.
+            slots: Cell::new(unsafe { (*buffer).slots() }),
+            flavor,
             low_pops: Cell::new(0),
             growable,
         }
     }
 
     #[inline]
-    fn buffer(&self) -> &Buffer<T> {
-        // SAFETY: the current buffer is only freed after the owner replaced it (and then through the
-        // reclaimer), or when the queue drops, which cannot happen while the owner holds its `Arc`.
-        unsafe { &*self.buffer.get() }
-    }
-
-    #[inline]
     fn tail(&self) -> u32 {
-        match self.queue.flavor {
+        match self.flavor {
             Flavor::Lifo => self.push_count.get().wrapping_sub(self.pop_count.get()),
             Flavor::Fifo => self.push_count.get(),
         }
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity.get() as usize
+        self.slots.get().capacity() as usize
     }
 
     /// How many more items fit before the owner would overwrite a slot a thief may still be reading.
     #[inline]
     pub(crate) fn room(&self) -> u32 {
-        let capacity = self.capacity.get();
+        let capacity = self.slots.get().capacity();
         let used = self.tail().wrapping_sub(self.known_steal_head.get());
         if used < capacity {
             return capacity - used;
@@ -415,9 +412,9 @@ impl<T> Owner<T> {
             return Err(value);
         }
         let tail = self.tail();
-        // SAFETY: `room` showed `tail` is below `steal_head + capacity`, so no thief reads this slot, and only
-        // the owner writes.
-        unsafe { self.buffer().write(tail, value) };
+        // SAFETY: `slots` are the current buffer's, alive while the owner holds the queue; `room` showed `tail`
+        // is below `steal_head + capacity`, so no thief reads this slot, and only the owner writes.
+        unsafe { self.slots.get().write(tail, value) };
         self.publish(1);
         Ok(())
     }
@@ -448,25 +445,26 @@ impl<T> Owner<T> {
     /// `room()` is at least `count`, `i < count`, and each `i` is written once before the publish.
     #[inline]
     pub(crate) unsafe fn write_batch_item(&self, count: u32, i: u32, value: T) {
-        let position = match self.queue.flavor {
+        let position = match self.flavor {
             // The LIFO owner pops from the tail: put the oldest item there.
             Flavor::Lifo => self.tail().wrapping_add(count - 1 - i),
             Flavor::Fifo => self.tail().wrapping_add(i),
         };
-        // SAFETY: the caller made room for `count` items, so the slot is outside every claim.
-        unsafe { self.buffer().write(position, value) };
+        // SAFETY: `slots` are the current buffer's (alive); the caller made room for `count` items, so the
+        // slot is outside every claim.
+        unsafe { self.slots.get().write(position, value) };
     }
 
     /// Pops from the owner's end.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        let (position, remaining) = match self.queue.flavor {
+        let (position, remaining) = match self.flavor {
             Flavor::Lifo => self.pop_lifo()?,
             Flavor::Fifo => self.pop_fifo()?,
         };
-        // SAFETY: the CAS in `pop_*` claimed `position` for the owner; it was pushed by the owner, so its
+        // SAFETY: `slots` are the current buffer's (alive); the CAS in `pop_*` claimed `position` for the owner; it was pushed by the owner, so its
         // write is ours, and no thief can claim it any more.
-        let value = unsafe { self.buffer().read(position) };
+        let value = unsafe { self.slots.get().read(position) };
         if self.growable {
             self.note_pop(remaining);
         }
@@ -545,7 +543,7 @@ impl<T> Owner<T> {
     /// oscillation reallocates on every round.
     #[inline]
     fn note_pop(&self, remaining: u32) {
-        let capacity = self.capacity.get();
+        let capacity = self.slots.get().capacity();
         if remaining >= capacity / 4 {
             self.low_pops.set(0);
         } else if remaining < capacity / 8 && capacity > MIN_CAPACITY {
@@ -571,7 +569,7 @@ impl<T> Owner<T> {
         let Some(needed) = used.checked_add(wanted) else {
             return false;
         };
-        let mut capacity = self.capacity.get();
+        let mut capacity = self.slots.get().capacity();
         while capacity < needed {
             if capacity >= MAX_CAPACITY {
                 return false;
@@ -585,7 +583,7 @@ impl<T> Owner<T> {
     #[cold]
     fn shrink(&self) {
         self.low_pops.set(0);
-        let capacity = self.capacity.get() / 2;
+        let capacity = self.slots.get().capacity() / 2;
         // Count from the steal head, not the head: the new buffer must not let the owner overwrite a slot a
         // thief is reading through it.
         let used = self.tail().wrapping_sub(self.queue.steal_head());
@@ -611,7 +609,8 @@ impl<T> Owner<T> {
         // Release: pairs with the Acquire load in `claim`, so a thief that reads this pointer sees the copies.
         self.queue.buffer.store(new, Ordering::Release);
         self.buffer.set(new);
-        self.capacity.set(capacity);
+        // SAFETY: `new` is the buffer just published; it lives until the owner retires it.
+        self.slots.set(unsafe { (*new).slots() });
         self.low_pops.set(0);
         self.known_steal_head.set(self.queue.steal_head());
         self.retire(old);
@@ -627,7 +626,7 @@ impl<T> Owner<T> {
             // memory only: `Buffer` never drops items.
             unsafe { guard.defer_unchecked(move || drop(alloc::boxed::Box::from_raw(old))) };
             // Big buffers are worth handing to the collector now rather than at the next flush.
-            if core::mem::size_of::<T>() * self.capacity.get() as usize >= 1 << 16 {
+            if core::mem::size_of::<T>() * self.slots.get().capacity() as usize >= 1 << 16 {
                 guard.flush();
             }
         }
