@@ -373,7 +373,7 @@ fn batch_into_a_partly_full_destination() {
 /// cached steal head, which is stale once the destination's thieves (or its FIFO owner's pops) have moved the
 /// head; so the batch is cut to what the destination held long ago, or refused (`Empty`) outright.
 #[test]
-#[ignore = "BUG in src/queue.rs: Owner::reserve under-reports the room of the destination; run with --ignored"]
+#[ignore = "BUG in src/queue.rs: Owner::reserve under-reports the destination's room; run with --ignored"]
 fn bug_batch_fills_the_free_room_of_the_destination() {
     for pair in PAIRS {
         let (_src, stealer) = source(pair.0, 32, 20);

@@ -3,9 +3,10 @@
 //! thieves, and a small work-stealing pool. Every item is a unique integer; at the end each must have been
 //! taken exactly once (and, for the drop-counting runs, dropped exactly once).
 //!
-//! Sizes shrink under Miri (run with `MIRIFLAGS=-Zmiri-tree-borrows`, since the growable deque and the
-//! injector free memory through crossbeam-epoch). The `#[ignore]`d `*_long` tests move millions of items, for
-//! the ThreadSanitizer and soak runs (`cargo test --release -- --ignored long`).
+//! Sizes shrink under Miri (run with `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for
+//! `tests/lifo.rs`: the growable deque and the injector free memory through crossbeam-epoch). The
+//! `#[ignore]`d `*_long` tests move millions of items, for the ThreadSanitizer and soak runs
+//! (`cargo test --release -- --ignored long`); `STRESS_SCALE` scales them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,8 +17,18 @@ use ws_deque::{Injector, Steal, Stealer, Worker, bounded};
 /// Items moved by the default-size tests.
 const COUNT: u64 = if cfg!(miri) { 200 } else { 100_000 };
 
-/// Items moved by the `#[ignore]`d long tests.
+/// Items moved by the `#[ignore]`d long tests, before scaling.
 const LONG_COUNT: u64 = 5_000_000;
+
+/// `LONG_COUNT` times `STRESS_SCALE` from the environment (`.ci/tsan.sh` sets 0.1, as ThreadSanitizer is
+/// 5-15x slower), at least 10 000.
+fn long_count() -> u64 {
+    let scale = std::env::var("STRESS_SCALE")
+        .ok()
+        .and_then(|scale| scale.parse::<f64>().ok())
+        .unwrap_or(1.0);
+    ((LONG_COUNT as f64 * scale) as u64).max(10_000)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
@@ -589,57 +600,53 @@ fn fifo_pool_runs_each_task_once() {
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn lifo_owner_and_thieves_long() {
-    assert_each_taken_once(
-        owner_and_thieves(Flavour::Lifo, LONG_COUNT, |id| id),
-        LONG_COUNT,
-    );
+    let count = long_count();
+    assert_each_taken_once(owner_and_thieves(Flavour::Lifo, count, |id| id), count);
 }
 
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn fifo_owner_and_thieves_long() {
-    assert_each_taken_once(
-        owner_and_thieves(Flavour::Fifo, LONG_COUNT, |id| id),
-        LONG_COUNT,
-    );
+    let count = long_count();
+    assert_each_taken_once(owner_and_thieves(Flavour::Fifo, count, |id| id), count);
 }
 
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn owner_and_thieves_drop_each_item_once_long() {
+    let count = long_count();
     for flavour in [Flavour::Lifo, Flavour::Fifo] {
         let drops = Arc::new(AtomicUsize::new(0));
-        let taken = owner_and_thieves(flavour, LONG_COUNT, |id| DropCounter {
+        let taken = owner_and_thieves(flavour, count, |id| DropCounter {
             id,
             drops: drops.clone(),
         });
         assert_eq!(drops.load(Ordering::SeqCst), 0, "{flavour:?}");
-        assert_each_taken_once(taken.iter().map(|item| item.id).collect(), LONG_COUNT);
+        assert_each_taken_once(taken.iter().map(|item| item.id).collect(), count);
         drop(taken);
-        assert_eq!(
-            drops.load(Ordering::SeqCst),
-            LONG_COUNT as usize,
-            "{flavour:?}"
-        );
+        assert_eq!(drops.load(Ordering::SeqCst), count as usize, "{flavour:?}");
     }
 }
 
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn injector_producers_and_consumers_long() {
-    injector_producers_and_consumers(LONG_COUNT);
+    let count = long_count();
+    injector_producers_and_consumers(count);
 }
 
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn bounded_owner_and_thieves_long() {
-    bounded_owner_and_thieves(Flavour::Lifo, LONG_COUNT);
-    bounded_owner_and_thieves(Flavour::Fifo, LONG_COUNT);
+    let count = long_count();
+    bounded_owner_and_thieves(Flavour::Lifo, count);
+    bounded_owner_and_thieves(Flavour::Fifo, count);
 }
 
 #[test]
 #[ignore = "long: for the ThreadSanitizer and soak runs"]
 fn pool_long() {
-    pool(LONG_COUNT, Flavour::Lifo);
-    pool(LONG_COUNT, Flavour::Fifo);
+    let count = long_count();
+    pool(count, Flavour::Lifo);
+    pool(count, Flavour::Fifo);
 }
