@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Loom model checking, one crate at a time (STYLE.md: never the whole workspace under `--cfg loom`).
+#
+# Usage: .ci/loom.sh [TEST_FILTER...]
+#
+#   CRATES                 crates that have loom models in `tests/loom.rs` (default: ws-deque)
+#   LOOM_TARGET_DIR        target directory (default: target/loom)
+#   LOOM_MAX_PREEMPTIONS   bound on preemptions per execution (default 2, what CI runs). 3 explores much more
+#                          and is runnable by hand, e.g. `LOOM_MAX_PREEMPTIONS=3 .ci/loom.sh steal_batch`; it
+#                          takes far longer than CI's budget for the whole suite.
+#
+# `--cfg loom` changes every crate's build, so it gets its own target directory (target/loom) and does not
+# invalidate the normal build. Loom's own knobs (LOOM_LOG, LOOM_CHECKPOINT_FILE, ...) pass through.
+set -euo pipefail
+
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+
+crates=${CRATES:-ws-deque}
+export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2}
+export RUSTFLAGS="--cfg loom${RUSTFLAGS:+ $RUSTFLAGS}"
+export CARGO_TARGET_DIR=${LOOM_TARGET_DIR:-$root/target/loom}
+
+for crate in $crates; do
+    if [[ ! -f crates/$crate/tests/loom.rs ]]; then
+        echo "loom: crates/$crate/tests/loom.rs does not exist; nothing to run for $crate" >&2
+        continue
+    fi
+    echo "+ RUSTFLAGS=\"$RUSTFLAGS\" LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS CARGO_TARGET_DIR=$CARGO_TARGET_DIR" \
+        "cargo test -p $crate --features loom --test loom --release -- $*" >&2
+    cargo test -p "$crate" --features loom --test loom --release -- "$@"
+done

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ThreadSanitizer on ws-deque's concurrent stress tests, the long `#[ignore]`d ones included.
+#
+# Usage: .ci/tsan.sh [TEST_FILTER...]
+#
+#   TSAN_TESTS     test files of crates/ws-deque/tests to run (default: stress); missing ones are skipped
+#   STRESS_SCALE   exported for the stress tests, default 0.1. A stress test may multiply its iteration
+#                  counts by it (TSan slows code 5-15x); tests that ignore it still run, only slower.
+#
+# No suppressions file: DESIGN.md ("Verification facts") records that TSan reports nothing on crossbeam-epoch
+# or crossbeam-deque stress tests, and our own code must be race-free. If one is ever needed, it goes in
+# .ci/tsan-suppressions.txt with one line per dependency and a comment saying why that report is a false
+# positive; never for this workspace's code.
+#
+# TSan must instrument std too (`-Zbuild-std`, which needs the nightly `rust-src` component), and an explicit
+# `--target` keeps the sanitizer flags off build scripts and proc-macros. Own target directory (target/tsan):
+# these flags rebuild everything.
+set -euo pipefail
+
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+
+run() {
+    echo "+ $*" >&2
+    "$@"
+}
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    run rustup toolchain install nightly --profile minimal
+fi
+if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'; then
+    run rustup component add --toolchain nightly rust-src
+fi
+
+target=$(rustup run nightly rustc -vV | sed -n 's/^host: //p')
+tests=()
+for name in ${TSAN_TESTS:-stress}; do
+    if [[ -f crates/ws-deque/tests/$name.rs ]]; then
+        tests+=(--test "$name")
+    else
+        echo "tsan: crates/ws-deque/tests/$name.rs does not exist yet; skipped" >&2
+    fi
+done
+if ((${#tests[@]} == 0)); then
+    echo "tsan: no test to run" >&2
+    exit 0
+fi
+
+export RUSTFLAGS="-Zsanitizer=thread${RUSTFLAGS:+ $RUSTFLAGS}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
+export CARGO_TARGET_DIR=${TSAN_TARGET_DIR:-$root/target/tsan}
+export STRESS_SCALE=${STRESS_SCALE:-0.1}
+echo "+ RUSTFLAGS=\"$RUSTFLAGS\" TSAN_OPTIONS=\"$TSAN_OPTIONS\" STRESS_SCALE=$STRESS_SCALE" \
+    "CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo +nightly test -Zbuild-std --target $target --release" \
+    "-p ws-deque ${tests[*]} -- --include-ignored $*" >&2
+cargo +nightly test -Zbuild-std --target "$target" --release -p ws-deque "${tests[@]}" -- --include-ignored "$@"
