@@ -87,3 +87,7 @@ pub use crate::deque::{Stealer, Worker};
 #[cfg(feature = "std")]
 pub use crate::injector::Injector;
 pub use crate::steal::Steal;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
