@@ -227,7 +227,8 @@ impl<T> Injector<T> {
             if available == 0 {
                 return Steal::Empty;
             }
-            let count = available.min(limit).min(BLOCK_CAP - offset);
+            // Half of what is there, rounded up (as for the deques), within the limit and the head block.
+            let count = available.div_ceil(2).min(limit).min(BLOCK_CAP - offset);
             // Acquire: pairs with the Release store of the head block pointer.
             let block = self.head.block.load(Ordering::Acquire);
             let end = head + count;
@@ -289,12 +290,13 @@ impl<T> Injector<T> {
         outcome.map(|()| value.expect("a successful claim takes one item"))
     }
 
-    /// Steals a batch of the oldest items (at most 32) and pushes them into `dest`, oldest popped first.
+    /// Steals about half of the items (at most 32, and never past the end of the current 63-slot block) and
+    /// pushes them into `dest`, which pops the oldest of them first.
     pub fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
         self.steal_batch_with_limit(dest, MAX_BATCH as usize)
     }
 
-    /// Steals a batch of the oldest items, at most `limit`, and pushes them into `dest`.
+    /// Steals about half of the items, at most `limit`, and pushes them into `dest`.
     ///
     /// A batch never crosses a block boundary (63 items); a `limit` of 0 steals nothing and returns
     /// [`Steal::Empty`].
@@ -302,13 +304,13 @@ impl<T> Injector<T> {
         self.steal_batch_inner(dest, limit, false).map(|_| ())
     }
 
-    /// Steals a batch of the oldest items (at most 32), returns the oldest and pushes the rest into `dest`.
+    /// Steals about half of the items (at most 32), returns the oldest and pushes the rest into `dest`.
     pub fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
         self.steal_batch_with_limit_and_pop(dest, MAX_BATCH as usize)
     }
 
-    /// Steals a batch of the oldest items, at most `limit` (the returned one included), returns the oldest
-    /// and pushes the rest into `dest`.
+    /// Steals about half of the items, at most `limit` (the returned one included), returns the oldest and
+    /// pushes the rest into `dest`.
     pub fn steal_batch_with_limit_and_pop(&self, dest: &Worker<T>, limit: usize) -> Steal<T> {
         self.steal_batch_inner(dest, limit, true)
             .map(|popped| popped.expect("a pop batch claims at least one item"))
@@ -320,9 +322,14 @@ impl<T> Injector<T> {
         }
         let dest = dest.owner();
         let pop = usize::from(pop);
-        let limit = limit.min(self.len().max(1)).min(BLOCK_CAP);
-        // `dest` grows, so this only fails past its maximum capacity.
-        let room = dest.reserve((limit - pop) as u32) as usize;
+        let mut limit = limit.min(BLOCK_CAP);
+        let mut room = dest.room() as usize;
+        if room < limit - pop {
+            // Grow `dest` only as far as what is there now calls for. It grows, so this only falls short
+            // past its maximum capacity.
+            limit = limit.min(self.len().div_ceil(2).max(1));
+            room = dest.reserve((limit - pop) as u32) as usize;
+        }
         let limit = limit.min(room + pop);
         let mut popped = None;
         let mut moved = 0;

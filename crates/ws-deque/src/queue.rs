@@ -431,6 +431,13 @@ impl<T> Owner<T> {
     /// Makes room for `wanted` items if the deque may grow, and returns the room there is.
     pub(crate) fn reserve(&self, wanted: u32) -> u32 {
         let room = self.room();
+        if room >= wanted {
+            return room;
+        }
+        // The known steal head may be old (thieves and FIFO pops move it): look again before concluding the
+        // buffer is too small.
+        self.known_steal_head.set(self.queue.steal_head());
+        let room = self.room();
         if room >= wanted || !self.growable || !self.grow(wanted) {
             return room;
         }
@@ -570,6 +577,9 @@ impl<T> Owner<T> {
             return false;
         };
         let mut capacity = self.slots.get().capacity();
+        if capacity >= needed {
+            return true;
+        }
         while capacity < needed {
             if capacity >= MAX_CAPACITY {
                 return false;

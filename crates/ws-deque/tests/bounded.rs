@@ -369,12 +369,10 @@ fn batch_into_a_partly_full_destination() {
     }
 }
 
-/// BUG (src/queue.rs, `Owner::reserve`): the free room of the destination is computed from the owner's
-/// cached steal head, which is stale once the destination's thieves (or its FIFO owner's pops) have moved the
-/// head; so the batch is cut to what the destination held long ago, or refused (`Empty`) outright.
+/// A batch fills the destination's free room even after the destination's own pops moved its steal head
+/// (regression: the room was once computed from a stale steal head, cutting the batch short or refusing it).
 #[test]
-#[ignore = "BUG in src/queue.rs: Owner::reserve under-reports the destination's room; run with --ignored"]
-fn bug_batch_fills_the_free_room_of_the_destination() {
+fn batch_fills_the_free_room_of_the_destination() {
     for pair in PAIRS {
         let (_src, stealer) = source(pair.0, 32, 20);
         let dest = worker(pair.1, 8);

@@ -240,12 +240,10 @@ fn repeated_batches_drain_in_order() {
     }
 }
 
-/// BUG (src/injector.rs, `steal_batch_inner` and `claim`): a batch takes `min(limit, len)` items (within
-/// the head block) instead of `min(limit, ceil(len / 2))` like the deque's batches and crossbeam's injector,
-/// so one thief empties a short injector and leaves nothing for the others.
+/// A batch takes `min(limit, ceil(len / 2))` items (within the head block), like the deque's batches, so one
+/// thief does not empty a short injector and leave nothing for the others.
 #[test]
-#[ignore = "BUG in src/injector.rs: batch steals take all the items, not half; run with --ignored"]
-fn bug_batch_takes_half_of_a_short_injector() {
+fn batch_takes_half_of_a_short_injector() {
     for dest in workers() {
         let injector = filled(10);
         assert_eq!(injector.steal_batch(&dest), Steal::Success(()));
@@ -269,10 +267,9 @@ fn bug_batch_takes_half_of_a_short_injector() {
     }
 }
 
-/// BUG (as above): the batch sizes of a draining injector should halve like the deque's.
+/// The batch sizes of a draining injector halve like the deque's.
 #[test]
-#[ignore = "BUG in src/injector.rs: batch steals take all the items, not half; run with --ignored"]
-fn bug_repeated_batches_halve_the_injector() {
+fn repeated_batches_halve_the_injector() {
     let injector = filled(100);
     let dest = Worker::new_fifo();
     let mut counts = Vec::new();

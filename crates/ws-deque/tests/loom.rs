@@ -317,7 +317,11 @@ fn injector_consumers_race_across_block_end() {
             let injector = injector.clone();
             thread::spawn(move || {
                 let dest = Worker::new_lifo();
-                let mut taken: Vec<u32> = injector.steal_batch_and_pop(&dest).success().into_iter().collect();
+                let mut taken: Vec<u32> = injector
+                    .steal_batch_and_pop(&dest)
+                    .success()
+                    .into_iter()
+                    .collect();
                 taken.extend(drain(&dest));
                 taken
             })

@@ -413,7 +413,7 @@ enum Room {
     /// Exactly `batch_size` items.
     Exact,
     /// Any number of items up to `batch_size` (at least the returned one for the popping batches), the
-    /// oldest first. See `bug_batch_fills_the_free_room_of_the_destination` in `tests/bounded.rs`.
+    /// oldest first. See `batch_fills_the_free_room_of_the_destination` in `tests/bounded.rs`.
     UpTo,
 }
 
@@ -730,20 +730,17 @@ proptest! {
 proptest! {
     #![proptest_config(config())]
 
-    /// BUG (src/injector.rs): batches take `min(limit, len)` items instead of `min(limit, ceil(len / 2))`.
-    /// See `bug_batch_takes_half_of_a_short_injector` in `tests/injector.rs`.
+    /// Injector batches take `min(limit, ceil(len / 2))` items (within the head block).
+    /// See `batch_takes_half_of_a_short_injector` in `tests/injector.rs`.
     #[test]
-    #[ignore = "BUG in src/injector.rs: batch steals take all the items, not half; run with --ignored"]
-    fn bug_injector_batches_take_half(destination in flavour(), ops in ops()) {
+    fn injector_batches_take_half(destination in flavour(), ops in ops()) {
         run_injector(destination, &ops, true)?;
     }
 
-    /// BUG (src/queue.rs, `Owner::reserve`): the room of the destination is computed from a stale steal head,
-    /// so a batch into a bounded destination may take fewer items than there is room for, or none at all.
-    /// See `bug_batch_fills_the_free_room_of_the_destination` in `tests/bounded.rs`.
+    /// A batch into a bounded destination takes as many items as it has room for (up to the usual half).
+    /// See `batch_fills_the_free_room_of_the_destination` in `tests/bounded.rs`.
     #[test]
-    #[ignore = "BUG in src/queue.rs: Owner::reserve under-reports the destination's room; run with --ignored"]
-    fn bug_bounded_batches_fill_the_free_room(
+    fn bounded_batches_fill_the_free_room(
         source in flavour(),
         capacity in 0usize..80,
         destination in flavour(),
