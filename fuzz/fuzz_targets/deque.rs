@@ -9,13 +9,11 @@
 //! * the owner pops the newest item (LIFO) or the oldest (FIFO); thieves take the oldest;
 //! * a batch takes `min(limit, ceil(len / 2))` items (limit 32 by default) and `dest` pops the oldest stolen
 //!   item first, whatever its flavour; a batch into the stealer's own worker, or with limit 0, is `Empty`;
-//! * a bounded `dest` limits the batch to its free room (plus the popped item for `*_and_pop`); see
-//!   `STRICT_BOUNDED_BATCH` for a known bug there.
+//! * a bounded `dest` limits the batch to its free room (plus the popped item for `*_and_pop`), exactly.
 
 #![no_main]
 
 use std::collections::VecDeque;
-use std::sync::LazyLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -221,16 +219,6 @@ impl Model {
     }
 }
 
-/// Whether a batch into a bounded `dest` must fill all of `dest`'s free room (`FUZZ_STRICT_BOUNDED_BATCH=1`).
-///
-/// Known bug, so off by default: `Owner::reserve` in src/queue.rs sizes the room from a cached steal head
-/// that it refreshes only when the buffer looks full, so after pops or steals a batch into a bounded `dest`
-/// takes fewer items than `dest` has room for (never none). Until that is fixed the check below only
-/// requires `1..=expected` items, the oldest, in order; with this variable set it requires exactly
-/// `expected`. (tests/proptest.rs has the same check as an ignored test.)
-static STRICT_BOUNDED_BATCH: LazyLock<bool> =
-    LazyLock::new(|| std::env::var_os("FUZZ_STRICT_BOUNDED_BATCH").is_some_and(|v| v == "1"));
-
 /// Default batch limit (crossbeam's).
 const MAX_BATCH: usize = 32;
 
@@ -310,15 +298,7 @@ fn run(deques: &impl Deques, model: &mut Model, operations: &[Operation]) {
                     "step {step}: {operation:?}: dest lost items"
                 );
                 let count = after - before + usize::from(pop && stolen.is_success());
-                let lenient = model.capacity[current].is_some() && !*STRICT_BOUNDED_BATCH;
-                if lenient && expected > 0 {
-                    assert!(
-                        (1..=expected).contains(&count),
-                        "step {step}: {operation:?}: moved {count}, expected 1..={expected}"
-                    );
-                } else {
-                    assert_eq!(count, expected, "step {step}: {operation:?}: batch size");
-                }
+                assert_eq!(count, expected, "step {step}: {operation:?}: batch size");
                 let expected_outcome = match count {
                     0 => Outcome::Empty,
                     _ => Outcome::Success(model.move_batch(from, current, count, pop)),

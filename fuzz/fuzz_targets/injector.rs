@@ -4,12 +4,10 @@
 //! operations on one thread; every result is compared with the model. On one thread a steal never loses a
 //! race, so `Steal::Retry` is always a bug here.
 //!
-//! Batch sizes are only bounded, not exact: a batch takes at most `min(limit, len)` items (limit 32 by
-//! default), and where it stops below that depends on the injector's blocks (a batch never crosses the end
-//! of one; crossbeam's also halves what it takes when the whole queue is in one block), a detail of the
-//! layout. So a batch must move at least one item when the injector is not empty and the limit is not 0, at
-//! most that bound, and the items moved must be the oldest, in order (checked through the destination's
-//! length and every later pop).
+//! Batch sizes are exact: a batch takes `min(limit, ceil(len / 2))` items (limit 32 by default) but never
+//! crosses the end of a 63-slot block, and the model knows where the head is in its block from how many
+//! items have been taken so far. The items moved must be the oldest, in order (checked through the
+//! destination's length and every later pop).
 
 #![no_main]
 
@@ -69,9 +67,14 @@ fn outcome<T>(steal: Steal<T>) -> Outcome<T> {
 /// Default batch limit (crossbeam's).
 const MAX_BATCH: usize = 32;
 
+/// Slots per injector block.
+const BLOCK_CAP: usize = 63;
+
 /// Items from oldest (front) to newest (back).
 struct Model {
     injector: VecDeque<u16>,
+    /// Items ever taken from the injector: the head's offset in its block is this modulo the block size.
+    taken: usize,
     destinations: [VecDeque<u16>; 2],
     fifo: [bool; 2],
 }
@@ -87,6 +90,7 @@ impl Model {
 
     /// Moves the `count` oldest items of the injector into `destination`, returning the oldest if `pop`.
     fn move_batch(&mut self, destination: usize, count: usize, pop: bool) -> Option<u16> {
+        self.taken += count;
         let mut stolen: VecDeque<u16> = self.injector.drain(..count).collect();
         let popped = if pop { stolen.pop_front() } else { None };
         // The destination pops the oldest stolen item first: FIFO pops the front, LIFO the back.
@@ -113,6 +117,7 @@ fuzz_target!(|input: Input| {
     let injector = Injector::new();
     let mut model = Model {
         injector: VecDeque::new(),
+        taken: 0,
         destinations: Default::default(),
         fifo,
     };
@@ -135,7 +140,10 @@ fuzz_target!(|input: Input| {
             }
             Operation::Steal => {
                 let expected = match model.injector.pop_front() {
-                    Some(value) => Outcome::Success(value),
+                    Some(value) => {
+                        model.taken += 1;
+                        Outcome::Success(value)
+                    }
                     None => Outcome::Empty,
                 };
                 assert_eq!(
@@ -148,7 +156,8 @@ fuzz_target!(|input: Input| {
                 let pop = matches!(operation, Operation::StealBatchAndPop(_));
                 let bound = limit
                     .map_or(MAX_BATCH, usize::from)
-                    .min(model.injector.len());
+                    .min(model.injector.len().div_ceil(2))
+                    .min(BLOCK_CAP - model.taken % BLOCK_CAP);
                 let before = destination.len();
                 let stolen = match (pop, limit) {
                     (false, None) => outcome(injector.steal_batch(destination)).map(|()| None),
@@ -182,10 +191,7 @@ fuzz_target!(|input: Input| {
                     }
                     Outcome::Retry => panic!("step {step}: {operation:?}: Retry on one thread"),
                     Outcome::Success(popped) => {
-                        assert!(
-                            (1..=bound).contains(&count),
-                            "step {step}: {operation:?}: moved {count}, expected 1..={bound}"
-                        );
+                        assert_eq!(count, bound, "step {step}: {operation:?}: batch size");
                         assert_eq!(
                             popped,
                             model.move_batch(current, count, pop),

@@ -345,6 +345,7 @@ pub(crate) struct Owner<T> {
     /// reloads it only when the buffer looks full.
     known_steal_head: Cell<u32>,
     /// The current buffer (only the owner replaces it).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // Only a growable deque replaces (and reads) it.
     buffer: Cell<*mut Buffer<T>>,
     /// Its slot pointer and mask, kept here so push and pop need not follow the pointer.
     slots: Cell<Slots<T>>,
