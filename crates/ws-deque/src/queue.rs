@@ -9,10 +9,11 @@
 //!     CAS succeeds knows the owner popped nothing since the thief computed the tail, and may claim a whole
 //!     batch with that one CAS (the classic Chase-Lev pop decrements the tail with a plain store, which is why
 //!     crossbeam must steal a LIFO batch one item at a time).
-//!   - FIFO: the *steal head*, the start of the range a thief has claimed and is still copying out (tokio's
-//!     two-part head). The owner pops at the head with a CAS too.
-//! * `steal_head` (LIFO only) is that same start-of-claimed-range, stored by the thief when it has finished
-//!   copying.
+//!   - FIFO: the *end of the last claim*. The owner pops at the head with a CAS that leaves it alone.
+//! * `steal_head`: where the last thief to finish stopped, stored by that thief when it has copied out its
+//!   claim. A claim is open while `steal_head` differs from the head (LIFO: only thieves move the head) or
+//!   from the last claim's end (FIFO: the owner moves the head too). While one is open, other thieves get
+//!   `Retry`, so at most one range is being copied out at a time, and it starts at or after `steal_head`.
 //! * `push_count`: the number of pushes, written only by the owner. LIFO: `tail = push_count - pop_count`;
 //!   FIFO: `tail = push_count`.
 //!
@@ -130,15 +131,28 @@ impl<T> Queue<T> {
         distance(head, self.tail(tag, push_count)).max(0) as usize
     }
 
-    /// The start of the range a thief may still be reading.
+    /// The end of the last claim, which `steal_head` equals when no claim is open.
+    #[inline]
+    fn last_claim_end(&self, tag: u32, head: u32) -> u32 {
+        match self.flavor {
+            Flavor::Lifo => head,
+            Flavor::Fifo => tag,
+        }
+    }
+
+    /// The first position a thief may still be reading: below it, the owner may write.
     #[inline]
     fn steal_head(&self) -> u32 {
-        match self.flavor {
-            // Acquire: pairs with the Release store in `release`, so a thief's reads of its slots happen
-            // before the owner writes those slots again.
-            Flavor::Lifo => self.steal_head.load(Ordering::Acquire),
-            // Acquire: pairs with the Release CAS in `release`, as above.
-            Flavor::Fifo => unpack(self.tag_and_head.load(Ordering::Acquire)).0,
+        // Acquire: pairs with the Release CAS of pops (see `len`).
+        let (tag, head) = unpack(self.tag_and_head.load(Ordering::Acquire));
+        // Acquire: pairs with the Release store in `release`, so a thief's reads of its slots happen before
+        // the owner writes those slots again. Loaded after the head: a claim made since then starts at or
+        // after that head, so with no claim open at this point the head is a safe bound.
+        let steal_head = self.steal_head.load(Ordering::Acquire);
+        if steal_head == self.last_claim_end(tag, head) {
+            head
+        } else {
+            steal_head
         }
     }
 
@@ -153,11 +167,8 @@ impl<T> Queue<T> {
         let mut word = self.tag_and_head.load(Ordering::Acquire);
         loop {
             let (tag, head) = unpack(word);
-            let steal_head = match self.flavor {
-                Flavor::Lifo => self.steal_head(),
-                Flavor::Fifo => tag,
-            };
-            if steal_head != head {
+            // Acquire: pairs with the Release store in `release` (the previous thief's reads are done).
+            if self.steal_head.load(Ordering::Acquire) != self.last_claim_end(tag, head) {
                 // Another thief is still copying out its claim. Waiting would make stealing blocking;
                 // the caller retries or looks elsewhere.
                 return Err(Steal::Retry);
@@ -176,7 +187,11 @@ impl<T> Queue<T> {
             // later copy of it (Lê et al.'s fix). Acquire: pairs with the Release store in `replace_buffer`,
             // so the copied items are visible.
             let buffer = self.buffer.load(Ordering::Acquire);
-            let claimed = pack(tag, head.wrapping_add(count));
+            let end = head.wrapping_add(count);
+            let claimed = match self.flavor {
+                Flavor::Lifo => pack(tag, end),
+                Flavor::Fifo => pack(end, end),
+            };
             // Success Relaxed: what the claimed slots hold was made visible by the push count above; the CAS
             // only has to be atomic. Failure Acquire: the retry reads the push count again (see `len`).
             match self.tag_and_head.compare_exchange_weak(
@@ -197,33 +212,13 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Publishes that a thief has finished copying out its claim, so the owner may reuse those slots.
+    /// Publishes that a thief has finished copying out its claim, so the owner may reuse those slots and the
+    /// next thief may claim.
     fn release(&self, claim: &Claim<T>) {
-        match self.flavor {
-            // Release: pairs with the Acquire load in `steal_head`: our slot reads happen before the owner's
-            // next writes to them. Nobody else moves the LIFO head while a claim is open, so it is still
-            // `claim.head + claim.count`.
-            Flavor::Lifo => self
-                .steal_head
-                .store(claim.head.wrapping_add(claim.count), Ordering::Release),
-            Flavor::Fifo => {
-                // The owner may have popped past our claim in the meantime: catch the steal head up with
-                // the head. Release: pairs with the Acquire load in `steal_head`, as above.
-                let mut word = self.tag_and_head.load(Ordering::Relaxed);
-                loop {
-                    let (_, head) = unpack(word);
-                    match self.tag_and_head.compare_exchange_weak(
-                        word,
-                        pack(head, head),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return,
-                        Err(current) => word = current,
-                    }
-                }
-            }
-        }
+        // Release: pairs with the Acquire loads of `steal_head`: our slot reads happen before the owner's next
+        // writes to those slots and before the next thief's claim.
+        self.steal_head
+            .store(claim.head.wrapping_add(claim.count), Ordering::Release);
     }
 
     /// Steals one item.
@@ -345,7 +340,8 @@ pub(crate) struct Owner<T> {
     /// reloads it only when the buffer looks full.
     known_steal_head: Cell<u32>,
     /// The current buffer (only the owner replaces it).
-    #[cfg_attr(not(feature = "std"), allow(dead_code))] // Only a growable deque replaces (and reads) it.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    // Only a growable deque replaces (and reads) it.
     buffer: Cell<*mut Buffer<T>>,
     /// Its slot pointer and mask, kept here so push and pop need not follow the pointer.
     slots: Cell<Slots<T>>,
@@ -402,8 +398,22 @@ impl<T> Owner<T> {
         if used < capacity {
             return capacity - used;
         }
-        self.known_steal_head.set(self.queue.steal_head());
-        capacity - self.tail().wrapping_sub(self.known_steal_head.get())
+        capacity.saturating_sub(self.tail().wrapping_sub(self.refresh_steal_head()))
+    }
+
+    /// Reloads the steal head into `known_steal_head` and returns it. Both the old and the new value are
+    /// lower bounds of what thieves may read (a claim opened after the old one was taken starts at or after
+    /// it), so the larger one is kept: the one just read may be lower, the start of an open claim.
+    fn refresh_steal_head(&self) -> u32 {
+        let known = self.known_steal_head.get();
+        let fresh = self.queue.steal_head();
+        let bound = if distance(known, fresh) > 0 {
+            fresh
+        } else {
+            known
+        };
+        self.known_steal_head.set(bound);
+        bound
     }
 
     /// Pushes `value`, or gives it back if the buffer is full and may not grow.
@@ -437,7 +447,7 @@ impl<T> Owner<T> {
         }
         // The known steal head may be old (thieves and FIFO pops move it): look again before concluding the
         // buffer is too small.
-        self.known_steal_head.set(self.queue.steal_head());
+        self.refresh_steal_head();
         let room = self.room();
         if room >= wanted || !self.growable || !self.grow(wanted) {
             return room;
@@ -516,21 +526,15 @@ impl<T> Owner<T> {
         // Relaxed: as in `pop_lifo`.
         let mut word = self.queue.tag_and_head.load(Ordering::Relaxed);
         loop {
-            let (steal_head, head) = unpack(word);
+            let (last_claim_end, head) = unpack(word);
             if distance(head, tail) <= 0 {
                 return None;
             }
             let next = head.wrapping_add(1);
-            // No thief busy: move both halves; otherwise leave the steal head for that thief to release.
-            let popped = if steal_head == head {
-                pack(next, next)
-            } else {
-                pack(steal_head, next)
-            };
-            // Release: as in `pop_lifo`.
+            // Release: as in `pop_lifo`. The tag stays: it is the thieves' record of the last claim.
             match self.queue.tag_and_head.compare_exchange_weak(
                 word,
-                popped,
+                pack(last_claim_end, next),
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -573,7 +577,7 @@ impl<T> Owner<T> {
     /// Grows the buffer until `wanted` more items fit. Returns `false` at `MAX_CAPACITY`.
     #[cold]
     fn grow(&self, wanted: u32) -> bool {
-        let used = self.tail().wrapping_sub(self.queue.steal_head());
+        let used = self.tail().wrapping_sub(self.refresh_steal_head());
         let Some(needed) = used.checked_add(wanted) else {
             return false;
         };
@@ -597,7 +601,7 @@ impl<T> Owner<T> {
         let capacity = self.slots.get().capacity() / 2;
         // Count from the steal head, not the head: the new buffer must not let the owner overwrite a slot a
         // thief is reading through it.
-        let used = self.tail().wrapping_sub(self.queue.steal_head());
+        let used = self.tail().wrapping_sub(self.refresh_steal_head());
         if used < capacity / 2 {
             self.replace_buffer(capacity);
         }
@@ -623,7 +627,7 @@ impl<T> Owner<T> {
         // SAFETY: `new` is the buffer just published; it lives until the owner retires it.
         self.slots.set(unsafe { (*new).slots() });
         self.low_pops.set(0);
-        self.known_steal_head.set(self.queue.steal_head());
+        self.refresh_steal_head();
         self.retire(old);
     }
 
