@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use ws_deque::Steal;
 use ws_deque::bounded::{Full, Stealer, Worker};
 
+mod common;
+use common::DropCounter;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
     Lifo,
@@ -52,28 +55,6 @@ fn pop_order(flavour: Flavour, items: impl DoubleEndedIterator<Item = u32>) -> V
     match flavour {
         Flavour::Lifo => items.rev().collect(),
         Flavour::Fifo => items.collect(),
-    }
-}
-
-/// An item that counts its drops in a counter shared with the test.
-#[derive(Debug)]
-struct DropCounter {
-    id: usize,
-    drops: Arc<AtomicUsize>,
-}
-
-impl DropCounter {
-    fn new(id: usize, drops: &Arc<AtomicUsize>) -> Self {
-        Self {
-            id,
-            drops: drops.clone(),
-        }
-    }
-}
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -14,41 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ws_deque::{Steal, Stealer, Worker};
 
+mod common;
+use common::{DropCounter, capacity};
+
 /// More than 4096 items, so the buffer grows through every size up to 8192 slots.
 const MANY: usize = 5000;
-
-/// An item that counts its drops in a counter shared with the test.
-#[derive(Debug)]
-struct DropCounter {
-    id: usize,
-    drops: Arc<AtomicUsize>,
-}
-
-impl DropCounter {
-    fn new(id: usize, drops: &Arc<AtomicUsize>) -> Self {
-        Self {
-            id,
-            drops: drops.clone(),
-        }
-    }
-}
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// The buffer size, read from the `Debug` output (the only public view of it).
-fn capacity<T>(worker: &Worker<T>) -> usize {
-    let text = format!("{worker:?}");
-    let start = text.find("capacity: ").expect("Debug shows the capacity") + "capacity: ".len();
-    let digits: String = text[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().expect("the capacity is a number")
-}
 
 /// A small deterministic generator, so the interleaving tests are reproducible without a dependency.
 struct Lcg(u64);

@@ -13,33 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ws_deque::{Injector, Steal, Worker};
 
+mod common;
+use common::DropCounter;
+
 /// Items per block of the injector (documented: a batch never crosses one).
 const BLOCK: usize = 63;
 
 /// Enough items for many blocks.
 const MANY: usize = if cfg!(miri) { 300 } else { 1000 };
-
-/// An item that counts its drops in a counter shared with the test.
-#[derive(Debug)]
-struct DropCounter {
-    id: usize,
-    drops: Arc<AtomicUsize>,
-}
-
-impl DropCounter {
-    fn new(id: usize, drops: &Arc<AtomicUsize>) -> Self {
-        Self {
-            id,
-            drops: drops.clone(),
-        }
-    }
-}
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 fn workers<T>() -> [Worker<T>; 2] {
     [Worker::new_lifo(), Worker::new_fifo()]
