@@ -9,6 +9,9 @@
 use loom::thread;
 use ws_deque::{Injector, Steal, Stealer, Worker, bounded};
 
+/// Both flavours of the growable deque.
+const FLAVOURS: [fn() -> Worker<u32>; 2] = [Worker::new_lifo, Worker::new_fifo];
+
 /// Steals single items until the thief has seen `Empty` (retrying on `Retry`).
 fn steal_all<T>(stealer: &Stealer<T>, tries: usize) -> Vec<T> {
     let mut taken = Vec::new();
@@ -83,54 +86,34 @@ fn fifo_push_pop_vs_one_thief() {
 }
 
 #[test]
-fn lifo_pop_vs_two_thieves() {
-    loom::model(|| {
-        let worker = Worker::new_lifo();
-        worker.push(0);
-        worker.push(1);
-        let thieves: Vec<_> = (0..2)
-            .map(|_| {
-                let stealer = worker.stealer();
-                thread::spawn(move || stealer.steal().success().into_iter().collect::<Vec<_>>())
-            })
-            .collect();
-        thread::yield_now();
-        let mut taken: Vec<u32> = worker.pop().into_iter().collect();
-        for thief in thieves {
-            taken.append(&mut thief.join().unwrap());
-        }
-        taken.extend(drain(&worker));
-        assert_each_once(taken, 2);
-    });
-}
-
-#[test]
-fn fifo_pop_vs_two_thieves() {
-    loom::model(|| {
-        let worker = Worker::new_fifo();
-        worker.push(0);
-        worker.push(1);
-        let thieves: Vec<_> = (0..2)
-            .map(|_| {
-                let stealer = worker.stealer();
-                thread::spawn(move || stealer.steal().success().into_iter().collect::<Vec<_>>())
-            })
-            .collect();
-        thread::yield_now();
-        let mut taken: Vec<u32> = worker.pop().into_iter().collect();
-        for thief in thieves {
-            taken.append(&mut thief.join().unwrap());
-        }
-        taken.extend(drain(&worker));
-        assert_each_once(taken, 2);
-    });
+fn pop_vs_two_thieves() {
+    for flavour in FLAVOURS {
+        loom::model(move || {
+            let worker = flavour();
+            worker.push(0);
+            worker.push(1);
+            let thieves: Vec<_> = (0..2)
+                .map(|_| {
+                    let stealer = worker.stealer();
+                    thread::spawn(move || stealer.steal().success().into_iter().collect::<Vec<_>>())
+                })
+                .collect();
+            thread::yield_now();
+            let mut taken: Vec<u32> = worker.pop().into_iter().collect();
+            for thief in thieves {
+                taken.append(&mut thief.join().unwrap());
+            }
+            taken.extend(drain(&worker));
+            assert_each_once(taken, 2);
+        });
+    }
 }
 
 #[test]
 fn last_item_pop_vs_steal() {
-    for worker in [Worker::new_lifo as fn() -> Worker<u32>, Worker::new_fifo] {
+    for flavour in FLAVOURS {
         loom::model(move || {
-            let worker = worker();
+            let worker = flavour();
             worker.push(7);
             let stealer = worker.stealer();
             let thief = thread::spawn(move || stealer.steal());
