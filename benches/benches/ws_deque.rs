@@ -132,6 +132,64 @@ growable_deque!(
     from_crossbeam
 );
 
+/// ws-deque's bounded flavour: a fixed buffer like st3's, so `push_pop` compares like with like.
+macro_rules! bounded_ws_deque {
+    ($name:ident, $new:ident) => {
+        struct $name;
+
+        impl Deque for $name {
+            const NAME: &'static str = "ws-deque-bounded";
+            type Worker<T: Send> = ws_deque::bounded::Worker<T>;
+            type Stealer<T: Send> = ws_deque::bounded::Stealer<T>;
+
+            fn new_worker<T: Send>(capacity: usize) -> Self::Worker<T> {
+                ws_deque::bounded::Worker::$new(capacity)
+            }
+
+            fn stealer<T: Send>(worker: &Self::Worker<T>) -> Self::Stealer<T> {
+                worker.stealer()
+            }
+
+            #[inline]
+            fn push<T: Send>(worker: &Self::Worker<T>, item: T) {
+                assert!(
+                    worker.push(item).is_ok(),
+                    "the bounded deque is sized for the workload"
+                );
+            }
+
+            #[inline]
+            fn pop<T: Send>(worker: &Self::Worker<T>) -> Option<T> {
+                worker.pop()
+            }
+
+            #[inline]
+            fn steal<T: Send>(stealer: &Self::Stealer<T>, _scratch: &Self::Worker<T>) -> Steal<T> {
+                stealer.steal()
+            }
+
+            #[inline]
+            fn steal_batch<T: Send>(
+                stealer: &Self::Stealer<T>,
+                dest: &Self::Worker<T>,
+            ) -> Steal<()> {
+                stealer.steal_batch(dest)
+            }
+
+            #[inline]
+            fn steal_batch_and_pop<T: Send>(
+                stealer: &Self::Stealer<T>,
+                dest: &Self::Worker<T>,
+            ) -> Steal<T> {
+                stealer.steal_batch_and_pop(dest)
+            }
+        }
+    };
+}
+
+bounded_ws_deque!(WsBoundedLifo, new_lifo);
+bounded_ws_deque!(WsBoundedFifo, new_fifo);
+
 fn from_st3<T>(outcome: Result<T, st3::StealError>) -> Steal<T> {
     match outcome {
         Ok(item) => Steal::Success(item),
@@ -274,6 +332,7 @@ fn bench_push_pop(c: &mut Criterion) {
         push_pop::<WsLifo>(&mut group, n);
         push_pop::<CrossbeamLifo>(&mut group, n);
         push_pop::<St3Lifo>(&mut group, n);
+        push_pop::<WsBoundedLifo>(&mut group, n);
     }
     group.finish();
 
@@ -284,6 +343,7 @@ fn bench_push_pop(c: &mut Criterion) {
         push_pop::<WsFifo>(&mut group, n);
         push_pop::<CrossbeamFifo>(&mut group, n);
         push_pop::<St3Fifo>(&mut group, n);
+        push_pop::<WsBoundedFifo>(&mut group, n);
     }
     group.finish();
 }
