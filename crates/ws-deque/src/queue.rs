@@ -336,9 +336,10 @@ pub(crate) struct Owner<T> {
     push_count: Cell<u32>,
     /// LIFO: mirror of the pop count in `queue.tag_and_head` (only the owner changes it). FIFO: 0.
     pop_count: Cell<u32>,
-    /// A steal head seen earlier. Steal heads only grow, so an old one is a safe lower bound: the owner
-    /// reloads it only when the buffer looks full.
-    known_steal_head: Cell<u32>,
+    /// One past the last position the owner may write: a steal head seen earlier plus the capacity. Steal
+    /// heads only grow, so an old one is a safe lower bound; the owner reloads it only when the buffer looks
+    /// full. Keeping the sum makes the push check one comparison.
+    push_limit: Cell<u32>,
     /// The current buffer (only the owner replaces it).
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     // Only a growable deque replaces (and reads) it.
@@ -368,7 +369,7 @@ impl<T> Owner<T> {
             queue,
             push_count: Cell::new(0),
             pop_count: Cell::new(0),
-            known_steal_head: Cell::new(0),
+            push_limit: Cell::new(capacity),
             buffer: Cell::new(buffer),
             // SAFETY: `buffer` was just allocated and is owned by the queue.
             slots: Cell::new(unsafe { (*buffer).slots() }),
@@ -380,10 +381,16 @@ impl<T> Owner<T> {
 
     #[inline]
     fn tail(&self) -> u32 {
-        match self.flavor {
-            Flavor::Lifo => self.push_count.get().wrapping_sub(self.pop_count.get()),
-            Flavor::Fifo => self.push_count.get(),
-        }
+        // A FIFO owner never pops from the tail: its pop count stays 0, so one formula serves both.
+        self.push_count.get().wrapping_sub(self.pop_count.get())
+    }
+
+    /// The steal head `push_limit` was computed from.
+    #[inline]
+    fn known_steal_head(&self) -> u32 {
+        self.push_limit
+            .get()
+            .wrapping_sub(self.slots.get().capacity())
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -393,26 +400,29 @@ impl<T> Owner<T> {
     /// How many more items fit before the owner would overwrite a slot a thief may still be reading.
     #[inline]
     pub(crate) fn room(&self) -> u32 {
-        let capacity = self.slots.get().capacity();
-        let used = self.tail().wrapping_sub(self.known_steal_head.get());
-        if used < capacity {
-            return capacity - used;
+        // Never more than the capacity: the owner writes only below the limit, and pops only lower the tail
+        // to the head, which is at or above every steal head.
+        let room = self.push_limit.get().wrapping_sub(self.tail());
+        if room != 0 {
+            return room;
         }
-        capacity.saturating_sub(self.tail().wrapping_sub(self.refresh_steal_head()))
+        self.refresh_steal_head();
+        self.push_limit.get().wrapping_sub(self.tail())
     }
 
-    /// Reloads the steal head into `known_steal_head` and returns it. Both the old and the new value are
+    /// Reloads the steal head, moves `push_limit` up to it and returns it. Both the old and the new value are
     /// lower bounds of what thieves may read (a claim opened after the old one was taken starts at or after
     /// it), so the larger one is kept: the one just read may be lower, the start of an open claim.
     fn refresh_steal_head(&self) -> u32 {
-        let known = self.known_steal_head.get();
+        let known = self.known_steal_head();
         let fresh = self.queue.steal_head();
         let bound = if distance(known, fresh) > 0 {
             fresh
         } else {
             known
         };
-        self.known_steal_head.set(bound);
+        self.push_limit
+            .set(bound.wrapping_add(self.slots.get().capacity()));
         bound
     }
 
@@ -610,6 +620,7 @@ impl<T> Owner<T> {
     /// Moves the live items into a new buffer of `capacity` slots, publishes it and retires the old one.
     fn replace_buffer(&self, capacity: u32) {
         let old = self.buffer.get();
+        let known_steal_head = self.known_steal_head();
         let new = alloc::boxed::Box::into_raw(Buffer::alloc(capacity));
         // Relaxed: the head is only a starting point; positions below the real head are copied as bits
         // nobody will read as items. Thieves only read slots, so copying one a thief is reading is no race.
@@ -627,6 +638,7 @@ impl<T> Owner<T> {
         // SAFETY: `new` is the buffer just published; it lives until the owner retires it.
         self.slots.set(unsafe { (*new).slots() });
         self.low_pops.set(0);
+        self.push_limit.set(known_steal_head.wrapping_add(capacity));
         self.refresh_steal_head();
         self.retire(old);
     }
