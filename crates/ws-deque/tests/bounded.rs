@@ -11,7 +11,7 @@ use ws_deque::Steal;
 use ws_deque::bounded::{Full, Stealer, Worker};
 
 mod common;
-use common::DropCounter;
+use common::{DropCounter, assert_send, assert_send_sync_clone};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
@@ -57,9 +57,6 @@ fn pop_order(flavour: Flavour, items: impl DoubleEndedIterator<Item = u32>) -> V
         Flavour::Fifo => items.collect(),
     }
 }
-
-fn assert_send<T: Send>() {}
-fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
 
 #[test]
 fn handles_are_send_and_stealers_are_sync() {

@@ -15,26 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ws_deque::{Steal, Stealer, Worker};
 
 mod common;
-use common::{DropCounter, capacity};
+use common::{DropCounter, Lcg, assert_send, assert_send_sync_clone, capacity};
 
 /// More than 4096 items, so the buffer grows through every size up to 8192 slots.
 const MANY: usize = 5000;
-
-/// A small deterministic generator, so the interleaving tests are reproducible without a dependency.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
-
-fn assert_send<T: Send>() {}
-fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
 
 #[test]
 fn handles_are_send_and_stealers_are_sync() {

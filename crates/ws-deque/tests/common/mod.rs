@@ -37,3 +37,22 @@ pub(crate) fn capacity<T>(worker: &ws_deque::Worker<T>) -> usize {
         .collect();
     digits.parse().expect("the capacity is a number")
 }
+
+/// A small deterministic generator, so the interleaving tests are reproducible without a dependency.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// Compiles only if `T` is `Send`.
+pub(crate) fn assert_send<T: Send>() {}
+
+/// Compiles only if `T` is `Send + Sync + Clone`.
+pub(crate) fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
