@@ -1,0 +1,2 @@
+//! Placeholder: the pools_buffer benchmarks are being written.
+fn main() {}

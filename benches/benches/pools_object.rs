@@ -1,0 +1,2 @@
+//! Placeholder: the pools_object benchmarks are being written.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Loom models: written with the interner implementation.
