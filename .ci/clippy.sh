@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints and docs, warnings as errors: clippy on every target of the workspace, clippy on the no_std build of
-# ws-deque (`--no-default-features`: the bounded deque alone), clippy on the fuzz crate, and rustdoc on
-# ws-deque (broken intra-doc links, missing docs).
+# ws-deque (`--no-default-features`: the bounded deque alone), clippy on pools with its `serde` feature, clippy
+# on the fuzz crate, and rustdoc on the library crates (broken intra-doc links, missing docs).
 #
 # Usage: .ci/clippy.sh
 set -euo pipefail
@@ -19,9 +19,10 @@ fi
 
 run cargo clippy --workspace --all-targets -- -D warnings
 run cargo clippy -p ws-deque --no-default-features -- -D warnings
+run cargo clippy -p pools --all-targets --features serde -- -D warnings
 if [[ -f fuzz/Cargo.toml ]]; then
     # The fuzz crate builds on stable for checking (only running it needs nightly); its own target dir.
     run cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 fi
-echo "+ RUSTDOCFLAGS=-Dwarnings cargo doc -p ws-deque --no-deps" >&2
-RUSTDOCFLAGS=-Dwarnings cargo doc -p ws-deque --no-deps
+echo "+ RUSTDOCFLAGS=-Dwarnings cargo doc -p ws-deque -p pools --features pools/serde --no-deps" >&2
+RUSTDOCFLAGS=-Dwarnings cargo doc -p ws-deque -p pools --features pools/serde --no-deps

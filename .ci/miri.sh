@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Miri on ws-deque's tests, with no flag that hides a bug: never `-Zmiri-preemption-rate=0` (it hides data
+# Miri on the tests of ws-deque and pools, with no flag that hides a bug: never `-Zmiri-preemption-rate=0` (it hides data
 # races), no ignored race, and `-Zmiri-ignore-leaks` only where crossbeam-epoch makes it necessary (below).
 #
 # Usage: .ci/miri.sh
@@ -14,6 +14,11 @@
 # `-Zmiri-tree-borrows`. Not run here: `loom.rs` (only builds under `--cfg loom`; see .ci/loom.sh), `memory.rs`
 # (allocation counts through a counting global allocator, which mean nothing under Miri), and doctests.
 # Test files are discovered, so a new `tests/*.rs` runs under Tree Borrows without editing this script.
+#
+# pools pins no epoch (the interner keeps retired index tables until it is dropped instead), so its unit tests
+# and every test file except `loom.rs` run under the default Stacked Borrows with the leak check on.
+#
+#   MIRI_CRATES   crates to run (default: ws-deque pools)
 set -euo pipefail
 
 cd "$(git rev-parse --show-toplevel)"
@@ -38,36 +43,65 @@ fi
 read -r -a extra <<<"${MIRIFLAGS:-}"
 flags+=("${extra[@]}")
 
-stacked=(--lib)
-tree=()
-for file in crates/ws-deque/tests/*.rs; do
-    [[ -e $file ]] || continue
-    name=$(basename "$file" .rs)
-    case $name in
-    loom | memory) ;;
-    bounded) stacked+=(--test "$name") ;;
-    *) tree+=(--test "$name") ;;
+crates=${MIRI_CRATES:-ws-deque pools}
+failed=0
+
+# Each function returns non-zero if any of its runs failed (`set -e` does not apply inside `f || ...`).
+miri_ws_deque() {
+    local stacked=(--lib) tree=() status=0 file name
+    for file in crates/ws-deque/tests/*.rs; do
+        [[ -e $file ]] || continue
+        name=$(basename "$file" .rs)
+        case $name in
+        loom | memory) ;;
+        bounded) stacked+=(--test "$name") ;;
+        *) tree+=(--test "$name") ;;
+        esac
+    done
+
+    echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p ws-deque ${stacked[*]}" >&2
+    MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p ws-deque "${stacked[@]}" || status=1
+
+    if ((${#tree[@]})); then
+        # -Zmiri-ignore-leaks, in this Tree Borrows run only, because crossbeam-epoch leaks by design and Miri
+        # cannot see that it does not. The epoch's global collector (a `static`) keeps every thread's `Local` and
+        # the bags of deferred frees in lists, and nothing frees what is still queued when the process exits
+        # (crossbeam-rs/crossbeam#579, rust-lang/miri#1618). Miri does not report memory reachable from a static,
+        # but in the 0.9 releases `crossbeam_epoch::Atomic` keeps its pointers in an `AtomicUsize` (0.9.21,
+        # src/atomic.rs:293), which the leak checker cannot follow. Without the flag, every run of these tests
+        # fails with "memory leaked" on epoch `Local`s (384 bytes, allocated in `Collector::register`),
+        # `SealedBag` queue nodes (152 bytes, `Global::push_bag`) and the deque buffers whose frees wait in those
+        # bags (`Owner::retire`). crossbeam's main branch stores `AtomicPtr`s instead (commit b05e1e36, not in any
+        # 0.9 release): when a release we use has that, try dropping the flag. What the flag gives up is still
+        # checked elsewhere: the run above keeps Miri's leak check for the bounded deque (same queue code, no
+        # epoch); the tests count drops, so a leaked item fails them; and the fuzz targets run under
+        # LeakSanitizer, which also finds pointers kept as integers.
+        tree_flags=(-Zmiri-tree-borrows -Zmiri-ignore-leaks "${flags[@]}")
+        echo "+ MIRIFLAGS=\"${tree_flags[*]}\" cargo +nightly miri test --no-fail-fast -p ws-deque ${tree[*]}" >&2
+        MIRIFLAGS="${tree_flags[*]}" cargo +nightly miri test --no-fail-fast -p ws-deque "${tree[@]}" || status=1
+    fi
+    return "$status"
+}
+
+miri_pools() {
+    local tests=(--lib) file name
+    for file in crates/pools/tests/*.rs; do
+        [[ -e $file ]] || continue
+        name=$(basename "$file" .rs)
+        [[ $name == loom ]] || tests+=(--test "$name")
+    done
+    echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p pools --features serde ${tests[*]}" >&2
+    MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p pools --features serde "${tests[@]}"
+}
+
+for crate in $crates; do
+    case $crate in
+    ws-deque) miri_ws_deque || failed=1 ;;
+    pools) miri_pools || failed=1 ;;
+    *)
+        echo "miri: no Miri run is defined for '$crate'" >&2
+        failed=1
+        ;;
     esac
 done
-
-echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p ws-deque ${stacked[*]}" >&2
-MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p ws-deque "${stacked[@]}"
-
-if ((${#tree[@]})); then
-    # -Zmiri-ignore-leaks, in this Tree Borrows run only, because crossbeam-epoch leaks by design and Miri
-    # cannot see that it does not. The epoch's global collector (a `static`) keeps every thread's `Local` and
-    # the bags of deferred frees in lists, and nothing frees what is still queued when the process exits
-    # (crossbeam-rs/crossbeam#579, rust-lang/miri#1618). Miri does not report memory reachable from a static,
-    # but in the 0.9 releases `crossbeam_epoch::Atomic` keeps its pointers in an `AtomicUsize` (0.9.21,
-    # src/atomic.rs:293), which the leak checker cannot follow. Without the flag, every run of these tests
-    # fails with "memory leaked" on epoch `Local`s (384 bytes, allocated in `Collector::register`),
-    # `SealedBag` queue nodes (152 bytes, `Global::push_bag`) and the deque buffers whose frees wait in those
-    # bags (`Owner::retire`). crossbeam's main branch stores `AtomicPtr`s instead (commit b05e1e36, not in any
-    # 0.9 release): when a release we use has that, try dropping the flag. What the flag gives up is still
-    # checked elsewhere: the run above keeps Miri's leak check for the bounded deque (same queue code, no
-    # epoch); the tests count drops, so a leaked item fails them; and the fuzz targets run under
-    # LeakSanitizer, which also finds pointers kept as integers.
-    tree_flags=(-Zmiri-tree-borrows -Zmiri-ignore-leaks "${flags[@]}")
-    echo "+ MIRIFLAGS=\"${tree_flags[*]}\" cargo +nightly miri test --no-fail-fast -p ws-deque ${tree[*]}" >&2
-    MIRIFLAGS="${tree_flags[*]}" cargo +nightly miri test --no-fail-fast -p ws-deque "${tree[@]}"
-fi
+exit "$failed"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# ThreadSanitizer on ws-deque's concurrent stress tests, the long `#[ignore]`d ones included.
+# ThreadSanitizer on the concurrent tests of ws-deque and pools, the long `#[ignore]`d ones included.
 #
 # Usage: .ci/tsan.sh [TEST_FILTER...]
 #
 #   TSAN_TESTS     test files of crates/ws-deque/tests to run (default: stress); missing ones are skipped
+#   TSAN_CRATES    crates to run (default: ws-deque pools). For pools every test file but `loom.rs` runs (the
+#                  multi-threaded tests sit beside the single-threaded ones, which cost little)
 #   STRESS_SCALE   exported for the stress tests, default 0.1. A stress test may multiply its iteration
 #                  counts by it (TSan slows code 5-15x); tests that ignore it still run, only slower.
 #
@@ -33,24 +35,43 @@ if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'
 fi
 
 target=$(rustup run nightly rustc -vV | sed -n 's/^host: //p')
-tests=()
-for name in ${TSAN_TESTS:-stress}; do
-    if [[ -f crates/ws-deque/tests/$name.rs ]]; then
-        tests+=(--test "$name")
-    else
-        echo "tsan: crates/ws-deque/tests/$name.rs does not exist yet; skipped" >&2
-    fi
-done
-if ((${#tests[@]} == 0)); then
-    echo "tsan: no test to run" >&2
-    exit 0
-fi
+tests_of() {
+    local crate=$1 name file
+    case $crate in
+    ws-deque)
+        for name in ${TSAN_TESTS:-stress}; do
+            if [[ -f crates/ws-deque/tests/$name.rs ]]; then
+                echo "--test $name"
+            else
+                echo "tsan: crates/ws-deque/tests/$name.rs does not exist; skipped" >&2
+            fi
+        done
+        ;;
+    pools)
+        for file in crates/pools/tests/*.rs; do
+            name=$(basename "$file" .rs)
+            [[ $name == loom ]] || echo "--test $name"
+        done
+        ;;
+    *) echo "tsan: no tests defined for '$crate'" >&2 ;;
+    esac
+}
 
 export RUSTFLAGS="-Zsanitizer=thread${RUSTFLAGS:+ $RUSTFLAGS}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
 export CARGO_TARGET_DIR=${TSAN_TARGET_DIR:-$root/target/tsan}
 export STRESS_SCALE=${STRESS_SCALE:-0.1}
-echo "+ RUSTFLAGS=\"$RUSTFLAGS\" TSAN_OPTIONS=\"$TSAN_OPTIONS\" STRESS_SCALE=$STRESS_SCALE" \
-    "CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo +nightly test -Zbuild-std --target $target --release" \
-    "-p ws-deque ${tests[*]} -- --include-ignored $*" >&2
-cargo +nightly test -Zbuild-std --target "$target" --release -p ws-deque "${tests[@]}" -- --include-ignored "$@"
+failed=0
+for crate in ${TSAN_CRATES:-ws-deque pools}; do
+    read -r -a tests <<<"$(tests_of "$crate" | tr '\n' ' ')"
+    if ((${#tests[@]} == 0)); then
+        echo "tsan: no test to run for $crate" >&2
+        continue
+    fi
+    echo "+ RUSTFLAGS=\"$RUSTFLAGS\" TSAN_OPTIONS=\"$TSAN_OPTIONS\" STRESS_SCALE=$STRESS_SCALE" \
+        "CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo +nightly test -Zbuild-std --target $target --release" \
+        "-p $crate ${tests[*]} -- --include-ignored $*" >&2
+    cargo +nightly test -Zbuild-std --target "$target" --release -p "$crate" "${tests[@]}" -- --include-ignored "$@" ||
+        failed=1
+done
+exit "$failed"
