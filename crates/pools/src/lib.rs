@@ -25,6 +25,7 @@
 //! design note `docs/pools.md` explains each ordering.
 
 mod buffer_pool;
+mod depot;
 mod error;
 mod interner;
 mod object_pool;
