@@ -1,18 +1,78 @@
 //! A pool of byte buffers in size classes, for I/O and serialisation hot paths.
 //!
-//! DESIGN-DOCS-PLACEHOLDER
+//! # Algorithm
+//!
+//! The pool has a few size classes (1, 4, 16 and 64 KiB by default). [`BufferPool::acquire`] picks the
+//! smallest class that holds the requested length (a scan of a small sorted array) and pops an idle buffer
+//! of that class from its [`Depot`]: the calling thread's cache first (no lock, no atomic read-modify-write),
+//! then the depot's sharded shared stacks, and only if both are empty allocates a new one. A request above
+//! the largest class gets an unpooled allocation of exactly that size, counted in the stats and freed on
+//! release. Buffers are `Box<[MaybeUninit<u8>]>`: a new one is never initialised (like
+//! `Vec::with_capacity`), and the safe API only exposes bytes below the length, which were written.
+//!
+//! [`PooledBuf`] borrows the pool handle (no reference count is touched per acquire) and holds the raw
+//! pointer, length, capacity and class, like a `Vec<u8>`: a write is one capacity check and one copy.
+//! Past the capacity it grows like a `Vec` so `io::Write` and `BufMut` never fail: the contents move to the
+//! smallest class that fits (the old buffer goes back to its class), or above the largest class to an
+//! unpooled allocation of at least twice the old capacity. [`PooledBuf::freeze`] hands the buffer to
+//! `Bytes::from_owner` together with a clone of the pool's `Arc`, so the `Bytes` are `'static` and the
+//! buffer comes back when the last clone drops, on whatever thread.
+//!
+//! # Idle cap without a read-modify-write per operation
+//!
+//! Each class counts the buffers it has `allocated` (a Relaxed `fetch_add` on a miss, which allocates
+//! anyway); the depot counts those it freed itself (`released`, by a trim). Their difference is the number
+//! of buffers the class answers for, idle or in use. A release keeps the buffer if that number is at most
+//! `max_idle_per_class` and otherwise frees it, taking it off `allocated` with a CAS, so several threads
+//! over the cap at once free one buffer each and no more. Hits and plain releases only *load* the counts,
+//! so the hot path has no read-modify-write; the cost is that the cap bounds idle plus in-use buffers
+//! (a burst above the cap is served, then freed as it comes back), which bounds idle memory the same way:
+//! at most `max_idle_per_class` buffers of each class sit idle, so the pool holds at most
+//! `max_idle_per_class * sum(size_classes)` bytes idle (5.4 MiB with the defaults), whatever the number of
+//! threads (thread caches count toward the cap).
+//!
+//! # Orderings
+//!
+//! * `allocated` is Relaxed everywhere: it guards no data. A thread releasing a buffer happens after the
+//!   increment that counted it (it allocated the buffer, or popped it from the depot, whose lock or
+//!   thread-local cache orders the pusher before the popper), so it reads that increment or a later value
+//!   and never keeps a buffer on a count that misses it.
+//! * `released` is read with Acquire (pairs with the depot's Release increment after each buffer it frees),
+//!   before `allocated`: every buffer it counts was counted in `allocated` before, so the difference does
+//!   not underflow.
+//! * The buffers' bytes need no ordering of their own: a buffer moves between threads only through the
+//!   depot (its mutexes, or one thread's own cache), through a `Send` of the `PooledBuf`, or through
+//!   `Bytes`, whose reference count orders the last drop after every reader.
+//! * The oversize counters are Relaxed statistics, changed only on the (allocating) unpooled path.
+//!
+//! # Zeroing
+//!
+//! With [`Zeroing::ZeroOnRelease`] (the default) a release first zeroes the bytes that were ever written:
+//! up to the highest length the buffer reached while held (a high-water mark updated when the length
+//! shrinks, so writes pay nothing for it), not the whole class. Then every idle buffer is zero up to where
+//! it was ever written and uninitialised after. Bytes written through [`bytes::BufMut::chunk_mut`] and never
+//! committed with `advance_mut` are not counted. Unpooled buffers, buffers freed over the cap and buffers
+//! left behind by growth are zeroed too, and the pointer is passed to `black_box` after the `memset` so the
+//! compiler cannot drop it as a dead store before the free.
+//!
+//! # Memory and thread caches
+//!
+//! Each thread keeps up to `thread_cache` idle buffers per class (default 4); a buffer released on another
+//! thread goes to that thread's cache, whose overflow moves to the shared level in batches, where the
+//! acquiring thread finds it. [`BufferPool::trim`] frees the shared level and the calling thread's caches at
+//! once; other threads' caches free themselves on their next operation (see the depot). Under loom the
+//! caches are off so every operation takes the shared path the models check.
 
 mod buf;
-mod idle;
 
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
 pub use buf::PooledBuf;
-use idle::IdleStore;
 
 use crate::BuildError;
+use crate::depot::Depot;
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// One buffer's allocation, uninitialised beyond what was written. Boxed so that whatever drops an idle one
@@ -92,12 +152,13 @@ pub(crate) struct Shared {
 /// One size class.
 struct SizeClass {
     size: usize,
-    idle: IdleStore,
-    /// Buffers of this class the pool is responsible for: idle plus handed out. Changed only when a buffer
-    /// is allocated (a miss) or freed (over the cap, or by a trim), never on a hit or a plain release.
-    live: AtomicUsize,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// The idle buffers; it counts hits and misses (pops that found a buffer or none) and the buffers it
+    /// freed itself (`trim`).
+    idle: Depot<Block>,
+    /// Buffers of this class allocated and not freed by `put`: with the depot's `released` subtracted, the
+    /// buffers the pool is responsible for (idle plus handed out). Changed only when a buffer is allocated
+    /// (a miss) or freed over the cap, never on a hit or a plain release.
+    allocated: AtomicUsize,
 }
 
 impl BufferPool {
@@ -182,14 +243,14 @@ impl BufferPool {
             .classes
             .iter()
             .map(|class| {
-                let idle = class.idle.len();
+                let depot = class.idle.stats();
                 SizeClassStats {
                     size: class.size,
-                    hits: class.hits.load(Ordering::Relaxed),
-                    misses: class.misses.load(Ordering::Relaxed),
-                    idle,
-                    live: class.live.load(Ordering::Relaxed),
-                    bytes_held: idle * class.size,
+                    hits: depot.hits,
+                    misses: depot.misses,
+                    idle: depot.idle,
+                    live: class.live(),
+                    bytes_held: depot.idle * class.size,
                 }
             })
             .collect();
@@ -203,7 +264,10 @@ impl BufferPool {
 
     /// Frees the idle buffers and returns the number of bytes released.
     ///
-    /// Buffers in use are not affected: they come back (and may be kept) when released.
+    /// Buffers in use are not affected: they come back (and may be kept) when released. Other threads'
+    /// caches (at most `thread_cache` buffers per class each) cannot be touched from here: each frees its
+    /// buffers on that thread's next use of the class, or when the pool drops (they are not counted in the
+    /// result).
     ///
     /// ```
     /// let pool = pools::BufferPool::new();
@@ -215,11 +279,7 @@ impl BufferPool {
         self.shared
             .classes
             .iter()
-            .map(|class| {
-                let freed = class.idle.trim();
-                class.live.fetch_sub(freed, Ordering::Relaxed);
-                freed * class.size
-            })
+            .map(|class| class.idle.trim() * class.size)
             .sum()
     }
 
@@ -266,10 +326,7 @@ impl Shared {
     fn take(&self, class: usize) -> (NonNull<u8>, usize) {
         let size_class = &self.classes[class];
         let block = match size_class.idle.pop() {
-            Some(block) => {
-                size_class.hits.fetch_add(1, Ordering::Relaxed);
-                block
-            }
+            Some(block) => block,
             None => size_class.allocate(),
         };
         (into_raw(block), size_class.size)
@@ -314,31 +371,44 @@ impl Shared {
 }
 
 impl SizeClass {
-    /// A new buffer for this class: counted in `live` and as a miss.
+    /// A new buffer for this class (the depot has counted the miss).
     #[cold]
     fn allocate(&self) -> Block {
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        self.live.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: a count, not a guard over data (see `put`).
+        self.allocated.fetch_add(1, Ordering::Relaxed);
         Box::<[u8]>::new_uninit_slice(self.size)
+    }
+
+    /// The buffers the class is responsible for: idle plus handed out (a moment's picture).
+    fn live(&self) -> usize {
+        // Acquire: pairs with the depot's Release increment after each buffer it frees. Read first, so every
+        // buffer it counts was counted in `allocated` before the load below (its allocation happened before
+        // it was pushed, popped... and freed), and the difference does not underflow.
+        let released = self.idle.released();
+        self.allocated
+            .load(Ordering::Relaxed)
+            .saturating_sub(released)
     }
 
     /// Keeps `block` idle, unless the class holds more than `cap` buffers: then frees it (dropping `block`).
     #[inline]
     fn put(&self, block: Block, cap: usize) {
-        // Relaxed: `live` is a count, not a guard over data. The releasing thread happens after the
-        // increment that counted this buffer (it allocated it, or took it from the store, which orders the
-        // releaser before the taker), so it sees that increment or a later value.
-        let mut live = self.live.load(Ordering::Relaxed);
-        while live > cap {
+        // Relaxed on `allocated`: it is a count, not a guard over data. The releasing thread happens after the
+        // increment that counted this buffer (it allocated the buffer, or popped it from the depot, whose
+        // push/pop order the pusher before the popper), so it reads that increment or a later value: a buffer
+        // is never kept on a count that misses it. Acquire on `released`: see `live`.
+        let released = self.idle.released();
+        let mut allocated = self.allocated.load(Ordering::Relaxed);
+        while allocated.saturating_sub(released) > cap {
             // Only one of several threads over the cap may give up each surplus buffer, hence the CAS.
-            match self.live.compare_exchange_weak(
-                live,
-                live - 1,
+            match self.allocated.compare_exchange_weak(
+                allocated,
+                allocated - 1,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
-                Err(actual) => live = actual,
+                Ok(_) => return, // `block` is freed here.
+                Err(actual) => allocated = actual,
             }
         }
         self.idle.push(block);
@@ -467,10 +537,8 @@ impl BufferPoolBuilder {
             .iter()
             .map(|&size| SizeClass {
                 size,
-                idle: IdleStore::new(self.thread_cache),
-                live: AtomicUsize::new(0),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
+                idle: Depot::new(self.thread_cache),
+                allocated: AtomicUsize::new(0),
             })
             .collect();
         Ok(BufferPool {

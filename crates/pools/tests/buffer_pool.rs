@@ -13,10 +13,15 @@ use pools::{BufferPool, BuildError, PooledBuf, SizeClassStats, Zeroing};
 const SMALL: [usize; 3] = [16, 64, 256];
 
 fn small_pool(zeroing: Zeroing, max_idle: usize) -> BufferPool {
+    small_pool_with_cache(zeroing, max_idle, 4)
+}
+
+fn small_pool_with_cache(zeroing: Zeroing, max_idle: usize, thread_cache: usize) -> BufferPool {
     BufferPool::builder()
         .size_classes(&SMALL)
         .zeroing(zeroing)
         .max_idle_per_class(max_idle)
+        .thread_cache(thread_cache)
         .build()
         .unwrap()
 }
@@ -282,7 +287,13 @@ fn frozen_bytes_outlive_the_pool_handle() {
 
 #[test]
 fn released_on_another_thread() {
-    let pool = small_pool(Zeroing::ZeroOnRelease, 8);
+    for thread_cache in [0, 4] {
+        released_on_another_thread_with(thread_cache);
+    }
+}
+
+fn released_on_another_thread_with(thread_cache: usize) {
+    let pool = small_pool_with_cache(Zeroing::ZeroOnRelease, 8, thread_cache);
     let mut bufs: Vec<PooledBuf<'_>> = (0..3).map(|_| pool.acquire(60)).collect();
     for (i, buf) in bufs.iter_mut().enumerate() {
         buf.extend_from_slice(&[i as u8; 60]);
@@ -301,9 +312,15 @@ fn released_on_another_thread() {
         });
     });
     assert_eq!(counts(&pool), [(0, 0, 0, 0), (0, 3, 3, 3), (0, 1, 1, 1)]);
-    // Every released buffer is reusable from this thread.
     let again: Vec<_> = (0..3).map(|_| pool.acquire(60)).collect();
-    assert_eq!(counts(&pool)[1], (3, 3, 0, 3));
+    if thread_cache == 0 {
+        // Every released buffer is reusable from this thread.
+        assert_eq!(counts(&pool)[1], (3, 3, 0, 3));
+    } else {
+        // They sit in the finished thread's cache (until a new thread inherits its slot): this thread
+        // allocates, and the class now answers for six buffers.
+        assert_eq!(counts(&pool)[1], (0, 6, 3, 6));
+    }
     drop(again);
 }
 
@@ -361,7 +378,8 @@ fn zero_on_release_clears_the_buffer_left_behind_by_growth() {
 
 #[test]
 fn zero_on_release_clears_frozen_buffers() {
-    let pool = small_pool(Zeroing::ZeroOnRelease, 1);
+    // No thread caches: the buffer released on the other thread must be the one this thread gets next.
+    let pool = small_pool_with_cache(Zeroing::ZeroOnRelease, 1, 0);
     let mut buf = pool.acquire(64);
     buf.extend_from_slice(&[0xCC; 64]);
     let bytes = buf.freeze();
@@ -414,6 +432,30 @@ fn trim_releases_idle_buffers_only() {
     assert_eq!(pool.trim(), 0);
     drop(in_use); // comes back after the trim and is kept
     assert_eq!(pool.stats().bytes_held, 64);
+}
+
+/// A trim cannot touch another thread's cache; that thread frees it on its next use, and the class's count
+/// of the buffers it answers for follows.
+#[test]
+fn trim_reaches_other_threads_caches_on_their_next_use() {
+    let pool = small_pool_with_cache(Zeroing::Never, 8, 4);
+    let (to_other, from_main) = mpsc::channel::<()>();
+    let (to_main, from_other) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let pool = &pool;
+        scope.spawn(move || {
+            drop((pool.acquire(16), pool.acquire(16))); // both stay in this thread's cache
+            to_main.send(()).unwrap();
+            from_main.recv().unwrap();
+            drop(pool.acquire(16)); // catches up with the trim first: frees both, then allocates
+        });
+        from_other.recv().unwrap();
+        assert_eq!(pool.trim(), 0);
+        assert_eq!(counts(pool)[0], (0, 2, 2, 2));
+        to_other.send(()).unwrap();
+    });
+    assert_eq!(counts(&pool)[0], (0, 3, 1, 1));
+    assert_eq!(pool.stats().bytes_held, 16);
 }
 
 #[test]
