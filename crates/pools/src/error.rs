@@ -55,7 +55,7 @@ pub enum BuildError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InternError {
-    /// Every `Symbol` value is taken: an interner holds at most `u32::MAX - 1` distinct strings.
+    /// Every `Symbol` value is taken: an interner holds at most `u32::MAX` distinct strings.
     #[error("the interner is full: it already holds {len} strings, the most a 32-bit symbol can name")]
     SymbolsExhausted {
         /// The number of strings already interned.

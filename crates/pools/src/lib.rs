@@ -33,7 +33,7 @@ mod sync;
 
 pub use buffer_pool::{BufferPool, BufferPoolBuilder, BufferPoolStats, PooledBuf, SizeClassStats, Zeroing};
 pub use error::{BuildError, InternError};
-pub use interner::{Interner, InternerStats, Symbol};
+pub use interner::{Interner, InternerIter, InternerStats, Symbol};
 pub use object_pool::{ObjectPool, ObjectPoolBuilder, ObjectPoolStats, Pooled};
 
 #[doc = include_str!("../README.md")]
