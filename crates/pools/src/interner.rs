@@ -236,9 +236,10 @@ impl Interner {
     }
 }
 
-impl Default for Interner {
+impl<S: Default> Default for Interner<S> {
+    /// An empty interner with `S::default()` as its hasher.
     fn default() -> Self {
-        Self::new()
+        Self::with_hasher(S::default())
     }
 }
 
