@@ -171,7 +171,11 @@ fuzz_target!(|input: Input| {
                 buf.clear();
                 model.clear();
             }
-            Operation::SetByte { slot, index: position, byte } if !held.is_empty() => {
+            Operation::SetByte {
+                slot,
+                index: position,
+                byte,
+            } if !held.is_empty() => {
                 let index = pick(slot, held.len());
                 let (buf, model) = &mut held[index];
                 if !model.is_empty() {
