@@ -10,6 +10,10 @@
 //!   (they are always off under loom); [`Depot::with_shards`] also sets the number of shards.
 //! * [`pop`](Depot::pop) `-> Option<T>`: an idle item (the calling thread's cache first, then the shards).
 //! * [`push`](Depot::push): keeps an idle item (calling thread's cache, or the shards).
+//! * [`pop_with_origin`](Depot::pop_with_origin) / [`origin`](Depot::origin) and
+//!   [`push_to`](Depot::push_to): the same, for a pool whose guard remembers the [`Origin`] (the calling
+//!   thread's cache): pushing back on that same thread then skips the thread-local lookup. On any other
+//!   thread `push_to` is `push`.
 //! * [`push_shared`](Depot::push_shared): keeps an item in the shared level directly (prewarming).
 //! * [`trim`](Depot::trim) `-> usize`: drops the shared level and the calling thread's cache now, and makes
 //!   every other thread's cache drop its items on that thread's next `pop` or `push`.
@@ -64,6 +68,15 @@
 //! thread cache. The generation is read and bumped with Relaxed: it publishes no data (each cache only
 //! drops items it owns), and coherence makes every later load see the bump.
 //!
+//! # Origins
+//!
+//! An [`Origin`] is a pointer to a thread's cache plus that thread's *token*: a number from a global counter,
+//! never reused, kept in a plain `#[thread_local]` cell (one `%fs`-relative load). `push_to` uses the cache
+//! without a lookup only if the calling thread's token equals the origin's, i.e. it is the very thread that
+//! looked the cache up, which still owns its `thread_local` slot (slots are given up only at thread exit).
+//! At thread exit the token is cleared by the depot's guard, which runs before `thread_local`'s (see below),
+//! so once the slot may be handed to another thread no origin matches any more.
+//!
 //! # Caches and thread exit
 //!
 //! `thread_local` hands a finished thread's slot (and its cache, with its items) to the next new thread.
@@ -110,6 +123,44 @@ pub(crate) struct DepotStats {
     /// Items the depot dropped itself (trim and the deferred flushes it causes).
     pub(crate) released: usize,
 }
+
+/// Where a popped item came from: the calling thread's cache, for a fast [`Depot::push_to`] on that thread.
+pub(crate) struct Origin<T> {
+    /// Null: no cache (caches off, or the thread is exiting).
+    cache: *const Cache<T>,
+    /// The token of the thread that looked `cache` up; 0 with a null `cache`.
+    token: u64,
+}
+
+impl<T> Origin<T> {
+    /// No cache: `push_to` does a plain `push`.
+    pub(crate) const NONE: Self = Self {
+        cache: std::ptr::null(),
+        token: 0,
+    };
+}
+
+impl<T> Clone for Origin<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Origin<T> {}
+
+impl<T> std::fmt::Debug for Origin<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: an `Origin` is only an address and a number; `push_to` dereferences the address only on the thread
+// whose token it holds (the cache's owner), so sending or sharing the `Origin` itself races with nothing.
+unsafe impl<T> Send for Origin<T> {}
+// SAFETY: as for `Send`: `&Origin` gives access to nothing but the two plain values.
+unsafe impl<T> Sync for Origin<T> {}
 
 /// One shared stack, on its own cache lines so shards do not false-share.
 #[repr(align(128))]
@@ -228,6 +279,40 @@ impl<T: Send> Depot<T> {
         }
     }
 
+    /// As [`pop`](Self::pop), also returning the calling thread's [`Origin`] for [`push_to`](Self::push_to).
+    #[inline]
+    pub(crate) fn pop_with_origin(&self) -> (Option<T>, Origin<T>) {
+        match self.cache() {
+            Some(cache) => (self.pop_cached(cache), origin_of(cache)),
+            None => (self.pop_uncached(), Origin::NONE),
+        }
+    }
+
+    #[allow(dead_code)] // For the buffer pool (a miss that allocates).
+    /// The calling thread's [`Origin`] (its cache), for an item that did not come from [`pop_with_origin`](
+    /// Self::pop_with_origin).
+    pub(crate) fn origin(&self) -> Origin<T> {
+        match self.cache() {
+            Some(cache) => origin_of(cache),
+            None => Origin::NONE,
+        }
+    }
+
+    /// As [`push`](Self::push); if `origin` is the calling thread's own (see the module docs), without
+    /// looking its cache up. `origin` must come from this depot.
+    #[inline]
+    pub(crate) fn push_to(&self, item: T, origin: Origin<T>) {
+        if origin.token != 0 && origin.token == exit_guard::token() {
+            // SAFETY: the tokens match, so this is the thread that got `origin.cache` from this depot's
+            // `ThreadLocal` and it still owns that slot (module docs, "Origins"); the cache lives as long
+            // as the depot (`ThreadLocal` frees entries only when dropped), which the caller borrows.
+            let cache = unsafe { &*origin.cache };
+            self.push_cached(cache, item);
+        } else {
+            self.push(item);
+        }
+    }
+
     /// Keeps an idle item in the calling thread's home shard, bypassing its cache (prewarming).
     pub(crate) fn push_shared(&self, item: T) {
         let shard = &self.shards[home_shard() & self.shard_mask];
@@ -266,6 +351,7 @@ impl<T: Send> Depot<T> {
     }
 
     /// How many items the depot holds (exact when no operation runs concurrently).
+    #[allow(dead_code)] // For the buffer pool; the object pool reads `stats`.
     pub(crate) fn idle(&self) -> usize {
         self.stats().idle
     }
@@ -516,6 +602,19 @@ impl<T: Send> std::fmt::Debug for Depot<T> {
     }
 }
 
+/// The origin for `cache`, the calling thread's own.
+#[inline(always)]
+fn origin_of<T>(cache: &Cache<T>) -> Origin<T> {
+    let mut token = exit_guard::token();
+    if token == 0 {
+        token = exit_guard::assign_token();
+    }
+    Origin {
+        cache: if token == 0 { std::ptr::null() } else { cache },
+        token,
+    }
+}
+
 /// `available_parallelism()` rounded up to a power of two, at most [`MAX_SHARDS`] (computed once: it reads
 /// cgroup files on Linux).
 #[cfg(not(loom))]
@@ -575,6 +674,8 @@ fn home_shard() -> usize {
 mod exit_guard {
     use std::cell::Cell;
 
+    use crate::sync::{AtomicU64, Ordering};
+
     /// 0: guard not registered yet; 1: registered; 2: destroyed (the thread is exiting).
     const UNREGISTERED: u8 = 0;
     const REGISTERED: u8 = 1;
@@ -585,12 +686,15 @@ mod exit_guard {
     impl Drop for Guard {
         fn drop(&mut self) {
             let _ = STATE.try_with(|state| state.set(EXITING));
+            let _ = TOKEN.try_with(|token| token.set(0));
         }
     }
 
     std::thread_local! {
         static STATE: Cell<u8> = const { Cell::new(UNREGISTERED) };
         static GUARD: Guard = const { Guard };
+        /// This thread's origin token (module docs, "Origins"); 0: none yet, or the thread is exiting.
+        static TOKEN: Cell<u64> = const { Cell::new(0) };
     }
 
     pub(super) fn may_create_cache() -> bool {
@@ -599,12 +703,37 @@ mod exit_guard {
             .is_ok_and(|state| state != EXITING)
     }
 
+    /// Registers the guard; call only once the thread holds a `thread_local` slot (so `thread_local`'s own
+    /// guard is registered before ours).
     pub(super) fn register() {
         let _ = STATE.try_with(|state| {
             if state.get() == UNREGISTERED && GUARD.try_with(|_| ()).is_ok() {
                 state.set(REGISTERED);
             }
         });
+    }
+
+    /// The calling thread's token, 0 if it has none.
+    #[inline(always)]
+    pub(super) fn token() -> u64 {
+        // A `const` thread-local without a destructor is always accessible; `try_with` only for form.
+        TOKEN.try_with(Cell::get).unwrap_or(0)
+    }
+
+    /// Gives the calling thread a token (0 if it is exiting). Call only from a thread holding a
+    /// `thread_local` slot (it registers the guard).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn assign_token() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        register();
+        if STATE.try_with(Cell::get).ok() != Some(REGISTERED) {
+            return 0;
+        }
+        // Relaxed: only uniqueness matters, which the read-modify-write gives.
+        let token = NEXT.fetch_add(1, Ordering::Relaxed);
+        let _ = TOKEN.try_with(|cell| cell.set(token));
+        token
     }
 }
 
@@ -616,6 +745,14 @@ mod exit_guard {
     }
 
     pub(super) fn register() {}
+
+    pub(super) fn token() -> u64 {
+        0
+    }
+
+    pub(super) fn assign_token() -> u64 {
+        0
+    }
 }
 
 #[cfg(all(test, not(loom)))]
