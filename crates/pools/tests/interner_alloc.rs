@@ -94,9 +94,10 @@ fn new_strings_share_arena_chunks() {
             interner.intern(string);
         }
     });
-    // Chunks, entry segments and table doublings: a logarithmic number, far below one per string.
+    // Arena chunks, entry segments, table doublings and the retired-table list: each grows geometrically,
+    // so a few dozen allocations in all (5 000 strings: 35), not one per string.
     assert!(
-        allocations < count / 20,
+        allocations <= 48 && allocations < count / 4,
         "{allocations} allocations for {count} strings"
     );
 }
