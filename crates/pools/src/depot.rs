@@ -653,14 +653,16 @@ fn home_shard() -> usize {
     .unwrap_or(0)
 }
 
-/// Under loom: the model thread's id (0 for the main thread, then 1, 2, ...), deterministic across
-/// executions as loom requires.
+/// Under loom: the model thread's number (0 for the main thread, then 1, 2, ...), the same in every
+/// execution as loom requires. Loom's `ThreadId` also holds an execution id, so it is read from the `Debug`
+/// output (`ThreadId(n)`), which shows only the number.
 #[cfg(loom)]
 fn home_shard() -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    loom::thread::current().id().hash(&mut hasher);
-    hasher.finish() as usize
+    let id = format!("{:?}", loom::thread::current().id());
+    id.trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Keeps the depot from asking `thread_local` for a new slot once thread-local destruction is under way at
