@@ -96,8 +96,9 @@ use table::Table;
 /// `intern` returns the string's symbol, adding it if it is new; `resolve` turns a symbol back into the
 /// `&str`, which lives as long as the borrow of the interner. Symbols are numbered 1, 2, 3, ... in the order
 /// strings were first interned. `get`, `resolve` and `intern` of a string already present take no lock and
-/// make no atomic read-modify-write; adding a new string takes one lock shared by all writers. The
-/// [module docs](self) explain the design and every memory ordering.
+/// make no atomic read-modify-write; adding a new string takes one lock shared by all writers. The design
+/// and every memory ordering are explained in the design note `docs/pools.md` and at the top of
+/// `src/interner.rs`.
 ///
 /// `S` hashes strings: [`foldhash`]'s fast, randomly seeded hasher by default; choose another with
 /// [`with_hasher`](Self::with_hasher) (a keyed hasher such as `std`'s `RandomState` if strings come from an
