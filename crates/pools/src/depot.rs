@@ -103,7 +103,7 @@ pub(crate) struct Depot<T: Send> {
     generation: AtomicU64,
     /// Items per thread cache; 0: no caches.
     cache_limit: usize,
-    caches: ThreadLocal<Cache<T>>,
+    caches: ThreadLocal<CacheBox<T>>,
     shards: Box<[Shard<T>]>,
     /// `shards.len() - 1` (the count is a power of two).
     shard_mask: usize,
@@ -194,6 +194,37 @@ struct Local<T> {
 // shards, popped on another), hence `T: Send`.
 unsafe impl<T: Send> Sync for Cache<T> {}
 
+/// Owns a thread's [`Cache`] through a raw pointer, so that every access to the cache (by the owner's
+/// lookups and through [`Origin`]s) derives from that one pointer. Were an origin's pointer taken from a
+/// `&Cache` returned by one `ThreadLocal` lookup, a later lookup's reference could invalidate it under
+/// Stacked Borrows; copies of the owning pointer cannot be invalidated that way.
+struct CacheBox<T>(std::ptr::NonNull<Cache<T>>);
+
+impl<T> CacheBox<T> {
+    fn new(cache: Cache<T>) -> Self {
+        Self(std::ptr::NonNull::from(Box::leak(Box::new(cache))))
+    }
+
+    #[inline(always)]
+    fn get(&self) -> &Cache<T> {
+        // SAFETY: the pointer comes from `Box::leak` and is freed only in `drop`, which takes `&mut self`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> Drop for CacheBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer comes from `Box::leak` in `new` and is freed only here; no reference to the
+        // cache outlives the `ThreadLocal` (hence the depot) that owns this box.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// SAFETY: a `CacheBox` owns its `Cache` as a `Box` would: it is `Send` when the cache is (`T: Send`).
+unsafe impl<T: Send> Send for CacheBox<T> {}
+// SAFETY: `&CacheBox` only gives `&Cache`, which is `Sync` for `T: Send` (see `Cache`'s impl).
+unsafe impl<T: Send> Sync for CacheBox<T> {}
+
 impl<T> Cache<T> {
     fn new(limit: usize, generation: u64) -> Self {
         Self {
@@ -264,7 +295,7 @@ impl<T: Send> Depot<T> {
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
         match self.cache() {
-            Some(cache) => self.pop_cached(cache),
+            Some(cache) => self.pop_cached(cache.get()),
             None => self.pop_uncached(),
         }
     }
@@ -274,7 +305,7 @@ impl<T: Send> Depot<T> {
     #[inline]
     pub(crate) fn push(&self, item: T) {
         match self.cache() {
-            Some(cache) => self.push_cached(cache, item),
+            Some(cache) => self.push_cached(cache.get(), item),
             None => self.push_shared(item),
         }
     }
@@ -283,7 +314,7 @@ impl<T: Send> Depot<T> {
     #[inline]
     pub(crate) fn pop_with_origin(&self) -> (Option<T>, Origin<T>) {
         match self.cache() {
-            Some(cache) => (self.pop_cached(cache), origin_of(cache)),
+            Some(cache) => (self.pop_cached(cache.get()), origin_of(cache)),
             None => (self.pop_uncached(), Origin::NONE),
         }
     }
@@ -338,7 +369,7 @@ impl<T: Send> Depot<T> {
         }
         if self.cache_limit != 0 {
             if let Some(cache) = self.caches.get() {
-                count += self.flush(cache);
+                count += self.flush(cache.get());
             }
         }
         count
@@ -369,7 +400,7 @@ impl<T: Send> Depot<T> {
             stats.misses += shard.misses.load(Ordering::Relaxed);
         }
         if self.cache_limit != 0 {
-            for cache in self.caches.iter() {
+            for cache in self.caches.iter().map(CacheBox::get) {
                 stats.idle += cache.len.load(Ordering::Relaxed);
                 stats.hits += cache.hits.load(Ordering::Relaxed);
                 stats.misses += cache.misses.load(Ordering::Relaxed);
@@ -380,7 +411,7 @@ impl<T: Send> Depot<T> {
 
     /// The calling thread's cache, if caches are on (creating it on first use).
     #[inline(always)]
-    fn cache(&self) -> Option<&Cache<T>> {
+    fn cache(&self) -> Option<&CacheBox<T>> {
         if self.cache_limit == 0 {
             return None;
         }
@@ -392,14 +423,14 @@ impl<T: Send> Depot<T> {
 
     #[cold]
     #[inline(never)]
-    fn new_cache(&self) -> Option<&Cache<T>> {
+    fn new_cache(&self) -> Option<&CacheBox<T>> {
         if !exit_guard::may_create_cache() {
             return None;
         }
         let generation = self.generation.load(Ordering::Relaxed);
         let cache = self
             .caches
-            .get_or(|| Cache::new(self.cache_limit, generation));
+            .get_or(|| CacheBox::new(Cache::new(self.cache_limit, generation)));
         exit_guard::register();
         Some(cache)
     }
@@ -604,13 +635,18 @@ impl<T: Send> std::fmt::Debug for Depot<T> {
 
 /// The origin for `cache`, the calling thread's own.
 #[inline(always)]
-fn origin_of<T>(cache: &Cache<T>) -> Origin<T> {
+fn origin_of<T>(cache: &CacheBox<T>) -> Origin<T> {
     let mut token = exit_guard::token();
     if token == 0 {
         token = exit_guard::assign_token();
     }
     Origin {
-        cache: if token == 0 { std::ptr::null() } else { cache },
+        // The owning pointer itself (not one derived from a reference): see `CacheBox`.
+        cache: if token == 0 {
+            std::ptr::null()
+        } else {
+            cache.0.as_ptr()
+        },
         token,
     }
 }
