@@ -74,7 +74,11 @@ type Reset<T> = Box<dyn Fn(&mut T) -> bool + Send + Sync>;
 /// # Ok::<(), pools::BuildError>(())
 /// ```
 ///
-/// See the [module docs](self) for the capacity rules and the thread caches.
+/// Capacity: `try_get` creates only while fewer than `capacity` objects are live (idle or lent out), `get`
+/// always succeeds, and a returned object is dropped while more than `capacity` are live. Each thread keeps
+/// up to `thread_cache` idle objects of its own, which other threads do not see: use `thread_cache(0)` for
+/// small pools of scarce objects so `try_get` sees every idle object. `trim` frees idle objects now (and
+/// other threads' cached ones on their next use).
 pub struct ObjectPool<T: Send> {
     depot: Depot<Box<T>>,
     create: Create<T>,
