@@ -30,7 +30,9 @@ pub enum BuildError {
         index: usize,
     },
     /// Size classes must be listed smallest first.
-    #[error("size classes must be ascending: class {index} ({size} bytes) is smaller than the one before it ({previous} bytes)")]
+    #[error(
+        "size classes must be ascending: class {index} ({size} bytes) is smaller than the one before it ({previous} bytes)"
+    )]
     UnsortedSizeClasses {
         /// Position of the out-of-order class.
         index: usize,
@@ -56,7 +58,9 @@ pub enum BuildError {
 #[non_exhaustive]
 pub enum InternError {
     /// Every `Symbol` value is taken: an interner holds at most `u32::MAX` distinct strings.
-    #[error("the interner is full: it already holds {len} strings, the most a 32-bit symbol can name")]
+    #[error(
+        "the interner is full: it already holds {len} strings, the most a 32-bit symbol can name"
+    )]
     SymbolsExhausted {
         /// The number of strings already interned.
         len: usize,

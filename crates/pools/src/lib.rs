@@ -31,7 +31,9 @@ mod interner;
 mod object_pool;
 mod sync;
 
-pub use buffer_pool::{BufferPool, BufferPoolBuilder, BufferPoolStats, PooledBuf, SizeClassStats, Zeroing};
+pub use buffer_pool::{
+    BufferPool, BufferPoolBuilder, BufferPoolStats, PooledBuf, SizeClassStats, Zeroing,
+};
 pub use error::{BuildError, InternError};
 pub use interner::{Interner, InternerIter, InternerStats, Symbol};
 pub use object_pool::{ObjectPool, ObjectPoolBuilder, ObjectPoolStats, Pooled};
