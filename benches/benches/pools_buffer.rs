@@ -24,10 +24,8 @@
 
 use std::hint::black_box;
 use std::io::Write;
-use std::sync::Barrier;
-use std::thread;
-use std::time::{Duration, Instant};
 
+use benches::{Combine, thread_counts, time_on_threads};
 use bytes::{BufMut, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pools::{BufferPool, Zeroing};
@@ -108,43 +106,6 @@ fn with_zeropool(pool: &ZeroPool, data: &[u8]) {
     black_box(&buf[..]);
 }
 
-/// Runs `op` `iters` times on each of `threads` threads started together; returns the mean of the threads'
-/// times (time per operation on one thread, as the group reports).
-fn per_thread_time(threads: usize, iters: u64, op: &(impl Fn() + Sync)) -> Duration {
-    if threads == 1 {
-        let start = Instant::now();
-        for _ in 0..iters {
-            op();
-        }
-        return start.elapsed();
-    }
-    let barrier = Barrier::new(threads);
-    let total: Duration = thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op();
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap())
-            .sum()
-    });
-    total / threads as u32
-}
-
-fn thread_counts() -> Vec<usize> {
-    let cores = thread::available_parallelism().map_or(1, usize::from);
-    [1, 2].into_iter().filter(|&n| n <= cores).collect()
-}
-
 /// One group: every contender runs `workload` (the list of lengths to get and fill per iteration).
 fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
     let data = payload();
@@ -161,7 +122,7 @@ fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
         let id = |contender: &str| BenchmarkId::new(contender, format!("{threads}_threads"));
         group.bench_function(id("pools_never"), |b| {
             b.iter_custom(|iters| {
-                per_thread_time(threads, iters, &|| {
+                time_on_threads(threads, iters, Combine::Mean, || {
                     for &len in lengths {
                         with_pool(&never, &data[..len]);
                     }
@@ -170,7 +131,7 @@ fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
         });
         group.bench_function(id("pools_zero_on_release"), |b| {
             b.iter_custom(|iters| {
-                per_thread_time(threads, iters, &|| {
+                time_on_threads(threads, iters, Combine::Mean, || {
                     for &len in lengths {
                         with_pool(&zeroing, &data[..len]);
                     }
@@ -179,7 +140,7 @@ fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
         });
         group.bench_function(id("vec"), |b| {
             b.iter_custom(|iters| {
-                per_thread_time(threads, iters, &|| {
+                time_on_threads(threads, iters, Combine::Mean, || {
                     for &len in lengths {
                         with_vec(&data[..len]);
                     }
@@ -188,7 +149,7 @@ fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
         });
         group.bench_function(id("bytes_mut"), |b| {
             b.iter_custom(|iters| {
-                per_thread_time(threads, iters, &|| {
+                time_on_threads(threads, iters, Combine::Mean, || {
                     for &len in lengths {
                         with_bytes_mut(&data[..len]);
                     }
@@ -197,7 +158,7 @@ fn group(c: &mut Criterion, name: &str, lengths: &[usize]) {
         });
         group.bench_function(id("zeropool_uninit"), |b| {
             b.iter_custom(|iters| {
-                per_thread_time(threads, iters, &|| {
+                time_on_threads(threads, iters, Combine::Mean, || {
                     for &len in lengths {
                         with_zeropool(&zeropool, &data[..len]);
                     }

@@ -19,10 +19,10 @@
 //! because users choose between these crates, not because the operations are the same.
 
 use std::hint::black_box;
-use std::sync::{Barrier, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
+use benches::{Combine, thread_counts, time_on_threads};
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
     measurement::WallTime,
@@ -70,43 +70,6 @@ fn identifiers() -> Vec<String> {
     strings
 }
 
-/// The thread counts to run: 1 and 2, capped by the machine.
-fn thread_counts() -> Vec<usize> {
-    let available = thread::available_parallelism().map_or(1, |n| n.get());
-    [1, 2].into_iter().filter(|&n| n <= available).collect()
-}
-
-/// Runs `round` `iters` times on each of `threads` threads at once and returns the slowest thread's time.
-fn timed_on_threads(threads: usize, iters: u64, round: impl Fn() + Sync) -> Duration {
-    if threads == 1 {
-        let start = Instant::now();
-        for _ in 0..iters {
-            round();
-        }
-        return start.elapsed();
-    }
-    let barrier = Barrier::new(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        round();
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap())
-            .max()
-            .unwrap()
-    })
-}
-
 /// Adds one function per crate to `group`, each timing `round` on `threads` threads.
 fn bench_on_threads(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -115,7 +78,7 @@ fn bench_on_threads(
     round: impl Fn() + Sync,
 ) {
     group.bench_function(name, |b| {
-        b.iter_custom(|iters| timed_on_threads(threads, iters, &round))
+        b.iter_custom(|iters| time_on_threads(threads, iters, Combine::Slowest, &round))
     });
 }
 

@@ -10,10 +10,8 @@
 //! times (criterion's `iter_custom`), so the figure stays "time per get-use-return on one thread".
 
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::thread;
-use std::time::{Duration, Instant};
 
+use benches::{Combine, thread_counts, time_on_threads};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// Capacity given to every pool.
@@ -122,39 +120,6 @@ impl<const N: usize> Pool<N> for Linear<N> {
     }
 }
 
-/// Runs `iters` get-use-returns on each of `threads` threads sharing `pool`; returns the mean thread time.
-fn run_threads<const N: usize, P: Pool<N>>(pool: &P, threads: usize, iters: u64) -> Duration {
-    if threads == 1 {
-        let start = Instant::now();
-        for _ in 0..iters {
-            pool.get_use_return();
-        }
-        return start.elapsed();
-    }
-    let barrier = Barrier::new(threads);
-    let total: Duration = thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    // Warm this thread's side of the pool (its cache, for ours) before timing.
-                    pool.get_use_return();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        pool.get_use_return();
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("benchmark thread panicked"))
-            .sum()
-    });
-    total / threads as u32
-}
-
 fn bench_one<const N: usize, P: Pool<N>>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     threads: usize,
@@ -162,16 +127,14 @@ fn bench_one<const N: usize, P: Pool<N>>(
     let pool = P::new();
     pool.get_use_return();
     group.bench_function(BenchmarkId::from_parameter(P::NAME), |b| {
-        b.iter_custom(|iters| run_threads(&pool, threads, iters));
+        b.iter_custom(|iters| {
+            time_on_threads(threads, iters, Combine::Mean, || pool.get_use_return())
+        });
     });
 }
 
 fn bench_size<const N: usize>(c: &mut Criterion, size: &str) {
-    let cores = thread::available_parallelism().map_or(1, usize::from);
-    for threads in [1, 2] {
-        if threads > cores {
-            continue;
-        }
+    for threads in thread_counts() {
         let label = if threads == 1 {
             "1_thread"
         } else {
