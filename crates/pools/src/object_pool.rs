@@ -360,12 +360,11 @@ impl<T: Send> ObjectPool<T> {
                 object
             }
         };
-        // Relaxed: a hint; `put_back_over_capacity` decides with a CAS.
-        if self
-            .live_raw
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.depot.released())
-            > self.capacity
+        // Relaxed: a hint; `put_back_over_capacity` decides with a CAS. `live <= live_raw`, so the usual case
+        // (`live_raw` within capacity) needs no load of the depot's `released` counter.
+        let live_raw = self.live_raw.load(Ordering::Relaxed);
+        if live_raw > self.capacity
+            && live_raw.saturating_sub(self.depot.released()) > self.capacity
         {
             self.put_back_over_capacity(object);
         } else {
