@@ -1,0 +1,2 @@
+//! Circuit breaker beside recloser and failsafe. To be written.
+fn main() {}

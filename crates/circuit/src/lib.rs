@@ -1,0 +1,22 @@
+//! Circuit breaker, retry with jittered backoff, and adaptive concurrency limits.
+//!
+//! SKELETON: crate docs to be written by the lead.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backoff;
+mod breaker;
+mod clock;
+mod error;
+mod limit;
+mod retry;
+mod sync;
+#[cfg(feature = "tower")]
+mod tower;
+
+pub use backoff::{Backoff, Delays, Jitter};
+pub use breaker::{
+    CircuitBreaker, CircuitBreakerBuilder, Event, Metrics, OwnedPermit, Permit, SlidingWindow, State,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{BuildError, CallError, Rejected};

@@ -1,0 +1,1 @@
+//! Retry with backoff. SKELETON: to be written (helper "retry").

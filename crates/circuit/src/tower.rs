@@ -1,0 +1,1 @@
+//! `tower` integration. SKELETON: to be written (helper "tower").

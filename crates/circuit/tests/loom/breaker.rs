@@ -1,0 +1,1 @@
+//! Breaker models. To be written.

@@ -1,0 +1,1 @@
+//! Adaptive-limit models. To be written.
