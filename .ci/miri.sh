@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Miri on the tests of ws-deque and pools, with no flag that hides a bug: never `-Zmiri-preemption-rate=0` (it hides data
+# Miri on the tests of ws-deque, pools and circuit, with no flag that hides a bug: never `-Zmiri-preemption-rate=0` (it hides data
 # races), no ignored race, and `-Zmiri-ignore-leaks` only where crossbeam-epoch makes it necessary (below).
 #
 # Usage: .ci/miri.sh
@@ -18,7 +18,11 @@
 # pools pins no epoch (the interner keeps retired index tables until it is dropped instead), so its unit tests
 # and every test file except `loom.rs` run under the default Stacked Borrows with the leak check on.
 #
-#   MIRI_CRATES   crates to run (default: ws-deque pools)
+# circuit has no unsafe code but the clock's `clock_gettime`; its unit tests and test files (all but `loom.rs`)
+# run under the default Stacked Borrows with its `tokio` and `tower` features, so the async paths run too
+# (tests that need real timers are ignored under Miri, each with its reason).
+#
+#   MIRI_CRATES   crates to run (default: ws-deque pools circuit)
 set -euo pipefail
 
 cd "$(git rev-parse --show-toplevel)"
@@ -43,7 +47,7 @@ fi
 read -r -a extra <<<"${MIRIFLAGS:-}"
 flags+=("${extra[@]}")
 
-crates=${MIRI_CRATES:-ws-deque pools}
+crates=${MIRI_CRATES:-ws-deque pools circuit}
 failed=0
 
 # Each function returns non-zero if any of its runs failed (`set -e` does not apply inside `f || ...`).
@@ -94,10 +98,22 @@ miri_pools() {
     MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p pools --features serde "${tests[@]}"
 }
 
+miri_circuit() {
+    local tests=(--lib) file name
+    for file in crates/circuit/tests/*.rs; do
+        [[ -e $file ]] || continue
+        name=$(basename "$file" .rs)
+        [[ $name == loom ]] || tests+=(--test "$name")
+    done
+    echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p circuit --features tokio,tower ${tests[*]}" >&2
+    MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p circuit --features tokio,tower "${tests[@]}"
+}
+
 for crate in $crates; do
     case $crate in
     ws-deque) miri_ws_deque || failed=1 ;;
     pools) miri_pools || failed=1 ;;
+    circuit) miri_circuit || failed=1 ;;
     *)
         echo "miri: no Miri run is defined for '$crate'" >&2
         failed=1

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# ThreadSanitizer on the concurrent tests of ws-deque and pools, the long `#[ignore]`d ones included.
+# ThreadSanitizer on the concurrent tests of ws-deque, pools and circuit, the long `#[ignore]`d ones included.
 #
 # Usage: .ci/tsan.sh [TEST_FILTER...]
 #
 #   TSAN_TESTS     test files of crates/ws-deque/tests to run (default: stress); missing ones are skipped
-#   TSAN_CRATES    crates to run (default: ws-deque pools). For pools every test file but `loom.rs` runs (the
-#                  multi-threaded tests sit beside the single-threaded ones, which cost little)
+#   TSAN_CRATES    crates to run (default: ws-deque pools circuit). For pools and circuit every test file but
+#                  `loom.rs` runs (the multi-threaded tests sit beside the single-threaded ones, which cost
+#                  little)
 #   STRESS_SCALE   exported for the stress tests, default 0.1. A stress test may multiply its iteration
 #                  counts by it (TSan slows code 5-15x); tests that ignore it still run, only slower.
 #
@@ -47,8 +48,8 @@ tests_of() {
             fi
         done
         ;;
-    pools)
-        for file in crates/pools/tests/*.rs; do
+    pools | circuit)
+        for file in crates/$crate/tests/*.rs; do
             name=$(basename "$file" .rs)
             [[ $name == loom ]] || echo "--test $name"
         done
@@ -62,7 +63,7 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TS
 export CARGO_TARGET_DIR=${TSAN_TARGET_DIR:-$root/target/tsan}
 export STRESS_SCALE=${STRESS_SCALE:-0.1}
 failed=0
-for crate in ${TSAN_CRATES:-ws-deque pools}; do
+for crate in ${TSAN_CRATES:-ws-deque pools circuit}; do
     read -r -a tests <<<"$(tests_of "$crate" | tr '\n' ' ')"
     if ((${#tests[@]} == 0)); then
         echo "tsan: no test to run for $crate" >&2

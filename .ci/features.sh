@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The tests of optional features that the README's test command (`cargo test --workspace`, default features)
+# leaves off: pools' `serde`, circuit's `tokio` and `tower`.
+#
+# Usage: .ci/features.sh
+set -euo pipefail
+
+cd "$(git rev-parse --show-toplevel)"
+
+run() {
+    echo "+ $*" >&2
+    "$@"
+}
+
+failed=0
+run cargo test -p pools --features serde || failed=1
+run cargo test -p circuit --features tokio,tower || failed=1
+exit "$failed"
