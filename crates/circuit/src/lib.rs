@@ -20,3 +20,4 @@ pub use breaker::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, CallError, Rejected};
+pub use retry::{GaveUp, NoHook, Retry, RetryBuilder, RetryError, RetryHook};
