@@ -21,3 +21,8 @@ pub use breaker::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, CallError, Rejected};
 pub use retry::{GaveUp, NoHook, Retry, RetryBuilder, RetryError, RetryHook};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use tower::{
+    CircuitBreakerLayer, CircuitBreakerService, EveryError, FailurePredicate, ResponseFuture,
+};
