@@ -47,10 +47,11 @@
 //!
 //! # No retry layer
 //!
-//! There is no retry layer here. tower's `Retry` needs a `Policy` that clones requests and sleeps between
-//! attempts with a timer, neither of which the crate's `Retry` provides in a runtime-neutral way that a
-//! `Service` could use without choosing a runtime for the caller; `tower::retry` with a policy that reads
-//! [`CallError::Rejected`] (and `retry_after`) already does the job above this layer.
+//! There is no retry layer here: it does not fall out of the crate's `Retry`. `Retry` re-runs a closure
+//! and sleeps with tokio or a sleep function the caller passes; a tower retry must also clone the request
+//! and the service for each attempt and wait for the service's readiness before each one, which is what
+//! `tower::retry::Retry` with a `Policy` already does. Such a policy can read [`CallError::Rejected`] and its
+//! [`Rejected::retry_after`] to wait out an open breaker instead of hammering it.
 
 use std::fmt;
 use std::future::Future;
@@ -101,6 +102,22 @@ where
 ///
 /// Every service the layer makes (and every clone of them) goes through the same breaker, so failures seen
 /// by one clone open the breaker for all.
+///
+/// - **Readiness** is the inner service's alone. The breaker is asked in `call`, not in `poll_ready`: a caller
+///   may poll for readiness and never call (a balancer polls several services and calls one), and a permit
+///   reserved there would hold one of half-open's few probe slots for nobody. An open breaker does not make
+///   the service unready either (nothing would wake the caller when the wait ends); it fails calls fast.
+/// - **Rejected** calls never reach the inner service: the response future is ready at once with
+///   [`CallError::Rejected`], whose [`Rejected::retry_after`] says how long the breaker stays open.
+/// - **Outcomes** are given when the inner future completes: `Ok` is a success, `Err` a failure (or what
+///   [`with_failure_predicate`](Self::with_failure_predicate) decides). The call is timed from `call` to
+///   completion for the slow-call rate.
+/// - A response future **dropped** before completion (a timeout above, a cancelled request) counts as
+///   ignored: neither success nor failure, and a half-open probe slot is given back.
+/// - **Errors** are [`CallError<S::Error>`](CallError): typed, so callers and retry policies `match`
+///   rejections without downcasting; when the inner error is `BoxError` or any `Error + Send + Sync`,
+///   `CallError` converts into `BoxError` for layers that want one (and downcasts back to `CallError<E>`).
+/// - The response future ([`ResponseFuture`]) is a named type and allocates nothing.
 ///
 /// ```
 /// # use circuit::{CallError, CircuitBreaker, CircuitBreakerLayer};
@@ -197,9 +214,9 @@ impl<S, C, P: Clone> Layer<S> for CircuitBreakerLayer<C, P> {
 
 /// A [`Service`] that asks a [`CircuitBreaker`] before calling the inner service and reports the outcome.
 ///
-/// Made by [`CircuitBreakerLayer`] or [`CircuitBreakerService::new`]. See the [module docs](self) for the
-/// protocol: readiness is the inner service's, the permit is taken in `call`, a rejected call never reaches
-/// the inner service, and a response future dropped early counts as ignored.
+/// Made by [`CircuitBreakerLayer`] or [`CircuitBreakerService::new`]; the protocol (readiness is the inner
+/// service's, the permit is taken in `call`, a rejected call never reaches the inner service, a response
+/// future dropped early counts as ignored) is described on [`CircuitBreakerLayer`].
 pub struct CircuitBreakerService<S, C = SystemClock, P = EveryError> {
     inner: S,
     breaker: Arc<CircuitBreaker<C>>,
