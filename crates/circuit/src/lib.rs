@@ -20,6 +20,9 @@ pub use breaker::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, CallError, Rejected};
+pub use limit::{
+    Acquire, AcquireOwned, AdaptiveLimit, AimdBuilder, Gradient2Builder, LimitMetrics, OwnedToken, Token,
+};
 pub use retry::{GaveUp, NoHook, Retry, RetryBuilder, RetryError, RetryHook};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]

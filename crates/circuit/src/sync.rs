@@ -40,6 +40,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// Waits on `condvar`, ignoring poisoning for the same reason as [`lock`].
+#[allow(dead_code)]
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    #[cfg(loom)]
+    {
+        condvar.wait(guard).unwrap()
+    }
+    #[cfg(not(loom))]
+    {
+        condvar
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Number of stripes in a [`StripedCounter`]: one under loom (see the module docs), else enough that two
 /// threads rarely share one on the machines this runs on.
 pub(crate) const STRIPES: usize = if cfg!(loom) { 1 } else { 16 };
