@@ -17,6 +17,7 @@ mod tower;
 pub use backoff::{Backoff, Delays, Jitter};
 pub use breaker::{
     CircuitBreaker, CircuitBreakerBuilder, Event, Metrics, OwnedPermit, Permit, SlidingWindow, State,
+    TripReason,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, CallError, Rejected};
