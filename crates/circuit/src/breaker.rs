@@ -715,14 +715,15 @@ impl<C> CircuitBreaker<C> {
     }
 }
 
-/// `duration` in nanoseconds, saturating. Cheaper than [`duration_to_nanos`] (no 128-bit arithmetic), for the
-/// hot paths.
+/// A clock reading in nanoseconds. Cheaper than [`duration_to_nanos`] (no 128-bit arithmetic, no overflow
+/// branch), for the hot paths: a monotonic clock's readings fit in 64 bits of nanoseconds for 584 years after
+/// its origin (boot, for the system clock).
 #[inline]
 fn nanos(duration: Duration) -> u64 {
     duration
         .as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(duration.subsec_nanos()))
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(u64::from(duration.subsec_nanos()))
 }
 
 impl<C: Clock> CircuitBreaker<C> {
@@ -947,24 +948,23 @@ impl<C: Clock> CircuitBreaker<C> {
         // (a) seeing `Open`, the deadline read below is that opening's (or a later one's), and (b) seeing a new
         // `Closed`/`ForcedClosed` generation, this permit records into the window cleared before it.
         let word = Word(self.hot.state.load(Ordering::Acquire));
-        match word.kind() {
-            Kind::Closed | Kind::ForcedClosed => Ok(self.ticket(word)),
-            Kind::Open => {
-                // Relaxed: ordered after the state word by the Acquire above.
-                let deadline = self.hot.open_until.load(Ordering::Relaxed);
-                let now = nanos(self.clock.coarse_now());
-                if now < deadline {
-                    Err(self.reject(State::Open, Some(Duration::from_nanos(deadline - now))))
-                } else {
-                    self.acquire_slow(word)
-                }
-            }
-            _ => self.acquire_slow(word),
+        if word.admits_freely() {
+            return Ok(self.ticket(word));
         }
+        if word.is(Kind::Open) {
+            // Relaxed: ordered after the state word by the Acquire above.
+            let deadline = self.hot.open_until.load(Ordering::Relaxed);
+            let now = nanos(self.clock.coarse_now());
+            if now < deadline {
+                return Err(self.reject(State::Open, Some(Duration::from_nanos(deadline - now))));
+            }
+        }
+        self.acquire_slow(word)
     }
 
     /// Everything but a closed admission and an early open rejection: disabled, forced open, half-open probes
     /// and the move from open to half-open.
+    #[inline(never)]
     fn acquire_slow(&self, mut word: Word) -> Result<Ticket, Rejected> {
         loop {
             match word.kind() {
@@ -1035,45 +1035,65 @@ impl<C: Clock> CircuitBreaker<C> {
     // ---- verdicts ----
 
     /// Records the success or failure of the permit issued as `tag` (at `started`, if timed).
+    #[inline]
     fn finish(&self, tag: u64, started: u64, failed: bool) {
         let tag = Word(tag);
-        let kind = tag.kind();
-        if kind == Kind::Disabled {
+        if tag.is(Kind::Disabled) {
             return;
         }
         if failed {
             self.counters.failures.increment();
         } else {
             self.counters.successes.increment();
+            if started == NOT_TIMED && self.window.is_none() && tag.admits_freely() {
+                // The healthy path, inlined: a success that only ends a streak, if there is one, and only
+                // writes then, so the streak's line stays shared between cores. Relaxed: as in
+                // `record_closed`.
+                if Word(self.hot.state.load(Ordering::Relaxed)).tag() == tag.0
+                    && self.streak.load(Ordering::Relaxed) != 0
+                {
+                    self.streak.store(0, Ordering::Relaxed);
+                }
+                return;
+            }
         }
+        self.record(tag, started, failed);
+    }
+
+    /// Everything [`finish`](Self::finish) does not inline: timing, the window, failures and probes.
+    #[inline(never)]
+    fn record(&self, tag: Word, started: u64, failed: bool) {
         let mut now = NOT_TIMED;
         let mut slow = false;
         if started != NOT_TIMED {
             now = nanos(self.clock.now());
             slow = now.saturating_sub(started) >= self.config.slow_call_nanos;
         }
-        match kind {
-            Kind::HalfOpen => {
-                // A slow probe is a failed probe: it says the service has not recovered.
-                let counted = if failed || slow {
-                    ONE_FAILURE
-                } else {
-                    ONE_SUCCESS
-                };
-                if let Some(word) = self.change_probes(tag, |word| word + counted) {
-                    if probe_verdict(
-                        word,
-                        self.config.half_open_permits,
-                        self.config.successes_to_close,
-                    ) != Verdict::Pending
-                    {
-                        self.settle_half_open(word);
-                    }
-                }
-            }
-            Kind::Closed | Kind::ForcedClosed => self.record_closed(tag, failed, slow, now),
-            Kind::Open | Kind::ForcedOpen | Kind::Disabled => {
-                unreachable!("a permit was issued in {kind:?}, which admits no call")
+        if tag.admits_freely() {
+            self.record_closed(tag, failed, slow, now);
+        } else {
+            self.record_probe(tag, failed || slow);
+        }
+    }
+
+    /// Records a half-open probe's verdict (a slow probe is a failed probe: it says the service has not
+    /// recovered), and settles half-open if that decides it.
+    #[inline(never)]
+    fn record_probe(&self, tag: Word, failed: bool) {
+        debug_assert_eq!(
+            tag.kind(),
+            Kind::HalfOpen,
+            "a permit issued in a state that admits no call"
+        );
+        let counted = if failed { ONE_FAILURE } else { ONE_SUCCESS };
+        if let Some(word) = self.change_probes(tag, |word| word + counted) {
+            if probe_verdict(
+                word,
+                self.config.half_open_permits,
+                self.config.successes_to_close,
+            ) != Verdict::Pending
+            {
+                self.settle_half_open(word);
             }
         }
     }
@@ -1088,13 +1108,16 @@ impl<C: Clock> CircuitBreaker<C> {
             // The breaker moved on since the permit was issued: lifetime counters only.
             return;
         }
-        let counts = self.window.as_ref().and_then(|window| {
-            let now = match window {
-                Window::Time(_) if now == NOT_TIMED => nanos(self.clock.coarse_now()),
-                _ => now,
-            };
-            window.record(now, failed, slow)
-        });
+        let counts = match &self.window {
+            None => None,
+            Some(window) => {
+                let now = match window {
+                    Window::Time(_) if now == NOT_TIMED => nanos(self.clock.coarse_now()),
+                    _ => now,
+                };
+                window.record(now, failed, slow)
+            }
+        };
         let mut reason = None;
         // Relaxed on the streak: a count; the transition it may cause is made under the lock.
         if failed {
@@ -1114,14 +1137,20 @@ impl<C: Clock> CircuitBreaker<C> {
             reason = counts.and_then(|counts| self.rate_trip(counts));
         }
         if let Some(reason) = reason {
-            if tag.kind() == Kind::Closed {
-                self.transition(
-                    current,
-                    |_| Some(Kind::Open),
-                    Some(Event::Tripped { reason }),
-                );
+            if tag.is(Kind::Closed) {
+                self.trip(current, reason);
             }
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trip(&self, observed: Word, reason: TripReason) {
+        self.transition(
+            observed,
+            |_| Some(Kind::Open),
+            Some(Event::Tripped { reason }),
+        );
     }
 
     /// The rate rule that `counts` breaks, if any (failure rate first).
@@ -1234,7 +1263,7 @@ impl<C: Clock> CircuitBreaker<C> {
             .delay(control.attempt, control.previous, &mut control.rng);
         control.attempt = control.attempt.saturating_add(1);
         control.previous = wait;
-        let deadline = nanos(self.clock.now()).saturating_add(nanos(wait));
+        let deadline = nanos(self.clock.now()).saturating_add(duration_to_nanos(wait));
         // Relaxed: published by the Release store of the `Open` word that follows.
         self.hot.open_until.store(deadline, Ordering::Relaxed);
         self.counters.times_opened.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::CircuitBreaker;
 use super::state::Word;
+use super::{CircuitBreaker, State};
 use crate::clock::{Clock, SystemClock};
 use crate::sync::Arc;
 
@@ -59,6 +59,11 @@ impl<C> fmt::Debug for Permit<'_, C> {
     }
 }
 
+fn ticket_state(ticket: &Ticket) -> State {
+    // A permit that had its verdict is consumed, so the tag is a real one here.
+    Word(ticket.tag).kind().state()
+}
+
 fn debug_permit(f: &mut fmt::Formatter<'_>, name: &str, ticket: &Ticket) -> fmt::Result {
     let mut debug = f.debug_struct(name);
     if ticket.tag != SETTLED {
@@ -68,6 +73,14 @@ fn debug_permit(f: &mut fmt::Formatter<'_>, name: &str, ticket: &Ticket) -> fmt:
             .field("state", &word.kind().state());
     }
     debug.finish_non_exhaustive()
+}
+
+impl<C> Permit<'_, C> {
+    /// The state that admitted the call: [`HalfOpen`](State::HalfOpen) for a probe, else
+    /// [`Closed`](State::Closed), [`ForcedClosed`](State::ForcedClosed) or [`Disabled`](State::Disabled).
+    pub fn state(&self) -> State {
+        ticket_state(&self.ticket)
+    }
 }
 
 impl<'a, C: Clock> Permit<'a, C> {
@@ -132,6 +145,13 @@ pub struct OwnedPermit<C = SystemClock> {
 impl<C> fmt::Debug for OwnedPermit<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_permit(f, "OwnedPermit", &self.ticket)
+    }
+}
+
+impl<C> OwnedPermit<C> {
+    /// The state that admitted the call (see [`Permit::state`]).
+    pub fn state(&self) -> State {
+        ticket_state(&self.ticket)
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) const ONE_FAILURE: u64 = 1 << FAILURES_SHIFT;
 /// The part of a word that names a generation and state, without the probe counts: what a permit keeps.
 pub(crate) const TAG_MASK: u64 = !((1 << KIND_SHIFT) - 1);
 
-/// The state as stored in the word.
+/// The state as stored in the word. `Closed` and `ForcedClosed` are the only kinds with the low two bits
+/// clear (see [`Word::admits_freely`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Kind {
@@ -80,6 +81,20 @@ impl Word {
     #[inline]
     pub(crate) fn generation(self) -> u64 {
         self.0 >> GENERATION_SHIFT
+    }
+
+    /// Whether the state admits every call without counting it (closed or forced closed): the test on the
+    /// hot path, one mask. The kinds are numbered so that these two, and only these, have the low two bits
+    /// clear.
+    #[inline]
+    pub(crate) fn admits_freely(self) -> bool {
+        (self.0 >> KIND_SHIFT) & 0b11 == 0
+    }
+
+    /// Whether the state is `kind`, without decoding the other kinds.
+    #[inline]
+    pub(crate) fn is(self, kind: Kind) -> bool {
+        (self.0 >> KIND_SHIFT) & KIND_MASK == kind as u64
     }
 
     #[inline]
