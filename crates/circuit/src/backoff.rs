@@ -139,8 +139,11 @@ impl Backoff {
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let base = duration_to_nanos(self.base) as f64;
         let max = duration_to_nanos(self.max);
-        // `powi` saturates to infinity and `as u64` saturates, so huge attempts give `max`.
-        let grown = base * self.factor.powi(attempt.min(i32::MAX as u32) as i32);
+        // `powi` saturates to infinity and `as u64` saturates, so huge attempts give `max`. Its precision is
+        // unspecified (Miri perturbs it by a few ulps, and so may a target's libm), so the product is rounded to
+        // the nearest nanosecond rather than truncated: 100 ms × 2³ is 800 ms, never 799.999999 ms, and a seed
+        // draws the same delays everywhere. (A zero base times an infinite power is NaN, which `as` makes 0.)
+        let grown = (base * self.factor.powi(attempt.min(i32::MAX as u32) as i32)).round();
         Duration::from_nanos((grown as u64).min(max))
     }
 

@@ -361,7 +361,11 @@ impl<C: Clock, H> Retry<C, H> {
     /// A [`RetryError`] with the last error when it is not retryable or the attempts or the time cap run out.
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-    pub async fn call_async<T, E, F, Fut, P>(&self, op: F, is_retryable: P) -> Result<T, RetryError<E>>
+    pub async fn call_async<T, E, F, Fut, P>(
+        &self,
+        op: F,
+        is_retryable: P,
+    ) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -432,7 +436,12 @@ impl<'a, C: Clock, H> Schedule<'a, C, H> {
         }
     }
 
-    fn next_delay<E, P>(&mut self, attempt: u32, error: &E, is_retryable: &mut P) -> Result<Duration, GaveUp>
+    fn next_delay<E, P>(
+        &mut self,
+        attempt: u32,
+        error: &E,
+        is_retryable: &mut P,
+    ) -> Result<Duration, GaveUp>
     where
         P: FnMut(&E) -> bool,
     {
