@@ -93,8 +93,16 @@ fn simulate(
         let mut drops = 0_u64;
 
         loop {
-            // Admit: clients always have a request ready.
+            // Admit: clients always have a request ready. A refused request gives its slot back at once, so
+            // a limit that never falls would admit forever: bound the round.
+            let mut admitted_now = 0_u32;
             while let Some(token) = limit.try_acquire() {
+                admitted_now += 1;
+                assert!(
+                    admitted_now <= 100_000,
+                    "{name}: the limit ({}) keeps admitting requests the server refuses",
+                    limit.limit()
+                );
                 let id = free.pop().unwrap_or_else(|| {
                     slots.push(None);
                     slots.len() - 1
