@@ -14,7 +14,7 @@ use crossbeam_utils::CachePadded;
 use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock, duration_to_nanos};
 use crate::error::{BuildError, CallError, Rejected};
-use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering, StripedCounter, lock};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, StripedCounter, lock};
 
 use permit::{NOT_TIMED, Ticket};
 pub use permit::{OwnedPermit, Permit};
@@ -789,13 +789,16 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a reference to the breaker.
     ///
+    /// This takes `std::sync::Arc` even under loom (whose `Arc` cannot be a method receiver): only the
+    /// breaker's own atomics and lock need to be modelled.
+    ///
     /// # Errors
     ///
     /// As [`try_acquire`](Self::try_acquire).
     #[inline]
-    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C>, Rejected> {
+    pub fn try_acquire_owned(self: &std::sync::Arc<Self>) -> Result<OwnedPermit<C>, Rejected> {
         self.acquire()
-            .map(|ticket| OwnedPermit::new(Arc::clone(self), ticket))
+            .map(|ticket| OwnedPermit::new(std::sync::Arc::clone(self), ticket))
     }
 
     /// Runs `f` if permitted; `Err` is a failure. If `f` panics the call counts as ignored.

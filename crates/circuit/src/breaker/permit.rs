@@ -5,7 +5,6 @@ use std::fmt;
 use super::state::Word;
 use super::{CircuitBreaker, State};
 use crate::clock::{Clock, SystemClock};
-use crate::sync::Arc;
 
 /// `Ticket::started` when the call is not timed (no slow-call rule).
 pub(super) const NOT_TIMED: u64 = u64::MAX;
@@ -138,7 +137,8 @@ fn drop_unsettled<C>(breaker: &CircuitBreaker<C>, ticket: &mut Ticket) {
 /// ```
 #[must_use = "a permit dropped without a verdict counts as an ignored call"]
 pub struct OwnedPermit<C = SystemClock> {
-    breaker: Arc<CircuitBreaker<C>>,
+    /// `std`'s `Arc`, also under loom: see [`CircuitBreaker::try_acquire_owned`].
+    breaker: std::sync::Arc<CircuitBreaker<C>>,
     ticket: Ticket,
 }
 
@@ -156,7 +156,7 @@ impl<C> OwnedPermit<C> {
 }
 
 impl<C: Clock> OwnedPermit<C> {
-    pub(super) fn new(breaker: Arc<CircuitBreaker<C>>, ticket: Ticket) -> Self {
+    pub(super) fn new(breaker: std::sync::Arc<CircuitBreaker<C>>, ticket: Ticket) -> Self {
         Self { breaker, ticket }
     }
 

@@ -124,8 +124,12 @@ impl CountWindow {
         if !(failed || slow) {
             return None;
         }
+        // The calls are read again after this call's bits are written, not taken from this call's own
+        // sequence number: of two failures racing to fill the window, the later reader then counts both
+        // calls, where each counting only up to itself could leave both below `minimum_calls`.
+        let calls = self.seq.load(Ordering::Relaxed).max(seq + 1);
         Some(Counts {
-            calls: seq.saturating_add(1).min(u64::from(self.size)) as u32,
+            calls: calls.min(u64::from(self.size)) as u32,
             failures: popcount(&self.failures),
             slow: popcount(&self.slow),
         })
