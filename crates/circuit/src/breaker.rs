@@ -1,4 +1,142 @@
-//! DOCS
+//! The circuit breaker: [`CircuitBreaker`], its builder, permits, events and metrics.
+//!
+//! # Semantics
+//!
+//! The states and rules follow resilience4j's `CircuitBreaker` (the gold standard named by the issue), with
+//! the seed's defaults and the differences listed under [Deviations](#deviations-from-resilience4j).
+//!
+//! - **Closed** admits every call. It trips to open when `consecutive_failures` calls fail in a row (default
+//!   5; a success ends the streak), or, when a rate rule is set (`failure_rate`, `slow_call_rate`, both off
+//!   by default), when the sliding window holds at least `minimum_calls` calls (default 100) and the rate is
+//!   *equal to or greater than* the threshold. A call is slow when it took at least `slow_call_duration`
+//!   (default 60 s) from its permit to its verdict; calls are only timed when a slow-call rule is set.
+//! - **Open** rejects with [`Rejected`] whose `retry_after` is the rest of the wait. The wait of the `k`-th
+//!   opening in a row (`k` = 0 after closing or a reset) is the `open_wait` backoff's delay for attempt `k`
+//!   (default 1 s doubling to 60 s). The first `try_acquire` at or after the deadline moves it to half-open;
+//!   nothing moves it earlier (resilience4j's default, without its optional timer thread).
+//! - **Half-open** admits at most `half_open_permits` probes (default 2) and rejects the rest. It closes once
+//!   `successes_to_close` probes succeed (default 2) and re-opens, with the next backoff step, as soon as
+//!   closing has become impossible: more than `half_open_permits - successes_to_close` probes failed
+//!   (failsafe-java's `successThreshold` out of `permits`; with the defaults any failed probe re-opens). An
+//!   ignored or dropped probe gives its slot back. Closing starts a fresh window and streak and restarts
+//!   the backoff.
+//! - **Forced** states: [`force_open`](CircuitBreaker::force_open) rejects everything,
+//!   [`force_closed`](CircuitBreaker::force_closed) admits and records but never trips (resilience4j's
+//!   `METRICS_ONLY`), [`disable`](CircuitBreaker::disable) admits and records nothing; each stays until
+//!   another forced state or [`reset`](CircuitBreaker::reset), which closes with an empty window and streak
+//!   and the backoff restarted.
+//!
+//! # The state word
+//!
+//! Everything a call needs to know is one `AtomicU64`:
+//!
+//! ```text
+//!  63            40 39  36 35         24 23          12 11           0
+//! +----------------+------+-------------+--------------+--------------+
+//! |  generation    | kind | probes out  | probe succ.  | probe fail.  |
+//! +----------------+------+-------------+--------------+--------------+
+//! ```
+//!
+//! The kind is one of the six states, numbered so that closed and forced closed are the two with the low
+//! bits clear: the closed-state `try_acquire` is one Acquire load and one mask test. The probe fields (12
+//! bits each, so at most 4,095 permits) change only in half-open, by compare-and-swap of the whole word, so
+//! two threads can never both take the last probe slot, and a verdict and a transition cannot both apply to
+//! the same round. Every transition writes a new word with the next generation (24 bits, wrapping); a permit
+//! keeps the generation and kind it was issued in.
+//!
+//! Transitions are rare and go through one `Mutex` (the *transition lock*): the thread re-reads the word under
+//! the lock, gives up if the generation is no longer the one it saw (another thread already moved the
+//! breaker: of two failures racing to trip it, one trips it), updates what the new state needs (the backoff
+//! attempt, its `fastrand` generator and last delay, the deadline, the window) and publishes the new word with
+//! a Release store. No hot path takes the lock.
+//!
+//! # Orderings
+//!
+//! | operation | ordering | pairs with / why |
+//! |---|---|---|
+//! | `try_acquire`: load of the state word | Acquire | the Release store that published it, so that a thread seeing `Open` reads that opening's deadline (or a later one's), and a permit of a new closed generation records into a window already cleared for it |
+//! | publishing a transition's word | Release | the Acquire load above |
+//! | the open deadline (`open_until`) | Relaxed | written before the Release publication of its `Open` word and read after the Acquire load of it |
+//! | half-open probe CAS (take, verdict, give back) | Relaxed (Acquire on a failed take) | the counts are the only data; the transition they lead to re-reads the word under the lock, which sees this thread's own CAS by coherence. A failed take reloads with Acquire because the loop may then find `Open` or a new closed generation and needs what `try_acquire` needs |
+//! | re-reading the word under the lock | Relaxed | every generation change is made under the lock, whose acquisition orders the previous one before the read |
+//! | a closed verdict's generation check | Relaxed | only compares generations; the permit's Acquire already ordered the window's clearing |
+//! | streak, window bits and counts, lifetime counters | Relaxed | counts, ordering nothing |
+//! | time-window bucket tag: load / publish after zeroing | Acquire / Release | a recorder (or reader) that sees the new period's tag sees its counts already zeroed, so no call of the new period is wiped out by the zeroing |
+//!
+//! The loom models in `tests/loom/breaker.rs` check the probe limit (with the open → half-open move raced),
+//! one transition for a raced trip, and the deadline publication: weakening the Release store or the Acquire
+//! load, or storing the deadline after publishing, lets a thread through before the wait is over.
+//!
+//! # Costs of the hot paths
+//!
+//! - **Closed call**: the Acquire load (a plain load on x86), then for a success without a window or timing:
+//!   a Relaxed load of the word (the generation check), a load of the failure streak, which is written only
+//!   when it is non-zero so that on the healthy path its cache line stays shared between cores, and one
+//!   striped lifetime count (`crate::sync::StripedCounter`, a per-thread cache line). A failure adds a
+//!   `fetch_add` on the streak. No lock, no clock read, no allocation. recloser 1.4 by comparison pins a
+//!   crossbeam epoch and takes a spin lock around its ring buffer on every call.
+//! - **Open rejection**: the Acquire load, a Relaxed load of the deadline beside it on the same cache line,
+//!   `coarse_now` (on Linux `CLOCK_MONOTONIC_COARSE`, a vDSO read of a few nanoseconds instead of the ~25 of
+//!   `Instant::now`, which recloser reads on every rejection), a comparison, a striped count, a disabled
+//!   `tracing` callsite (a load and a branch) and a check for a listener. The coarse clock lags the precise
+//!   one by up to a tick (1–4 ms) and never leads it, and the deadline is computed from the precise clock, so
+//!   the breaker never leaves open early; it may leave up to a tick late, and `retry_after` (the deadline
+//!   minus the coarse reading) may exceed the true remainder by as much.
+//! - **Half-open**: a CAS per probe taken and per verdict.
+//!
+//! # Sliding windows
+//!
+//! The window is kept only when a rate rule is set (without one, a closed call touches no window, and the
+//! window fields of [`Metrics`] are zero). It belongs to the closed state: it stays as it was while open or
+//! half-open (so [`Metrics`] shows the rates that tripped it) and is cleared when the breaker closes, is
+//! reset, or is forced closed.
+//!
+//! **Count window** (`SlidingWindow::count(n)`): a cache-padded call sequence (`fetch_add` gives this call's
+//! slot, `seq % n`, by multiplication rather than division) and two bitmaps of `n` bits, failed and slow. A
+//! call sets or clears its bits, writing only when a bit changes, so a run of successes over successes
+//! writes nothing but the sequence. Rates are computed only after a failure or a slow call (a fast success
+//! cannot raise a rate): the calls are `min(sequence, n)` and the failures a popcount of `n / 64` words,
+//! which is why the window is capped at 65,536 calls. It is exact when calls do not overlap; under races:
+//! (a) a thread lapped by `n` calls between taking its slot and writing its bit overwrites the newer call's
+//! outcome with its older one; (b) a popcount taken while other calls are writing sees some of their bits
+//! and not others; (c) a clear (closing, reset) racing a verdict of the generation being left may keep that
+//! one bit. Each is off by the calls in flight, never cumulative.
+//!
+//! **Time window** (`SlidingWindow::time_with_buckets(span, b)`): time is cut into periods of `span / b`
+//! (from `coarse_now`, or from the precise reading already taken for timing); bucket `period % b` holds
+//! `{tag, calls, failures, slow}` and the window is the buckets whose period is among the last `b`. The
+//! first call of a new period resets its bucket once: a CAS of the tag to a "resetting" marker, the counts
+//! zeroed, the new tag published with Release; callers that see the marker spin (`spin_loop`) until it is
+//! published. Under races: (a) a call that read its time before another thread moved its bucket on to a
+//! later period counts in that later period; (b) a recorder that read the old tag and adds after the
+//! zeroing leaks one call of an expired period into the new one; (c) a reader summing while a bucket is
+//! being reset skips that bucket's in-flight calls, and counts read bucket by bucket are not one snapshot.
+//!
+//! # Events
+//!
+//! Transitions push their events ([`Event::Tripped`] with the reason, then [`Event::StateTransition`];
+//! [`Event::Reset`]) onto a queue under the transition lock; after releasing it, the thread delivers the
+//! queue to `tracing` (transitions at `info`, openings and trips at `warn`, with the breaker's name) and to
+//! the listener, unless another thread is already delivering (it will deliver these too: the check and
+//! the hand-over are under the lock). So the listener sees transitions in the order they happened, never
+//! runs under the lock, and may itself call the breaker. Rejections are delivered by the rejected thread
+//! directly (`tracing` at `trace`).
+//!
+//! # Deviations from resilience4j
+//!
+//! - **Verdicts from an earlier generation.** resilience4j records a call's outcome into whatever state is
+//!   current when it ends, so a slow call admitted while closed can count as a half-open probe, or land in
+//!   the window of a later closed period. Here a verdict for a permit issued before the breaker last changed
+//!   state counts only in the lifetime metrics: probe counts belong to probes, and a new window starts with
+//!   the calls admitted into it.
+//! - **`call_with`'s non-failures count as successes** (like recloser's predicate), where resilience4j's
+//!   `ignoreExceptions` records nothing: an error that says the service answered ends a failure streak and
+//!   can close a half-open breaker.
+//! - **A slow probe is a failed probe** (resilience4j evaluates the half-open calls' slow-call rate
+//!   together with the failure rate; here each probe is decided on its own).
+//! - **`minimum_calls` above a count window's size** is lowered to the size (as resilience4j does).
+//! - **A panicking call** inside [`CircuitBreaker::call`] drops its permit and counts as ignored.
+//! - **The window is kept only when a rate rule is set**, to keep the default closed path free of it.
 
 mod permit;
 mod state;
@@ -612,7 +750,11 @@ struct Counters {
 /// A circuit breaker: admits calls while the service behind it is healthy, rejects them for a while once it
 /// is not, then lets a few probes through to find out whether it has recovered.
 ///
-/// See the [crate docs](crate) for the design; [`CircuitBreaker::builder`] lists the settings.
+/// States: closed (admits, records, trips on consecutive failures or a failure/slow-call rate), open (rejects
+/// for a backoff-grown wait), half-open (admits `half_open_permits` probes; closes after
+/// `successes_to_close` successes, re-opens once that is impossible), and the forced states.
+/// [`CircuitBreakerBuilder`] lists the settings; the design (one state word, the orderings, the windows, the
+/// deviations from resilience4j) is in the design note `docs/circuit.md` and the module's source docs.
 ///
 /// ```
 /// use circuit::{CallError, CircuitBreaker, State};
