@@ -72,12 +72,15 @@
 //! - **Closed call**: the Acquire load (a plain load on x86), then for a success without a window or timing:
 //!   a Relaxed load of the word (the generation check), a load of the failure streak, which is written only
 //!   when it is non-zero so that on the healthy path its cache line stays shared between cores, and one
-//!   striped lifetime count (`crate::sync::StripedCounter`, a per-thread cache line). A failure adds a
-//!   `fetch_add` on the streak. No lock, no clock read, no allocation. recloser 1.4 by comparison pins a
-//!   crossbeam epoch and takes a spin lock around its ring buffer on every call.
+//!   lifetime count (`crate::sync::StripedCounter`: this thread's own cell, a plain load and store, no locked
+//!   instruction). A failure adds a `fetch_add` on the streak. No lock, no clock read, no allocation, and no
+//!   locked instruction at all on the healthy path. With a count window, add the `fetch_add` on the
+//!   window's call sequence (the one locked instruction of a closed call) and a load of the bitmap word.
+//!   recloser 1.4 by comparison pins a crossbeam epoch and takes a spin lock around its ring buffer on every
+//!   call.
 //! - **Open rejection**: the Acquire load, a Relaxed load of the deadline beside it on the same cache line,
 //!   `coarse_now` (on Linux `CLOCK_MONOTONIC_COARSE`, a vDSO read of a few nanoseconds instead of the ~25 of
-//!   `Instant::now`, which recloser reads on every rejection), a comparison, a striped count, a disabled
+//!   `Instant::now`, which recloser reads on every rejection), a comparison, a per-thread count, a disabled
 //!   `tracing` callsite (a load and a branch) and a check for a listener. The coarse clock lags the precise
 //!   one by up to a tick (1–4 ms) and never leads it, and the deadline is computed from the precise clock, so
 //!   the breaker never leaves open early; it may leave up to a tick late, and `retry_after` (the deadline
@@ -1086,7 +1089,7 @@ impl<C: Clock> CircuitBreaker<C> {
     // ---- acquisition ----
 
     /// The permit's ticket, or the rejection. The closed path is one Acquire load; the open rejection adds a
-    /// Relaxed load, a coarse clock read and a striped count.
+    /// Relaxed load, a coarse clock read and a per-thread count.
     #[inline]
     fn acquire(&self) -> Result<Ticket, Rejected> {
         // Acquire: pairs with the Release store in `publish` of the transition that wrote this word, so that
