@@ -65,6 +65,8 @@ impl Backoff {
 
     /// A delay that starts at `base` and doubles each attempt up to `max`.
     ///
+    /// A zero `base` gives zero delays with every jitter: nothing grows from zero, decorrelated jitter included.
+    ///
     /// # Errors
     ///
     /// [`BuildError::MaxBelowBase`] naming `max` if `max < base`.
@@ -148,7 +150,12 @@ impl Backoff {
     }
 
     /// The delay for `attempt`, given the delay before it (`base` for the first), drawing jitter from `rng`.
-    pub(crate) fn delay(&self, attempt: u32, previous: Duration, rng: &mut fastrand::Rng) -> Duration {
+    pub(crate) fn delay(
+        &self,
+        attempt: u32,
+        previous: Duration,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
         match self.jitter {
             Jitter::None => self.ceiling(attempt),
             Jitter::Full => {
@@ -202,7 +209,9 @@ impl Iterator for Delays {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let delay = self.backoff.delay(self.attempt, self.previous, &mut self.rng);
+        let delay = self
+            .backoff
+            .delay(self.attempt, self.previous, &mut self.rng);
         self.attempt = self.attempt.saturating_add(1);
         self.previous = delay;
         Some(delay)

@@ -72,8 +72,8 @@
 //! - **Closed call**: the Acquire load (a plain load on x86), then for a success without a window or timing:
 //!   a Relaxed load of the word (the generation check), a load of the failure streak, which is written only
 //!   when it is non-zero so that on the healthy path its cache line stays shared between cores, and one
-//!   lifetime count (`crate::sync::StripedCounter`: this thread's own cell, a plain load and store, no locked
-//!   instruction). A failure adds a `fetch_add` on the streak. No lock, no clock read, no allocation, and no
+//!   lifetime count (`crate::sync::PerThreadCounter`: this thread's own cell, a plain load and store, no
+//!   locked instruction). A failure adds a `fetch_add` on the streak. No lock, no clock read, no allocation, and no
 //!   locked instruction at all on the healthy path. With a count window, add the `fetch_add` on the
 //!   window's call sequence (the one locked instruction of a closed call) and a load of the bitmap word.
 //!   recloser 1.4 by comparison pins a crossbeam epoch and takes a spin lock around its ring buffer on every
@@ -155,7 +155,7 @@ use crossbeam_utils::CachePadded;
 use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock, duration_to_nanos};
 use crate::error::{BuildError, CallError, Rejected};
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, StripedCounter, lock};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, PerThreadCounter, lock};
 
 use permit::{NOT_TIMED, Ticket};
 pub use permit::{OwnedPermit, Permit};
@@ -678,10 +678,10 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
                 delivering: false,
             }),
             counters: Counters {
-                successes: StripedCounter::new(),
-                failures: StripedCounter::new(),
-                ignored: StripedCounter::new(),
-                rejected: StripedCounter::new(),
+                successes: PerThreadCounter::new(),
+                failures: PerThreadCounter::new(),
+                ignored: PerThreadCounter::new(),
+                rejected: PerThreadCounter::new(),
                 times_opened: AtomicU64::new(0),
             },
             config: Config {
@@ -743,10 +743,10 @@ struct Control {
 /// Lifetime counters.
 #[derive(Debug)]
 struct Counters {
-    successes: StripedCounter,
-    failures: StripedCounter,
-    ignored: StripedCounter,
-    rejected: StripedCounter,
+    successes: PerThreadCounter,
+    failures: PerThreadCounter,
+    ignored: PerThreadCounter,
+    rejected: PerThreadCounter,
     times_opened: AtomicU64,
 }
 

@@ -134,7 +134,8 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         // Relaxed: the time orders no other memory; a test thread that advances and then acts sees its own
         // write, and cross-thread tests synchronise through the structure under test.
-        self.nanos.fetch_add(duration_to_nanos(by), Ordering::Relaxed);
+        self.nanos
+            .fetch_add(duration_to_nanos(by), Ordering::Relaxed);
     }
 
     /// Sets the clock to `to`.

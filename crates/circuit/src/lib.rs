@@ -85,13 +85,14 @@ mod tower;
 
 pub use backoff::{Backoff, Delays, Jitter};
 pub use breaker::{
-    CircuitBreaker, CircuitBreakerBuilder, Event, Metrics, OwnedPermit, Permit, SlidingWindow, State,
-    TripReason,
+    CircuitBreaker, CircuitBreakerBuilder, Event, Metrics, OwnedPermit, Permit, SlidingWindow,
+    State, TripReason,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, CallError, Rejected};
 pub use limit::{
-    Acquire, AcquireOwned, AdaptiveLimit, AimdBuilder, Gradient2Builder, LimitMetrics, OwnedToken, Token,
+    Acquire, AcquireOwned, AdaptiveLimit, AimdBuilder, Gradient2Builder, LimitMetrics, OwnedToken,
+    Token,
 };
 pub use retry::{GaveUp, NoHook, Retry, RetryBuilder, RetryError, RetryHook};
 #[cfg(feature = "tower")]

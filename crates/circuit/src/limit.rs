@@ -95,7 +95,7 @@ pub use gradient2::Gradient2Builder;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
-use crate::sync::{self, Arc, AtomicU64, Condvar, Mutex, Ordering, StripedCounter};
+use crate::sync::{self, Arc, AtomicU64, Condvar, Mutex, Ordering, PerThreadCounter};
 use aimd::Aimd;
 use gradient2::Gradient2;
 use waiters::{Status, Waiters, Wake};
@@ -236,8 +236,8 @@ pub struct AdaptiveLimit<C = SystemClock> {
     /// How many times the limit has been cut; a token remembers it at issue so that a drop of a request sent
     /// before the latest cut does not cut again (see the module docs).
     cuts: AtomicU64,
-    ignored: StripedCounter,
-    rejected: StripedCounter,
+    ignored: PerThreadCounter,
+    rejected: PerThreadCounter,
     clock: C,
 }
 
@@ -303,8 +303,8 @@ impl<C: Clock> AdaptiveLimit<C> {
             waiters: Mutex::new(Waiters::default()),
             adaptation: Mutex::new(adaptation),
             cuts: AtomicU64::new(0),
-            ignored: StripedCounter::new(),
-            rejected: StripedCounter::new(),
+            ignored: PerThreadCounter::new(),
+            rejected: PerThreadCounter::new(),
             clock,
         }
     }

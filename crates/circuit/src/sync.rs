@@ -63,14 +63,14 @@ pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexG
 /// Under loom there is one shared cell updated with `fetch_add`: loom threads run on one OS thread, so a
 /// thread-local would be shared between model threads.
 #[derive(Debug)]
-pub(crate) struct StripedCounter {
+pub(crate) struct PerThreadCounter {
     #[cfg(not(loom))]
     cells: thread_local::ThreadLocal<crossbeam_utils::CachePadded<AtomicU64>>,
     #[cfg(loom)]
     cell: AtomicU64,
 }
 
-impl StripedCounter {
+impl PerThreadCounter {
     pub(crate) fn new() -> Self {
         Self {
             #[cfg(not(loom))]
@@ -88,7 +88,10 @@ impl StripedCounter {
             // Cache-padded because `ThreadLocal` keeps the cells of different threads side by side.
             let cell = self.cells.get_or_default();
             // Not a lost update: no other thread ever writes this thread's cell.
-            cell.store(cell.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
         }
         #[cfg(loom)]
         self.cell.fetch_add(1, Ordering::Relaxed);
