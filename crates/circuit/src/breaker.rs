@@ -148,6 +148,7 @@ mod window;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -1104,7 +1105,7 @@ impl<C: Clock> CircuitBreaker<C> {
             let deadline = self.hot.open_until.load(Ordering::Relaxed);
             let now = nanos(self.clock.coarse_now());
             if now < deadline {
-                return Err(self.reject(State::Open, Some(Duration::from_nanos(deadline - now))));
+                return Err(self.reject(State::Open, NonZeroU64::new(deadline - now)));
             }
         }
         self.acquire_slow(word)
@@ -1129,9 +1130,7 @@ impl<C: Clock> CircuitBreaker<C> {
                     let deadline = self.hot.open_until.load(Ordering::Relaxed);
                     let now = nanos(self.clock.coarse_now());
                     if now < deadline {
-                        return Err(
-                            self.reject(State::Open, Some(Duration::from_nanos(deadline - now)))
-                        );
+                        return Err(self.reject(State::Open, NonZeroU64::new(deadline - now)));
                     }
                     self.transition(word, |_| Some(Kind::HalfOpen), None);
                     // Acquire: as in `acquire`.
@@ -1171,13 +1170,16 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Counts and reports a refusal.
     #[inline]
-    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+    fn reject(&self, state: State, retry_after_nanos: Option<NonZeroU64>) -> Rejected {
         self.counters.rejected.increment();
         tracing::trace!(breaker = %self.config.name, %state, "circuit breaker rejected a call");
         if let Some(listener) = &self.listener {
             listener(&Event::Rejected { state });
         }
-        Rejected { state, retry_after }
+        Rejected {
+            state,
+            retry_after_nanos,
+        }
     }
 
     // ---- verdicts ----

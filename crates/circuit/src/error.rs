@@ -75,7 +75,9 @@ pub enum BuildError {
 #[error("circuit breaker rejected the call: it is {state}")]
 pub struct Rejected {
     pub(crate) state: State,
-    pub(crate) retry_after: Option<Duration>,
+    /// The rest of the open wait in nanoseconds, kept as an integer so that the rejection path does not
+    /// pay for the division that building a `Duration` costs; never zero (the wait is over at zero).
+    pub(crate) retry_after_nanos: Option<std::num::NonZeroU64>,
 }
 
 impl Rejected {
@@ -87,7 +89,8 @@ impl Rejected {
     /// How long until the breaker lets a probe through, when it knows: the rest of the open wait (`None` when
     /// forced open or half-open, where it depends on other calls).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.retry_after_nanos
+            .map(|nanos| Duration::from_nanos(nanos.get()))
     }
 }
 
