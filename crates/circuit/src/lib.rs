@@ -100,3 +100,7 @@ pub use retry::{GaveUp, NoHook, Retry, RetryBuilder, RetryError, RetryHook};
 pub use tower::{
     CircuitBreakerLayer, CircuitBreakerService, EveryError, FailurePredicate, ResponseFuture,
 };
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
