@@ -38,7 +38,7 @@ pub trait Clock: Send + Sync + 'static {
 ///
 /// On Linux `now` reads `CLOCK_MONOTONIC` (what [`std::time::Instant`] reads) and `coarse_now` reads
 /// `CLOCK_MONOTONIC_COARSE`, which the kernel keeps at tick resolution (1–4 ms) and costs a few nanoseconds
-/// instead of tens: it is what lets an open breaker reject a call in under 10 ns. Elsewhere both read
+/// instead of tens: it is what lets an open breaker reject a call in under 10 ns on one thread. Elsewhere both read
 /// [`std::time::Instant`].
 #[derive(Clone, Copy)]
 pub struct SystemClock {
