@@ -1,0 +1,261 @@
+//! Snapshots: read-only views of the store at one version.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::ptr;
+use std::sync::Arc;
+
+use crate::Version;
+use crate::chain::{self, VersionNode};
+use crate::index::{Index, KeyNode};
+use crate::pin::Pin;
+use crate::store::{Core, Read};
+
+/// A consistent, read-only view of a [`Store`](crate::Store) at one [`Version`]: it sees exactly the
+/// commits up to that version, however many commits follow while it is held.
+///
+/// Taking one takes no lock, and reading through it never blocks and is never blocked: values are
+/// returned by reference, borrowed from the snapshot, with no reference count touched. Holding a snapshot
+/// keeps every version it can see from being collected, so hold it for as long as the read needs and no
+/// longer ([`Stats::oldest_pinned_age`](crate::Stats::oldest_pinned_age) shows one held too long).
+///
+/// ```
+/// use mvcc_store::Store;
+///
+/// let store = Store::<u32, &str>::new();
+/// store.put(1, "one")?;
+/// let before = store.snapshot();
+/// store.put(1, "uno")?;
+/// store.put(2, "dos")?;
+/// assert_eq!(before.get(&1), Some(&"one"));
+/// assert_eq!(before.get(&2), None);
+/// assert_eq!(store.snapshot().range(1..).count(), 2);
+/// # Ok::<(), mvcc_store::CommitError<u32>>(())
+/// ```
+pub struct Snapshot<'s, K, V> {
+    pub(crate) core: &'s Core<K, V>,
+    pin: Pin<'s>,
+}
+
+impl<K, V> fmt::Debug for Snapshot<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s, K, V> Snapshot<'s, K, V> {
+    pub(crate) fn new(core: &'s Core<K, V>, pin: Pin<'s>) -> Self {
+        Snapshot { core, pin }
+    }
+
+    /// The version this snapshot sees: every commit up to and including it, none after.
+    #[inline]
+    pub fn version(&self) -> Version {
+        Version::new(self.pin.version())
+    }
+}
+
+impl<'s, K: Ord, V> Snapshot<'s, K, V> {
+    /// The key's node (null if none) and its version visible to this snapshot (`None`: none; a deletion
+    /// counts as a version here).
+    #[inline]
+    pub(crate) fn lookup<Q>(&self, key: &Q) -> (*const KeyNode<K, V>, Option<&VersionNode<V>>)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        // SAFETY: this snapshot's pin keeps every node and version it can reach allocated (index and chain
+        // module docs), for as long as `self` is borrowed.
+        unsafe {
+            let node = self.core.index.find(key);
+            if node.is_null() {
+                return (node, None);
+            }
+            (
+                node,
+                chain::visible_at((*node).newest(), self.pin.version()),
+            )
+        }
+    }
+
+    /// The value of `key` in this snapshot.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.lookup(key)
+            .1
+            .and_then(|version| version.value.as_deref())
+    }
+
+    /// The value of `key` in this snapshot and the version that wrote it.
+    #[inline]
+    pub fn get_versioned<Q>(&self, key: &Q) -> Option<(Version, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.get_versioned_arc(key)
+            .map(|(version, value)| (version, &**value))
+    }
+
+    /// The value of `key` in this snapshot as the store holds it (an `Arc` you may clone and keep after the
+    /// snapshot is gone), and the version that wrote it.
+    #[inline]
+    pub fn get_versioned_arc<Q>(&self, key: &Q) -> Option<(Version, &Arc<V>)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let version = self.lookup(key).1?;
+        version
+            .value
+            .as_ref()
+            .map(|value| (Version::new(version.version), value))
+    }
+
+    /// Whether `key` has a value in this snapshot.
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    /// The keys and values in `range`, in key order.
+    pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        R: RangeBounds<Q>,
+    {
+        // The end is kept as the first node past the range at this moment: a node linked later either comes
+        // after it (compared by key) or has only versions newer than this snapshot, which it skips anyway.
+        let (start, end) = (range.start_bound(), range.end_bound());
+        let (first, past_end) = if bounds_are_empty(start, end) {
+            (ptr::null(), ptr::null())
+        } else {
+            // SAFETY: this snapshot's pin keeps the nodes allocated while the range borrows it.
+            unsafe {
+                let first = self.core.index.seek(start);
+                let past_end = match end {
+                    Bound::Unbounded => ptr::null(),
+                    Bound::Included(end) => self.core.index.seek(Bound::Excluded(end)),
+                    Bound::Excluded(end) => self.core.index.seek(Bound::Included(end)),
+                };
+                (first, past_end)
+            }
+        };
+        Range {
+            next: first,
+            end: past_end,
+            version: self.pin.version(),
+            _snapshot: PhantomData,
+        }
+    }
+
+    /// The key's visible version (as `lookup`), and what a serializable transaction records for the read:
+    /// the key's node, or the gap where it would be.
+    pub(crate) fn locate<Q>(&self, key: &Q) -> (Read<K, V>, Option<&VersionNode<V>>)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        // SAFETY: as in `lookup`.
+        unsafe {
+            let (after, first) = self.core.index.seek_with_predecessor(Bound::Included(key));
+            if !first.is_null() && (*first).key.borrow() == key {
+                let found = chain::visible_at((*first).newest(), self.pin.version());
+                (Read::Node(first), found)
+            } else {
+                (
+                    Read::Gap {
+                        after,
+                        before: first,
+                    },
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> Range<'_, K, V> {
+        Range {
+            // SAFETY: as in `range`.
+            next: unsafe { self.core.index.first() },
+            end: ptr::null(),
+            version: self.pin.version(),
+            _snapshot: PhantomData,
+        }
+    }
+}
+
+/// Whether the bounds describe no key at all (start above end, or equal and not both included). Such ranges
+/// are empty here, where `BTreeMap::range` would panic.
+pub(crate) fn bounds_are_empty<Q: Ord + ?Sized>(start: Bound<&Q>, end: Bound<&Q>) -> bool {
+    match (start, end) {
+        (Bound::Included(start), Bound::Included(end)) => start > end,
+        (Bound::Included(start), Bound::Excluded(end))
+        | (Bound::Excluded(start), Bound::Included(end))
+        | (Bound::Excluded(start), Bound::Excluded(end)) => start >= end,
+        _ => false,
+    }
+}
+
+/// An iterator over a [`Snapshot`]'s keys and values in a range, in key order.
+pub struct Range<'a, K, V> {
+    next: *const KeyNode<K, V>,
+    /// The first node past the range when the iterator was made (null: the range runs to the end).
+    end: *const KeyNode<K, V>,
+    version: u64,
+    _snapshot: PhantomData<&'a Snapshot<'a, K, V>>,
+}
+
+// SAFETY: the iterator only reads nodes kept alive by the snapshot it borrows, and hands out `&K` and `&V`.
+unsafe impl<K: Sync, V: Sync> Send for Range<'_, K, V> {}
+// SAFETY: as above; `&Range` allows nothing but reading its fields.
+unsafe impl<K: Sync, V: Sync> Sync for Range<'_, K, V> {}
+
+impl<K, V> fmt::Debug for Range<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Range")
+            .field("version", &Version::new(self.version))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.next.is_null() {
+            let node = self.next;
+            // SAFETY: the borrowed snapshot's pin keeps `node`, `end` and the versions reachable from them
+            // allocated for `'a` (index and chain module docs).
+            unsafe {
+                if !self.end.is_null() && (*node).key >= (*self.end).key {
+                    self.next = ptr::null();
+                    return None;
+                }
+                self.next = Index::successor(node);
+                if let Some(version) = chain::visible_at((*node).newest(), self.version) {
+                    if let Some(value) = &version.value {
+                        return Some((&(*node).key, &**value));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<K: Ord, V> std::iter::FusedIterator for Range<'_, K, V> {}
