@@ -126,13 +126,6 @@ impl<K, V> Feed<K, V> {
         previous
     }
 
-    /// Sets where the retained history starts (after recovery, the first replayed version). Writer only.
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn set_first_retained(&self, version: u64) {
-        // Release: as in `append`.
-        self.first_retained.store(version, Ordering::Release);
-    }
-
     /// Makes `version` visible to readers and wakes the subscriptions waiting for it. Called in version
     /// order, by the writer or (with a log) by the thread that made the version durable.
     #[inline]

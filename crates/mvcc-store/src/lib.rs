@@ -46,12 +46,15 @@
 //!
 //! # Features
 //!
-//! * `stream` (or `tokio`): [`Subscription`] is also a `futures_core::Stream`, usable from any executor.
+//! * `stream` (or `tokio`): [`Subscription::into_stream`] turns a subscription into a `futures_core::Stream`,
+//!   usable from any executor.
 //! * `durable`: `Store::open(path, Durability)` with a checksummed append-only log, compacted snapshots
 //!   written by temp file + fsync + rename, and recovery that truncates a torn tail. With
 //!   `Durability::Fsync` an acknowledged commit survives `kill -9` and power loss.
 
 mod chain;
+#[cfg(feature = "durable")]
+mod durable;
 mod error;
 mod feed;
 mod index;
@@ -64,10 +67,17 @@ mod sync;
 mod txn;
 mod version;
 
+#[cfg(all(feature = "durable", fuzzing))]
+#[doc(hidden)]
+pub use durable::fuzz_decode_log_segment;
+#[cfg(feature = "durable")]
+pub use durable::{Durability, OpenError, Recovery};
 pub use error::{BuildError, CommitError, Conflict, ConflictKind, SubscribeError};
 pub use snapshot::{Range, Snapshot};
 pub use stats::{GcReport, Stats};
 pub use store::{Store, StoreBuilder};
+#[cfg(feature = "stream")]
+pub use subscription::ChangeStream;
 pub use subscription::{Change, Lagged, Subscription};
 pub use txn::{Isolation, Txn, TxnRange};
 pub use version::Version;

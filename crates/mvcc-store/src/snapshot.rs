@@ -187,6 +187,13 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
         }
     }
 
+    /// Every key, the version that wrote its value, and the value, in key order.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn iter_with_versions(&self) -> impl Iterator<Item = (&K, u64, &V)> {
+        let mut range = self.iter();
+        std::iter::from_fn(move || range.next_with_version())
+    }
+
     /// Every key and value, in key order.
     pub fn iter(&self) -> Range<'_, K, V> {
         Range {
@@ -233,10 +240,9 @@ impl<K, V> fmt::Debug for Range<'_, K, V> {
     }
 }
 
-impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
-    type Item = (&'a K, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a, K: Ord, V> Range<'a, K, V> {
+    /// The next key and value, with the version that wrote the value.
+    pub(crate) fn next_with_version(&mut self) -> Option<(&'a K, u64, &'a V)> {
         while !self.next.is_null() {
             let node = self.next;
             // SAFETY: the borrowed snapshot's pin keeps `node`, `end` and the versions reachable from them
@@ -249,12 +255,21 @@ impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
                 self.next = Index::successor(node);
                 if let Some(version) = chain::visible_at((*node).newest(), self.version) {
                     if let Some(value) = &version.value {
-                        return Some((&(*node).key, &**value));
+                        return Some((&(*node).key, version.version, &**value));
                     }
                 }
             }
         }
         None
+    }
+}
+
+impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_version().map(|(key, _, value)| (key, value))
     }
 }
 

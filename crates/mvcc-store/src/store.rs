@@ -160,7 +160,7 @@ pub(crate) struct Core<K, V> {
     pub(crate) config: Config,
     /// Versions held in chains (including retired keys' ones): statistics.
     versions_retained: AtomicU64,
-    pub(crate) journal: Option<Box<dyn Journal<K, V>>>,
+    pub(crate) journal: Option<Arc<dyn Journal<K, V>>>,
 }
 
 impl<K, V> Core<K, V> {
@@ -309,6 +309,27 @@ impl<K: Ord + Clone, V> Core<K, V> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Loads one key of a snapshot being recovered: its newest version and value. Each key once.
+    #[cfg(feature = "durable")]
+    pub(crate) fn recover_entry(&self, key: K, version: u64, value: V) -> Result<(), String> {
+        let mut writer = sync::lock(&self.writer);
+        let node = self.index.find_or_insert(&mut writer.rng, &key);
+        // SAFETY: under the commit lock; `node` is linked. Nothing is published yet (the store is being
+        // opened), and the new version becomes the key's whole chain.
+        unsafe {
+            if !(*node).newest().is_null() {
+                return Err("the same key appears twice in the snapshot".to_string());
+            }
+            Index::push_version(
+                node,
+                VersionNode::allocate(version, Some(Arc::new(value)), ptr::null_mut()),
+            );
+        }
+        // Relaxed: a statistic.
+        self.versions_retained.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -636,9 +657,11 @@ impl<K, V> Drop for Core<K, V> {
 /// # Ok::<(), mvcc_store::CommitError<String>>(())
 /// ```
 pub struct Store<K, V> {
-    pub(crate) core: Arc<Core<K, V>>,
+    /// With a log: the checkpointer, the log and the directory lock. Declared before `core` so it is dropped
+    /// first: the checkpointer thread stops before the core goes.
     #[cfg(feature = "durable")]
     pub(crate) background: Option<crate::durable::Background>,
+    pub(crate) core: Arc<Core<K, V>>,
 }
 
 impl<K: Ord + Clone + Send + Sync, V: Send + Sync> Default for Store<K, V> {
@@ -844,6 +867,8 @@ impl<K: Ord + Clone, V> Store<K, V> {
 pub struct StoreBuilder<K, V> {
     pub(crate) history: usize,
     pub(crate) gc_keys_per_commit: usize,
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) checkpoint_bytes: u64,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -861,6 +886,7 @@ impl<K, V> Clone for StoreBuilder<K, V> {
         StoreBuilder {
             history: self.history,
             gc_keys_per_commit: self.gc_keys_per_commit,
+            checkpoint_bytes: self.checkpoint_bytes,
             _types: PhantomData,
         }
     }
@@ -878,6 +904,7 @@ impl<K, V> StoreBuilder<K, V> {
         StoreBuilder {
             history: 1024,
             gc_keys_per_commit: 4,
+            checkpoint_bytes: 64 << 20,
             _types: PhantomData,
         }
     }
@@ -935,9 +962,9 @@ impl<K: Ord + Clone + Send + Sync, V: Send + Sync> StoreBuilder<K, V> {
     /// [`BuildError`] naming the setting that is out of range.
     pub fn try_build(self) -> Result<Store<K, V>, BuildError> {
         Ok(Store {
-            core: Arc::new(Core::new(self.config()?, 0)),
             #[cfg(feature = "durable")]
             background: None,
+            core: Arc::new(Core::new(self.config()?, 0)),
         })
     }
 }

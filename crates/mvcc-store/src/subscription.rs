@@ -50,8 +50,9 @@ enum Step<K, V> {
 /// As an [`Iterator`] it blocks until the next change; it ends (returns `None`) once the store is dropped
 /// and every change it published has been delivered. [`try_next`](Self::try_next) and
 /// [`next_timeout`](Self::next_timeout) do not block, or not for long; with the `stream` (or `tokio`)
-/// feature it is also a [`futures_core::Stream`]. A subscription never slows the store down: one that falls
-/// behind by more than the store's history receives a [`Lagged`] and goes on from the oldest change kept.
+/// feature, [`into_stream`](Self::into_stream) makes it an async `Stream`. A subscription never slows the
+/// store down: one that falls behind by more than the store's history receives a [`Lagged`] and goes on
+/// from the oldest change kept.
 ///
 /// ```
 /// use mvcc_store::Store;
@@ -206,6 +207,9 @@ impl<K: Ord + Clone, V> Iterator for Subscription<K, V> {
     }
 }
 
+// A subscription is never pinned structurally: `poll_next` only needs `&mut self`.
+impl<K, V> Unpin for Subscription<K, V> {}
+
 impl<K, V> Drop for Subscription<K, V> {
     fn drop(&mut self) {
         if self.registered {
@@ -214,8 +218,48 @@ impl<K, V> Drop for Subscription<K, V> {
     }
 }
 
+impl<K, V> Subscription<K, V> {
+    /// This subscription as an async [`futures_core::Stream`] of the same items, for any executor (feature
+    /// `stream`, or `tokio`). It waits without blocking a thread; it ends when the store is dropped and
+    /// every change it published has been delivered.
+    #[cfg(feature = "stream")]
+    pub fn into_stream(self) -> ChangeStream<K, V> {
+        ChangeStream { subscription: self }
+    }
+}
+
+/// A [`Subscription`] as an async [`futures_core::Stream`] (feature `stream`); from
+/// [`Subscription::into_stream`].
 #[cfg(feature = "stream")]
-impl<K: Ord + Clone, V> futures_core::Stream for Subscription<K, V> {
+pub struct ChangeStream<K, V> {
+    subscription: Subscription<K, V>,
+}
+
+#[cfg(feature = "stream")]
+impl<K, V> fmt::Debug for ChangeStream<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeStream")
+            .field("delivered_through", &self.subscription.delivered_through())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<K, V> ChangeStream<K, V> {
+    /// The version through which every change has been delivered (see
+    /// [`Subscription::delivered_through`]).
+    pub fn delivered_through(&self) -> Version {
+        self.subscription.delivered_through()
+    }
+
+    /// The blocking subscription back.
+    pub fn into_inner(self) -> Subscription<K, V> {
+        self.subscription
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<K: Ord + Clone, V> futures_core::Stream for ChangeStream<K, V> {
     type Item = Result<Change<K, V>, Lagged>;
 
     fn poll_next(
@@ -223,8 +267,7 @@ impl<K: Ord + Clone, V> futures_core::Stream for Subscription<K, V> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        // `Subscription` is `Unpin` (no field is pinned).
-        let this = self.get_mut();
+        let this = &mut self.get_mut().subscription;
         loop {
             match this.step() {
                 Step::Item(item) => return Poll::Ready(Some(item)),
