@@ -10,16 +10,18 @@
 //!
 //! Waking: a waiting subscription registers (a count of sleepers, plus its waker for an async one) and then
 //! checks the published version again; the writer stores the published version and then reads the count of
-//! sleepers, and notifies only when it is not zero. Both are `SeqCst`, so one of them sees the other: either
-//! the subscription sees the new version and does not sleep, or the writer sees the sleeper and takes the
-//! waiters' lock, which it cannot get until the sleeper is parked on the condition variable (or has left its
-//! waker). This is the protocol the loom model `subscription_delivery` checks.
+//! sleepers, and notifies only when it is not zero. Each side puts a `SeqCst` fence between its store and its
+//! load, so one of them sees the other: either the subscription sees the new version and does not sleep, or
+//! the writer sees the sleeper and takes the waiters' lock, which it cannot get until the sleeper is parked
+//! on the condition variable (or has left its waker). The loom models in `tests/loom/subscription.rs` check
+//! it (with `SeqCst` accesses instead of fences, loom finds a lost wake-up: it models them as
+//! acquire/release only).
 
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::sync::{self, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{self, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, fence};
 
 /// One commit as subscriptions see it: its version and its changes, sorted by key.
 pub(crate) struct CommitRecord<K, V> {
@@ -130,18 +132,20 @@ impl<K, V> Feed<K, V> {
     /// order, by the writer or (with a log) by the thread that made the version durable.
     #[inline]
     pub(crate) fn publish(&self, version: u64) {
-        // SeqCst: Release publishes the commit (its versions, its ring record) to readers' Acquire loads; the
-        // rest is the writer's half of the store-then-load handshake with sleepers (module docs).
-        self.visible.store(version, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+        // Release: publishes the commit (its versions, its ring record) to readers' Acquire loads.
+        self.visible.store(version, Ordering::Release);
+        // SeqCst fence: the writer's half of the handshake with sleepers (module docs).
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence; a sleeper registered under the waiters' lock, which `wake_all` takes.
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
             self.wake_all();
         }
     }
 
     /// Marks the feed closed (the store is gone) and wakes every waiter.
     pub(crate) fn close(&self) {
-        // SeqCst: the same handshake as `publish`, for the closed flag.
-        self.closed.store(true, Ordering::SeqCst);
+        // Release: pairs with the Acquire in `lookup`. No handshake is needed: `wake_all` always runs.
+        self.closed.store(true, Ordering::Release);
         self.wake_all();
     }
 
@@ -150,8 +154,8 @@ impl<K, V> Feed<K, V> {
         let wakers = {
             let mut waiters = sync::lock(&self.waiters);
             let wakers = std::mem::take(&mut waiters.wakers);
-            // SeqCst: keeps the count exact for the handshake; the lock orders it with registrations.
-            self.sleepers.fetch_sub(wakers.len(), Ordering::SeqCst);
+            // Relaxed: the count changes only under the waiters' lock.
+            self.sleepers.fetch_sub(wakers.len(), Ordering::Relaxed);
             self.condvar.notify_all();
             wakers
         };
@@ -163,8 +167,10 @@ impl<K, V> Feed<K, V> {
     /// Whether a subscription wanting version `next` has something to look at (a published version or the
     /// end).
     fn ready(&self, next: u64) -> bool {
-        // SeqCst: the sleeper's half of the handshake (module docs), after its registration.
-        self.visible.load(Ordering::SeqCst) >= next || self.closed.load(Ordering::SeqCst)
+        // SeqCst fence: the sleeper's half of the handshake (module docs), between its registration and this
+        // check. Acquire loads: pair with `publish` and `close`.
+        fence(Ordering::SeqCst);
+        self.visible.load(Ordering::Acquire) >= next || self.closed.load(Ordering::Acquire)
     }
 
     /// Looks for the record of `next`.
@@ -189,8 +195,8 @@ impl<K, V> Feed<K, V> {
     /// Blocks until version `next` is published or the feed closes, or `deadline` passes.
     pub(crate) fn wait(&self, next: u64, deadline: Option<Instant>) {
         let mut waiters = sync::lock(&self.waiters);
-        // SeqCst: the sleeper's registration, before its check in `ready` (module docs).
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Relaxed: changed only under the waiters' lock; `ready` fences it before the check (module docs).
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
         while !self.ready(next) {
             match deadline {
                 None => waiters = sync::wait(&self.condvar, waiters),
@@ -203,8 +209,8 @@ impl<K, V> Feed<K, V> {
                 }
             }
         }
-        // SeqCst: see `wake_all`.
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        // Relaxed: under the waiters' lock.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
         drop(waiters);
     }
 
@@ -227,8 +233,8 @@ impl<K, V> Feed<K, V> {
             }
             None => {
                 waiters.wakers.push((id, waker.clone()));
-                // SeqCst: the sleeper's registration, before its check (module docs).
-                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                // Relaxed: under the waiters' lock; `ready` fences it before the check (module docs).
+                self.sleepers.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.ready(next)
@@ -239,8 +245,8 @@ impl<K, V> Feed<K, V> {
         let mut waiters = sync::lock(&self.waiters);
         if let Some(position) = waiters.wakers.iter().position(|(owner, _)| *owner == id) {
             waiters.wakers.swap_remove(position);
-            // SeqCst: see `wake_all`.
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            // Relaxed: under the waiters' lock.
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -11,11 +11,14 @@
 //! `v`, while the collector computes a watermark above `v` from slots that do not show it yet. The collector
 //! first raises the *floor* to the visible version it starts from, then reads the slots; the snapshot first
 //! writes its slot, then reads the floor, and starts over with a newer version if the floor is above its own.
-//! Both sides are a store followed by a load of the other side's word, all `SeqCst`: in the single total order
-//! of those operations, either the collector's slot read comes after the snapshot's slot write (and the
-//! watermark is at most `v`), or the snapshot's floor read comes after the collector's floor write (and the
-//! snapshot sees the floor and moves up). Every snapshot that exists or will exist is therefore at or above
-//! every watermark the collector has computed. This is the announce-then-validate pattern of hazard pointers
+//! Both sides are a store, a `SeqCst` fence, and a load of the other side's word (a Dekker handshake): the
+//! two fences are ordered in the single total order of `SeqCst` operations, and whichever comes second makes
+//! its side's load see the other side's store. So either the collector's slot read sees the snapshot's slot
+//! (and the watermark is at most `v`), or the snapshot's floor read sees the collector's floor (and the
+//! snapshot moves up). Every snapshot that exists or will exist is therefore at or above every watermark the
+//! collector has computed. (`SeqCst` on the four accesses instead of fences would be as correct in the C++
+//! model, but loom models `SeqCst` accesses as acquire/release only, and finds the race; with fences, the
+//! model checks the code that runs.) This is the announce-then-validate pattern of hazard pointers
 //! (Michael, "Hazard Pointers: Safe Memory Reclamation for Lock-Free Objects", IEEE TPDS 2004), applied to a
 //! version number instead of a pointer.
 
@@ -23,7 +26,7 @@ use std::ptr;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{AtomicPtr, AtomicU64, Ordering, fence};
 
 /// Slots per block. Loom models use 2, so that a third snapshot held at once makes the list grow.
 pub(crate) const SLOTS_PER_BLOCK: usize = if cfg!(loom) { 2 } else { 32 };
@@ -109,9 +112,12 @@ impl Pins {
         let mut version = visible.load(Ordering::Acquire);
         let slot = self.claim(version);
         loop {
-            // SeqCst: the second half of the store-then-load handshake with `watermark` (module docs); with
-            // Acquire the load could be ordered before the slot write and miss a collector's floor.
-            let floor = self.floor.load(Ordering::SeqCst);
+            // SeqCst fence: the snapshot's half of the handshake with `watermark` (module docs): the slot write
+            // above comes before the floor read below for any collector whose fence comes later.
+            fence(Ordering::SeqCst);
+            // Acquire: pairs with the Release half of the collector's `fetch_max`, so the unlinks the writer
+            // made before it are visible to this snapshot (see `watermark`).
+            let floor = self.floor.load(Ordering::Acquire);
             if floor <= version {
                 return Pin { slot, version };
             }
@@ -120,8 +126,8 @@ impl Pins {
             // collector before it stored it, so this load returns at least `floor` (read-read coherence
             // through the floor's happens-before edge).
             version = visible.load(Ordering::Acquire);
-            // SeqCst: the first half of the handshake again, for the new version.
-            slot.store(version, Ordering::SeqCst);
+            // Relaxed: the fence at the top of the loop orders it before the next floor read.
+            slot.store(version, Ordering::Relaxed);
         }
     }
 
@@ -133,11 +139,12 @@ impl Pins {
         loop {
             for offset in 0..SLOTS_PER_BLOCK {
                 let slot = &*block.slots[(start + offset) % SLOTS_PER_BLOCK];
-                // Relaxed peek: skip taken slots without a locked instruction; the CAS decides.
-                // SeqCst CAS: the first half of the store-then-load handshake (module docs).
+                // Relaxed peek: skip taken slots without a locked instruction; the CAS decides. Relaxed CAS: the
+                // fence in `pin` orders it before the floor read (module docs). A slot freed by an earlier
+                // snapshot was freed with Release; nothing this snapshot reads depends on that one's reads.
                 if slot.load(Ordering::Relaxed) == FREE
                     && slot
-                        .compare_exchange(FREE, version, Ordering::SeqCst, Ordering::Relaxed)
+                        .compare_exchange(FREE, version, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                 {
                     return slot;
@@ -186,10 +193,13 @@ impl Pins {
         // Acquire: the watermark may let the writer cut versions up to this one; it must not run ahead of
         // what was published. (The writer published it itself, so this is belt and braces.)
         let start = visible.load(Ordering::Acquire);
-        // SeqCst: the collector's half of the handshake (module docs): the floor write comes before the slot
-        // reads in the single total order. Being a read-modify-write with Release semantics, it also
-        // publishes the writer's earlier unlinks to every snapshot whose floor load reads it or a later value.
-        self.floor.fetch_max(start, Ordering::SeqCst);
+        // Release: publishes the writer's earlier unlinks to every snapshot whose floor load reads this value
+        // or a later one (a read-modify-write continues the release sequence, even when the value does not
+        // change).
+        self.floor.fetch_max(start, Ordering::Release);
+        // SeqCst fence: the collector's half of the handshake (module docs): the floor write comes before the
+        // slot reads for any snapshot whose fence comes later.
+        fence(Ordering::SeqCst);
         let mut min_pinned = u64::MAX;
         self.for_each_pinned(|pinned| min_pinned = min_pinned.min(pinned));
         Watermark {
@@ -213,8 +223,9 @@ impl Pins {
         let mut block = Some(&self.first);
         while let Some(current) = block {
             for slot in &current.slots {
-                // SeqCst: see `watermark` (and Acquire, for the `Drop for Pin` pairing).
-                let pinned = slot.load(Ordering::SeqCst);
+                // Acquire: pairs with the Release in `Drop for Pin`, so a slot seen free means that snapshot's
+                // reads are over. (The fence before the loop in `watermark` does the handshake.)
+                let pinned = slot.load(Ordering::Acquire);
                 if pinned != FREE {
                     f(pinned);
                 }

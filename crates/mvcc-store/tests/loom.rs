@@ -1,0 +1,15 @@
+//! Loom models of the store's lock-free paths, run by `.ci/loom.sh` (`CRATES=mvcc-store`) with `--cfg loom`.
+//!
+//! Under loom the skip list has at most 2 levels and a pin block 2 slots, so a handful of keys and three
+//! snapshots reach the express lanes and the growth of the pin list. Readers assert that they never reach a
+//! version or a key node the writer has reclaimed (reclaimed nodes are marked, not freed, under loom).
+#![cfg(loom)]
+
+#[path = "loom/snapshot.rs"]
+mod snapshot;
+
+#[path = "loom/gc.rs"]
+mod gc;
+
+#[path = "loom/subscription.rs"]
+mod subscription;
