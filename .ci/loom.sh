@@ -3,7 +3,8 @@
 #
 # Usage: .ci/loom.sh [TEST_FILTER...]
 #
-#   CRATES                 crates that have loom models in `tests/loom.rs` (default: ws-deque pools circuit)
+#   CRATES                 crates that have loom models in `tests/loom.rs` (default: ws-deque pools circuit
+#                          mvcc-store)
 #   LOOM_TARGET_DIR        target directory (default: target/loom)
 #   LOOM_MAX_PREEMPTIONS   bound on preemptions per execution (default 2, what CI runs). 3 explores much more
 #                          and is runnable by hand, e.g. `LOOM_MAX_PREEMPTIONS=3 .ci/loom.sh steal_batch`; it
@@ -16,7 +17,7 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 
-crates=${CRATES:-ws-deque pools circuit}
+crates=${CRATES:-ws-deque pools circuit mvcc-store}
 export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2}
 export RUSTFLAGS="--cfg loom${RUSTFLAGS:+ $RUSTFLAGS}"
 export CARGO_TARGET_DIR=${LOOM_TARGET_DIR:-$root/target/loom}

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# ThreadSanitizer on the concurrent tests of ws-deque, pools and circuit, the long `#[ignore]`d ones included.
+# ThreadSanitizer on the concurrent tests of ws-deque, pools, circuit and mvcc-store, the long `#[ignore]`d ones
+# included.
 #
 # Usage: .ci/tsan.sh [TEST_FILTER...]
 #
 #   TSAN_TESTS     test files of crates/ws-deque/tests to run (default: stress); missing ones are skipped
-#   TSAN_CRATES    crates to run (default: ws-deque pools circuit). For pools and circuit every test file but
+#   TSAN_CRATES    crates to run (default: ws-deque pools circuit mvcc-store). For pools, circuit and mvcc-store
+#                  (with all its features) every test file but
 #                  `loom.rs` runs (the multi-threaded tests sit beside the single-threaded ones, which cost
 #                  little)
 #   STRESS_SCALE   exported for the stress tests, default 0.1. A stress test may multiply its iteration
@@ -48,7 +50,7 @@ tests_of() {
             fi
         done
         ;;
-    pools | circuit)
+    pools | circuit | mvcc-store)
         for file in crates/$crate/tests/*.rs; do
             name=$(basename "$file" .rs)
             [[ $name == loom ]] || echo "--test $name"
@@ -63,7 +65,7 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TS
 export CARGO_TARGET_DIR=${TSAN_TARGET_DIR:-$root/target/tsan}
 export STRESS_SCALE=${STRESS_SCALE:-0.1}
 failed=0
-for crate in ${TSAN_CRATES:-ws-deque pools circuit}; do
+for crate in ${TSAN_CRATES:-ws-deque pools circuit mvcc-store}; do
     read -r -a tests <<<"$(tests_of "$crate" | tr '\n' ' ')"
     if ((${#tests[@]} == 0)); then
         echo "tsan: no test to run for $crate" >&2

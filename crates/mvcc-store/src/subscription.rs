@@ -106,8 +106,10 @@ impl<K, V> Subscription<K, V> {
     /// `subscribe(range, Some(version))` to go on from here with no gap and no duplicate.
     pub fn delivered_through(&self) -> Version {
         match &self.current {
-            Some((record, _, _)) => Version::new(record.version - 1),
-            None => Version::new(self.next - 1),
+            // Part of this commit's changes is still to come.
+            Some((record, position, end)) if position < end => Version::new(record.version - 1),
+            // Every version before `next` has been delivered in full.
+            _ => Version::new(self.next - 1),
         }
     }
 

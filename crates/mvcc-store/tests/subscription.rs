@@ -213,3 +213,20 @@ fn concurrent_writers_deliver_every_change_exactly_once() {
         assert_eq!(values, (0..per_thread).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn delivered_through_counts_a_commit_once_its_last_change_is_out() {
+    let store = Store::<u32, u32>::new();
+    let mut subscription = store.subscribe(.., None).unwrap();
+    let mut txn = store.begin();
+    txn.put(1, 1);
+    txn.put(2, 2);
+    txn.commit().unwrap();
+    assert_eq!(subscription.try_next().unwrap().unwrap().key, 1);
+    assert_eq!(subscription.delivered_through(), Version::ZERO, "half of commit 1 is still to come");
+    assert_eq!(subscription.try_next().unwrap().unwrap().key, 2);
+    assert_eq!(subscription.delivered_through(), Version::new(1));
+    // Resuming from there delivers nothing twice.
+    let mut resumed = store.subscribe(.., Some(subscription.delivered_through())).unwrap();
+    assert!(resumed.try_next().is_none());
+}
