@@ -24,7 +24,7 @@
 #
 # mvcc-store pins no epoch either (snapshots pin versions in slots of their own; see its `pin.rs`): its unit
 # tests and test files run under the default Stacked Borrows with the leak check on, with the `stream`
-# feature so the async path runs too. Not run: `loom.rs`, and `durable.rs`, which reopens stores from disk
+# feature so the async path runs too, and `durable` for the format unit tests. Not run: `loom.rs`, and `durable.rs`, which reopens stores from disk
 # thousands of times (every cut of a record, every bit flip) and spawns a process to kill: far beyond Miri's
 # budget. The durable code's only `unsafe` is the `flock` call; its decoders run under the fuzzer instead.
 #
@@ -125,8 +125,8 @@ miri_mvcc_store() {
         *) tests+=(--test "$name") ;;
         esac
     done
-    echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p mvcc-store --features stream ${tests[*]}" >&2
-    MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p mvcc-store --features stream "${tests[@]}"
+    echo "+ MIRIFLAGS=\"${flags[*]}\" cargo +nightly miri test --no-fail-fast -p mvcc-store --features stream,durable ${tests[*]}" >&2
+    MIRIFLAGS="${flags[*]}" cargo +nightly miri test --no-fail-fast -p mvcc-store --features stream,durable "${tests[@]}"
 }
 
 for crate in $crates; do

@@ -512,3 +512,135 @@ impl<K, V> Index<K, V> {
         freed_versions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Keys in a scrambled order, a deterministic permutation of `0..count`.
+    fn scrambled(count: u32) -> Vec<u32> {
+        let mut keys: Vec<u32> = (0..count).collect();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for index in (1..keys.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            keys.swap(index, (state % (index as u64 + 1)) as usize);
+        }
+        keys
+    }
+
+    fn keys_in_order(index: &Index<u32, ()>) -> Vec<u32> {
+        let mut keys = Vec::new();
+        // SAFETY: single-threaded test; nodes are freed only by `free_all` below.
+        unsafe {
+            let mut node = index.first();
+            while !node.is_null() {
+                keys.push((*node).key);
+                node = Index::successor(node);
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn insert_find_seek_and_unlink_agree_with_a_set() {
+        let count = if cfg!(miri) { 60 } else { 5000 };
+        let mut index = Index::<u32, ()>::new();
+        let mut rng = WriterRng::new(7);
+        let mut model = BTreeSet::new();
+        for key in scrambled(count) {
+            let key = key * 2;
+            let node = index.find_or_insert(&mut rng, &key);
+            assert_eq!(
+                index.find_or_insert(&mut rng, &key),
+                node,
+                "a second insert finds the node"
+            );
+            model.insert(key);
+        }
+        assert_eq!(index.len(), model.len());
+        assert_eq!(
+            keys_in_order(&index),
+            model.iter().copied().collect::<Vec<_>>()
+        );
+        // SAFETY: single-threaded; nodes stay allocated until `free_all` (unlinked ones are freed by hand).
+        unsafe {
+            for probe in 0..count * 2 + 2 {
+                let found = index.find(&probe);
+                assert_eq!(!found.is_null(), model.contains(&probe), "find {probe}");
+                let at_or_after = index.seek(Bound::Included(&probe));
+                let expected = model.range(probe..).next();
+                assert_eq!(
+                    at_or_after.as_ref().map(|node| node.key),
+                    expected.copied(),
+                    "seek {probe}"
+                );
+                let (predecessor, after) = index.seek_with_predecessor(Bound::Excluded(&probe));
+                assert_eq!(
+                    after.as_ref().map(|node| node.key),
+                    model.range(probe + 1..).next().copied()
+                );
+                assert_eq!(
+                    predecessor.as_ref().map(|node| node.key),
+                    model.range(..=probe).next_back().copied(),
+                    "predecessor of the keys after {probe}"
+                );
+            }
+            let mut unlinked = Vec::new();
+            for key in scrambled(count).into_iter().filter(|key| key % 3 == 0) {
+                let key = key * 2;
+                let node = index.find(&key);
+                index.unlink(node);
+                assert!((*node).is_unlinked());
+                assert!(index.find(&key).is_null());
+                model.remove(&key);
+                unlinked.push(node.cast_mut());
+            }
+            assert_eq!(index.len(), model.len());
+            assert_eq!(
+                keys_in_order(&index),
+                model.iter().copied().collect::<Vec<_>>()
+            );
+            for node in unlinked {
+                KeyNode::free(node);
+            }
+            index.free_all();
+        }
+    }
+
+    #[test]
+    fn an_unlinked_node_still_leads_to_live_nodes() {
+        let mut index = Index::<u32, ()>::new();
+        let mut rng = WriterRng::new(11);
+        for key in 0..10 {
+            index.find_or_insert(&mut rng, &key);
+        }
+        // SAFETY: single-threaded; the unlinked node is freed after its last use.
+        unsafe {
+            let five = index.find(&5);
+            index.unlink(five);
+            // A reader standing on 5 when it was unlinked walks on to 6.
+            assert_eq!((*Index::successor(five)).key, 6);
+            KeyNode::free(five.cast_mut());
+            index.free_all();
+        }
+    }
+
+    #[test]
+    fn heights_follow_a_quarter_per_level() {
+        let mut rng = WriterRng::new(3);
+        let samples = if cfg!(miri) { 1_000 } else { 100_000 };
+        let mut counts = [0usize; MAX_HEIGHT + 1];
+        for _ in 0..samples {
+            counts[rng.height()] += 1;
+        }
+        let ones = counts[1] as f64 / samples as f64;
+        assert!(
+            (0.70..0.80).contains(&ones),
+            "height 1 in {ones} of the samples"
+        );
+        assert_eq!(counts[0], 0);
+    }
+}

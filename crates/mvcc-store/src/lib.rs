@@ -67,11 +67,11 @@ mod sync;
 mod txn;
 mod version;
 
-#[cfg(all(feature = "durable", fuzzing))]
-#[doc(hidden)]
-pub use durable::fuzz_decode_log_segment;
 #[cfg(feature = "durable")]
 pub use durable::{Durability, OpenError, Recovery};
+#[cfg(all(feature = "durable", fuzzing))]
+#[doc(hidden)]
+pub use durable::{fuzz_decode_file, fuzz_encode_record, fuzz_log_header};
 pub use error::{BuildError, CommitError, Conflict, ConflictKind, SubscribeError};
 pub use snapshot::{Range, Snapshot};
 pub use stats::{GcReport, Stats};

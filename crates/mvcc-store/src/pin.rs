@@ -246,3 +246,34 @@ impl Drop for Pins {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_grow_past_a_block_and_set_the_watermark() {
+        let pins = Pins::new();
+        let visible = AtomicU64::new(10);
+        let count = SLOTS_PER_BLOCK * 3 + 1;
+        let mut held = Vec::new();
+        for index in 0..count {
+            visible.store(10 + index as u64, Ordering::Relaxed);
+            held.push(pins.pin(&visible));
+        }
+        assert_eq!(pins.oldest(), (Some(10), count));
+        let watermark = pins.watermark(&visible);
+        assert_eq!((watermark.versions, watermark.min_pinned), (10, 10));
+        held.remove(0);
+        held.remove(0);
+        assert_eq!(pins.watermark(&visible).min_pinned, 12);
+        drop(held);
+        let watermark = pins.watermark(&visible);
+        assert_eq!(watermark.min_pinned, u64::MAX);
+        assert_eq!(watermark.versions, 10 + count as u64 - 1);
+        // Slots are reused: pinning again does not grow the list further.
+        let again: Vec<_> = (0..count).map(|_| pins.pin(&visible)).collect();
+        assert_eq!(pins.oldest().1, count);
+        drop(again);
+    }
+}

@@ -223,10 +223,16 @@ fn delivered_through_counts_a_commit_once_its_last_change_is_out() {
     txn.put(2, 2);
     txn.commit().unwrap();
     assert_eq!(subscription.try_next().unwrap().unwrap().key, 1);
-    assert_eq!(subscription.delivered_through(), Version::ZERO, "half of commit 1 is still to come");
+    assert_eq!(
+        subscription.delivered_through(),
+        Version::ZERO,
+        "half of commit 1 is still to come"
+    );
     assert_eq!(subscription.try_next().unwrap().unwrap().key, 2);
     assert_eq!(subscription.delivered_through(), Version::new(1));
     // Resuming from there delivers nothing twice.
-    let mut resumed = store.subscribe(.., Some(subscription.delivered_through())).unwrap();
+    let mut resumed = store
+        .subscribe(.., Some(subscription.delivered_through()))
+        .unwrap();
     assert!(resumed.try_next().is_none());
 }

@@ -404,19 +404,52 @@ where
     Ok(Version::new(through))
 }
 
-/// Decodes a log segment held in memory the way recovery does, for the fuzz target: never panics and never
-/// allocates more than the input's size suggests, whatever the bytes.
+/// Decodes a store file held in memory the way recovery does (a log segment or a snapshot, by its header),
+/// for the fuzz target: it must never panic, whatever the bytes. Returns how many changes or entries
+/// decoded.
 #[cfg(fuzzing)]
 #[doc(hidden)]
-pub fn fuzz_decode_log_segment(bytes: &[u8]) -> usize {
-    let mut records = 0;
-    if format::check_header(bytes, format::LOG_MAGIC) != format::HeaderCheck::Valid {
-        return 0;
+pub fn fuzz_decode_file(bytes: &[u8]) -> usize {
+    let mut decoded = 0;
+    if format::check_header(bytes, format::LOG_MAGIC) == format::HeaderCheck::Valid {
+        let _ =
+            format::for_each_frame::<postcard::Error>(bytes, format::HEADER_LEN, |_, payload| {
+                let (_version, changes): format::Record<String, Vec<u8>> =
+                    format::decode_record(payload)?;
+                decoded += changes.len();
+                Ok(())
+            });
+    } else if format::check_header(bytes, format::SNAPSHOT_MAGIC) == format::HeaderCheck::Valid {
+        let _ =
+            format::for_each_frame::<postcard::Error>(bytes, format::HEADER_LEN, |_, payload| {
+                if let format::SnapshotFrame::Entry(..) =
+                    format::decode_snapshot_frame::<String, Vec<u8>>(payload)?
+                {
+                    decoded += 1;
+                }
+                Ok(())
+            });
     }
-    let _ = format::for_each_frame::<postcard::Error>(bytes, format::HEADER_LEN, |_, payload| {
-        let (_version, changes): format::Record<String, Vec<u8>> = format::decode_record(payload)?;
-        records += changes.len();
-        Ok(())
-    });
-    records
+    decoded
+}
+
+/// Encodes one log record of `changes` at `version` as recovery expects it, for the fuzz target.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_encode_record(
+    out: &mut Vec<u8>,
+    version: u64,
+    changes: &[(String, Option<Arc<Vec<u8>>>)],
+) {
+    format::append_frame(out, |out| {
+        format::encode_into(out, &format::RecordRef { version, changes })
+    })
+    .expect("strings and byte vectors always encode");
+}
+
+/// The header of a log segment, for the fuzz target.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_log_header() -> [u8; 16] {
+    format::header(format::LOG_MAGIC)
 }
