@@ -24,9 +24,10 @@
 #
 # mvcc-store pins no epoch either (snapshots pin versions in slots of their own; see its `pin.rs`): its unit
 # tests and test files run under the default Stacked Borrows with the leak check on, with the `stream`
-# feature so the async path runs too, and `durable` for the format unit tests. Not run: `loom.rs`, and `durable.rs`, which reopens stores from disk
-# thousands of times (every cut of a record, every bit flip) and spawns a process to kill: far beyond Miri's
-# budget. The durable code's only `unsafe` is the `flock` call; its decoders run under the fuzzer instead.
+# feature so the async path runs too, and `durable` for the format unit tests. Not run: `loom.rs`, and
+# `durable.rs`, which reopens stores from disk thousands of times (every cut of a record, every bit flip) and
+# spawns a process to kill: far beyond Miri's budget. The durable code's only `unsafe` is the `flock` call;
+# its decoders run under the fuzzer instead.
 #
 #   MIRI_CRATES   crates to run (default: ws-deque pools circuit mvcc-store)
 set -euo pipefail

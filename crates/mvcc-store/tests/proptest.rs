@@ -34,7 +34,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 
 fn config() -> ProptestConfig {
-    let mut config = ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 });
+    let mut config = ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 256 });
     if cfg!(miri) {
         config.failure_persistence = None;
     }
