@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+use crossbeam_utils::CachePadded;
+
 use crate::sync::{self, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, fence};
 
 /// One commit as subscriptions see it: its version and its changes, sorted by key.
@@ -42,8 +44,9 @@ struct Waiters {
 /// The part of a store that subscriptions share with it (it outlives the store while they do).
 pub(crate) struct Feed<K, V> {
     /// The newest version readers may see. Published after the commit's versions, its ring record and (with
-    /// a log) its durability.
-    visible: AtomicU64,
+    /// a log) its durability. Written by every commit and read by every snapshot: on a cache line of its own,
+    /// so that neither also pays for the fields around it.
+    visible: CachePadded<AtomicU64>,
     ring: Box<[Slot<K, V>]>,
     /// The oldest version whose record is still in the ring; `visible + 1` when the ring holds none.
     first_retained: AtomicU64,
@@ -71,7 +74,7 @@ impl<K, V> Feed<K, V> {
     /// A feed at `version` whose ring has `capacity` slots (at least 1).
     pub(crate) fn new(version: u64, capacity: usize) -> Self {
         Feed {
-            visible: AtomicU64::new(version),
+            visible: CachePadded::new(AtomicU64::new(version)),
             ring: (0..capacity.max(1)).map(|_| Mutex::new(None)).collect(),
             first_retained: AtomicU64::new(version + 1),
             closed: AtomicBool::new(false),

@@ -1,516 +1,892 @@
-//! The key index: a skip list (Pugh, "Skip Lists: A Probabilistic Alternative to Balanced Trees", CACM 1990)
-//! with one writer at a time and any number of readers that take no lock.
+//! The key index: a copy-on-write B+tree with one writer at a time and readers that take no lock.
 //!
-//! Each node holds a key, the head of the key's version chain ([`crate::chain`]) and a tower of forward
-//! links, allocated inline after the node (one allocation per key). Readers search and iterate with Acquire
-//! loads and never write. All changes — inserting a key, unlinking a key whose last version is a deletion no
-//! snapshot needs — are made by the holder of the store's commit lock; the index's writer methods take the
-//! lock's [`WriterRng`] as proof.
+//! Leaves hold the keys in order, each with the head of its version chain ([`crate::chain`]) in an atomic
+//! pointer; inner nodes hold separator keys and atomic pointers to their children. Keys and separators never
+//! change once a node is published, so readers search plain sorted arrays (two or three cache lines per
+//! level) and the only atomics they load are the root, child pointers and chain heads. Everything a commit
+//! does to an existing key is one Release store of its chain head: no node is copied.
 //!
-//! Deviation from the lock-free skip lists of Fraser or of crossbeam-skiplist: with one writer there are no
-//! concurrent inserts to lose, so links need no mark bits and no CAS. An unlinked node keeps its own links,
-//! so a reader standing on it still walks on to live nodes; it is freed only once no snapshot that could
-//! have reached it remains (version-based reclamation in [`crate::gc`], no epoch).
+//! Only the holder of the commit lock changes the tree (its methods take `&mut Writer` parts as proof):
+//!
+//! * Inserting a key copies its leaf with the key added (heads are carried over: the copy points to the same
+//!   chains) and swaps the parent's pointer to the copy with one Release store; a leaf that grows past
+//!   `LEAF_MAX` is split, and the parent is copied with the new separator (and so on up; the root may grow a
+//!   level).
+//! * Removing a key whose last version is a deletion no snapshot needs copies its leaf without it; an empty
+//!   leaf leaves its parent, and a root with one child gives way to that child. Nodes are never merged: a
+//!   store that shrinks keeps sparser leaves until keys come back.
+//!
+//! A replaced node is *retired*, not freed: a reader that loaded it before the swap finds in it every key and
+//! every chain head its snapshot needs (the copy was made from it, and later versions are newer than that
+//! snapshot). It is freed once every pinned version is above the last version assigned when it was replaced
+//! (the same rule as in [`crate::gc`]'s docs: see `Pins::watermark`). A reader that pins a newer version
+//! synchronises with the publication of a commit made after the swap, so it loads the copy.
+//!
+//! Deviation from the textbook B+tree: no sibling links (a cursor that leaves a leaf descends again from the
+//! root to the next one, an `O(log n)` step every `LEAF_MAX` keys), so a replaced leaf never has to be
+//! unlinked from a neighbour, and no merging on removal.
 
-use std::alloc::{self, Layout};
 use std::borrow::Borrow;
-use std::cmp::Ordering as CmpOrdering;
+use std::marker::PhantomData;
 use std::ops::Bound;
-use std::ptr::{self, addr_of, addr_of_mut};
+use std::ptr;
+
+use arrayvec::ArrayVec;
+use crossbeam_utils::CachePadded;
 
 use crate::chain::VersionNode;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-/// The tallest tower. With a quarter of the nodes reaching each next level, 16 levels index 4^16 (about
-/// 4 · 10^9) keys at the expected cost; loom models use 2 so that a handful of keys reach the top.
-pub(crate) const MAX_HEIGHT: usize = if cfg!(loom) { 2 } else { 16 };
+/// The most entries in a leaf. Loom models use 2, so that a third key splits a leaf.
+pub(crate) const LEAF_MAX: usize = if cfg!(loom) { 2 } else { 32 };
+/// The most children of an inner node (wider than leaves: inner nodes are few and hot, and a wider one
+/// saves a level). Loom models use 3.
+pub(crate) const INNER_MAX: usize = if cfg!(loom) { 3 } else { 64 };
 
-/// A link: the pointer from one tower level to the next node at that level.
-type Link<K, V> = AtomicPtr<KeyNode<K, V>>;
-
-/// A key, the head of its version chain and its tower. The tower's links follow the struct in the same
-/// allocation (`height` of them, starting at the `tower` field), so a node is only ever handled through a raw
-/// pointer whose provenance covers the whole allocation.
-#[repr(C)]
-pub(crate) struct KeyNode<K, V> {
+/// A key and the head of its version chain.
+pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
-    /// The newest version of the key (the head of its chain), or null before the first one is installed.
-    newest: AtomicPtr<VersionNode<V>>,
-    /// Set by the writer when it unlinks the node from the index; read by the writer only.
-    unlinked: AtomicBool,
-    /// The number of links in the tower, 1..=MAX_HEIGHT.
-    height: usize,
-    /// Under loom a reclaimed node is marked and leaked instead of freed (see `VersionNode`).
-    #[cfg(loom)]
-    reclaimed: AtomicBool,
-    tower: [Link<K, V>; 0],
+    /// The newest version of the key, or null before one is installed. Carried over (same pointer) when the
+    /// leaf is copied; only the copy in the current leaf is ever stored to.
+    head: AtomicPtr<VersionNode<V>>,
 }
 
-impl<K, V> KeyNode<K, V> {
-    fn layout(height: usize) -> Layout {
-        let links =
-            Layout::array::<Link<K, V>>(height).expect("a tower of at most MAX_HEIGHT links");
-        Layout::new::<Self>()
-            .extend(links)
-            .expect("a node with its tower fits in memory")
-            .0
-            .pad_to_align()
-    }
-
-    /// Allocates a node for `key` with an empty chain and a tower of `height` null links.
-    fn allocate(key: K, height: usize) -> *mut Self {
-        debug_assert!((1..=MAX_HEIGHT).contains(&height));
-        let layout = Self::layout(height);
-        // SAFETY: the layout has a non-zero size (it holds at least one link).
-        let node = unsafe { alloc::alloc(layout) }.cast::<Self>();
-        if node.is_null() {
-            alloc::handle_alloc_error(layout);
-        }
-        // SAFETY: `node` is a fresh allocation of `layout`, which holds the struct followed by `height`
-        // links; each field and link is written once through raw pointers, before any reference to the
-        // node exists.
-        unsafe {
-            addr_of_mut!((*node).key).write(key);
-            addr_of_mut!((*node).newest).write(AtomicPtr::new(ptr::null_mut()));
-            addr_of_mut!((*node).unlinked).write(AtomicBool::new(false));
-            addr_of_mut!((*node).height).write(height);
-            #[cfg(loom)]
-            addr_of_mut!((*node).reclaimed).write(AtomicBool::new(false));
-            let tower = addr_of_mut!((*node).tower).cast::<Link<K, V>>();
-            for level in 0..height {
-                tower.add(level).write(AtomicPtr::new(ptr::null_mut()));
-            }
-        }
-        node
-    }
-
-    /// Frees a node allocated by [`allocate`](Self::allocate) (not its chain).
-    ///
-    /// # Safety
-    ///
-    /// No thread can reach `node` any more, and nothing else frees it.
-    pub(crate) unsafe fn free(node: *mut Self) {
-        #[cfg(loom)]
-        {
-            // Marked and leaked: a reader that could still reach it fails its check (see `VersionNode`).
-            // SAFETY: the node is still allocated (it is never freed under loom).
-            unsafe { (*node).reclaimed.store(true, Ordering::Relaxed) };
-        }
-        #[cfg(not(loom))]
-        // SAFETY: the caller owns the unreachable node; its fields and links are initialised (by `allocate`)
-        // and dropped once, then the allocation is returned with the layout it was made with.
-        unsafe {
-            let height = (*node).height;
-            ptr::drop_in_place(addr_of_mut!((*node).key));
-            ptr::drop_in_place(addr_of_mut!((*node).newest));
-            ptr::drop_in_place(addr_of_mut!((*node).unlinked));
-            let tower = addr_of_mut!((*node).tower).cast::<Link<K, V>>();
-            for level in 0..height {
-                ptr::drop_in_place(tower.add(level));
-            }
-            alloc::dealloc(node.cast::<u8>(), Self::layout(height));
-        }
-    }
-
-    /// The first link of `node`'s tower.
-    ///
-    /// # Safety
-    ///
-    /// `node` points to a live node (allocated by `allocate`, not yet freed).
-    #[inline]
-    unsafe fn tower(node: *const Self) -> *const Link<K, V> {
-        // SAFETY: `node` is live; `addr_of!` makes no reference, so the pointer keeps the provenance of the
-        // whole allocation, which the links beyond the struct need.
-        unsafe { addr_of!((*node).tower).cast::<Link<K, V>>() }
-    }
-
+impl<K, V> Entry<K, V> {
     /// The head of the key's version chain.
     #[inline]
     pub(crate) fn newest(&self) -> *mut VersionNode<V> {
-        // Acquire: pairs with the Release store in `push_version`, so the newest version's fields (and the
-        // older versions it links to) are visible.
-        self.newest.load(Ordering::Acquire)
+        // Acquire: pairs with the Release store in `Index::push_version`, so the newest version's fields
+        // (and the older versions it links to) are visible.
+        self.head.load(Ordering::Acquire)
     }
 
-    /// Whether the writer has unlinked this node (read by the writer, under the commit lock).
+    /// The same key and chain, for a copy of the leaf. Writer only.
+    fn carried(&self) -> Self
+    where
+        K: Clone,
+    {
+        Entry {
+            key: self.key.clone(),
+            // Relaxed: the writer reads its own stores; readers of the copy are published to by the Release
+            // store that links the copy in.
+            head: AtomicPtr::new(self.head.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A leaf: entries sorted by key, never changed once published (but for chain heads). The entries are held
+/// inline, so a lookup reaches them without another pointer.
+pub(crate) struct Leaf<K, V> {
+    entries: ArrayVec<Entry<K, V>, LEAF_MAX>,
+    /// Set by the writer when the leaf is replaced by a copy; read by the writer only (a transaction's
+    /// recorded read is then looked up again by key).
+    replaced: AtomicBool,
+}
+
+impl<K, V> Leaf<K, V> {
+    /// Whether the writer has replaced this leaf (read under the commit lock).
     #[inline]
-    pub(crate) fn is_unlinked(&self) -> bool {
+    pub(crate) fn is_replaced(&self) -> bool {
         // Relaxed: written and read only by holders of the commit lock, which orders them.
-        self.unlinked.load(Ordering::Relaxed)
+        self.replaced.load(Ordering::Relaxed)
+    }
+}
+
+/// An inner node: `children.len() - 1` separators; child `i` holds the keys `k` with
+/// `separators[i - 1] <= k < separators[i]`.
+struct Inner<K, V> {
+    separators: ArrayVec<K, { INNER_MAX - 1 }>,
+    children: ArrayVec<AtomicPtr<Node<K, V>>, INNER_MAX>,
+}
+
+/// A node, seen through its kind.
+enum Body<'a, K, V> {
+    Leaf(&'a Leaf<K, V>),
+    Inner(&'a Inner<K, V>),
+}
+
+/// The header every node starts with; a `*mut Node` points to a [`LeafNode`] or an [`InnerNode`], told apart
+/// by `is_leaf`. Leaves and inner nodes are allocated at their own sizes (an enum would make every leaf as
+/// large as an inner node), and always handled through raw pointers whose provenance covers the whole node.
+#[repr(C)]
+pub(crate) struct Node<K, V> {
+    is_leaf: bool,
+    /// Under loom a reclaimed node is marked and leaked instead of freed, and readers check the mark.
+    #[cfg(loom)]
+    reclaimed: AtomicBool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+#[repr(C)]
+struct LeafNode<K, V> {
+    header: Node<K, V>,
+    leaf: Leaf<K, V>,
+}
+
+#[repr(C)]
+struct InnerNode<K, V> {
+    header: Node<K, V>,
+    inner: Inner<K, V>,
+}
+
+impl<K, V> Node<K, V> {
+    fn header(is_leaf: bool) -> Self {
+        Node {
+            is_leaf,
+            #[cfg(loom)]
+            reclaimed: AtomicBool::new(false),
+            _types: PhantomData,
+        }
+    }
+
+    fn leaf(entries: Vec<Entry<K, V>>) -> *mut Self {
+        debug_assert!(entries.len() <= LEAF_MAX);
+        let node = Box::new(LeafNode {
+            header: Self::header(true),
+            leaf: Leaf {
+                entries: entries.into_iter().collect(),
+                replaced: AtomicBool::new(false),
+            },
+        });
+        // `repr(C)` with the header first: a pointer to the node is a pointer to its header.
+        Box::into_raw(node).cast()
+    }
+
+    fn inner(separators: Vec<K>, children: Vec<*mut Node<K, V>>) -> *mut Self {
+        debug_assert_eq!(separators.len() + 1, children.len());
+        debug_assert!(children.len() <= INNER_MAX);
+        let node = Box::new(InnerNode {
+            header: Self::header(false),
+            inner: Inner {
+                separators: separators.into_iter().collect(),
+                children: children.into_iter().map(AtomicPtr::new).collect(),
+            },
+        });
+        // As in `leaf`.
+        Box::into_raw(node).cast()
+    }
+
+    /// The node's contents.
+    ///
+    /// # Safety
+    ///
+    /// `node` came from `leaf` or `inner` and is alive for `'a` (the caller's pin, or the commit lock).
+    #[inline]
+    unsafe fn body<'a>(node: *const Self) -> Body<'a, K, V> {
+        // SAFETY: `node` is alive; the kind tag says which struct it heads, and the pointer, taken from the
+        // allocation, covers all of it.
+        unsafe {
+            #[cfg(loom)]
+            (*node).check_not_reclaimed();
+            if (*node).is_leaf {
+                Body::Leaf(&(*node.cast::<LeafNode<K, V>>()).leaf)
+            } else {
+                Body::Inner(&(*node.cast::<InnerNode<K, V>>()).inner)
+            }
+        }
+    }
+
+    /// Frees a node that no reader can reach (not its children, not the chains of its entries).
+    ///
+    /// # Safety
+    ///
+    /// `node` came from `leaf` or `inner`, is unreachable, and nothing else frees it.
+    pub(crate) unsafe fn free(node: *mut Self) {
+        #[cfg(loom)]
+        // SAFETY: under loom nodes are never freed, so the mark is always writable.
+        unsafe {
+            (*node).reclaimed.store(true, Ordering::Relaxed)
+        };
+        #[cfg(not(loom))]
+        // SAFETY: the caller hands over the unreachable node, which is freed as the type it was allocated as.
+        unsafe {
+            if (*node).is_leaf {
+                drop(Box::from_raw(node.cast::<LeafNode<K, V>>()));
+            } else {
+                drop(Box::from_raw(node.cast::<InnerNode<K, V>>()));
+            }
+        }
     }
 
     #[cfg(loom)]
     #[inline]
-    fn check_not_reclaimed(node: *const Self) {
-        // SAFETY: under loom nodes are never freed, so the mark is always readable.
-        // Relaxed: see `VersionNode::check_not_reclaimed`.
+    fn check_not_reclaimed(&self) {
+        // Relaxed: loom explores every value this load may return; a protocol that lets a reader reach a
+        // reclaimed node makes some execution return `true`.
         assert!(
-            !unsafe { (*node).reclaimed.load(Ordering::Relaxed) },
-            "a reader reached a key node the writer had reclaimed"
+            !self.reclaimed.load(Ordering::Relaxed),
+            "a reader reached a tree node the writer had reclaimed"
         );
     }
 }
 
-/// The writer's random source for tower heights, kept under the commit lock. Holding `&mut WriterRng` is the
-/// proof a caller must show to change the index.
-#[derive(Debug)]
-pub(crate) struct WriterRng(u64);
+/// A place in the key order: an entry of a leaf (or the end of the leaf), and the smallest separator above
+/// the leaf's keys (null: the leaf is the last one), where the next leaf starts.
+pub(crate) struct Position<K, V> {
+    pub(crate) leaf: *const Leaf<K, V>,
+    pub(crate) index: usize,
+    upper: *const K,
+}
 
-impl WriterRng {
-    pub(crate) fn new(seed: u64) -> Self {
-        WriterRng(seed | 1)
+impl<K, V> Clone for Position<K, V> {
+    fn clone(&self) -> Self {
+        *self
     }
+}
+impl<K, V> Copy for Position<K, V> {}
 
-    /// A tower height: 1 with probability 3/4, each further level with probability 1/4.
-    fn height(&mut self) -> usize {
-        // xorshift64 (Marsaglia 2003): plenty for choosing heights, and one multiply-free step.
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        let height = 1 + (x.trailing_zeros() as usize) / 2;
-        height.min(MAX_HEIGHT)
+impl<K, V> Position<K, V> {
+    /// The entry at this position, or `None` at the end of its leaf.
+    ///
+    /// # Safety
+    ///
+    /// The leaf is alive (the caller's pin, or the commit lock, keeps it).
+    #[inline]
+    pub(crate) unsafe fn entry<'a>(self) -> Option<&'a Entry<K, V>> {
+        // SAFETY: forwarded.
+        let leaf: &'a Leaf<K, V> = unsafe { &*self.leaf };
+        leaf.entries.get(self.index)
     }
 }
 
-/// The skip list of keys.
+/// What the writer set aside while changing the tree: nodes replaced or removed, and the chains of keys
+/// removed, to be freed once no snapshot can reach them.
+pub(crate) enum Retired<K, V> {
+    Node(*mut Node<K, V>),
+    Chain(*mut VersionNode<V>),
+}
+
+/// The tree.
 pub(crate) struct Index<K, V> {
-    head: [Link<K, V>; MAX_HEIGHT],
-    /// The number of levels in use (`1..=MAX_HEIGHT`). Readers may load a stale value: a search that starts
-    /// lower than it could is slower, never wrong, since every level is a subset of the one below.
-    levels: AtomicUsize,
-    /// The number of linked keys.
-    len: AtomicUsize,
+    /// Never null: an empty tree is an empty leaf. Read by every lookup, written when the root changes.
+    root: CachePadded<AtomicPtr<Node<K, V>>>,
+    /// The number of keys; written by inserts and removals, so kept off the root's cache line.
+    len: CachePadded<AtomicUsize>,
 }
 
 // SAFETY: the index owns its nodes (keys `K`, values `Arc<V>` in the chains); it hands out `&K` and `&V` to
-// any thread and moves nodes' ownership to whichever thread frees them, so both must be `Send + Sync`.
+// any thread and moves their ownership to whichever thread frees them, so both must be `Send + Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Index<K, V> {}
 // SAFETY: as above; every shared mutation goes through atomics and the single-writer discipline.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Index<K, V> {}
 
+/// A key's leaf and entry, as `Index::find` returns them.
+pub(crate) type Found<'a, K, V> = (&'a Leaf<K, V>, &'a Entry<K, V>);
+
+/// The path from the root to a leaf: each inner node passed and the child taken.
+type Path<K, V> = Vec<(*mut Node<K, V>, usize)>;
+
 impl<K, V> Index<K, V> {
     pub(crate) fn new() -> Self {
         Index {
-            head: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-            levels: AtomicUsize::new(1),
-            len: AtomicUsize::new(0),
+            root: CachePadded::new(AtomicPtr::new(Node::leaf(Vec::new()))),
+            len: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 
-    /// The number of keys linked in the index (live or deleted ones not collected yet).
+    /// The number of keys in the tree (live or deleted ones not collected yet).
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a statistic.
         self.len.load(Ordering::Relaxed)
     }
 
     #[inline]
-    fn head_tower(&self) -> *const Link<K, V> {
-        self.head.as_ptr()
+    fn root(&self) -> *mut Node<K, V> {
+        // Acquire: pairs with the Release stores that publish a new root (`replace`), so its contents are
+        // visible.
+        self.root.load(Ordering::Acquire)
     }
 
-    /// The node following `tower`'s owner at `level`.
+    /// Descends to the leaf whose range holds the keys `>= key` (`inclusive`) or `> key`, returning its
+    /// first entry in that range and the separator where the next leaf starts.
     ///
     /// # Safety
     ///
-    /// `tower` is the head's tower or a live node's, with more than `level` links.
+    /// The caller holds a pin (or the commit lock) while it uses the position.
     #[inline]
-    unsafe fn next(tower: *const Link<K, V>, level: usize) -> *mut KeyNode<K, V> {
-        // SAFETY: forwarded from the caller.
-        let next = unsafe { (*tower.add(level)).load(Ordering::Acquire) };
-        // Acquire: pairs with the Release stores that link a node in (`insert`) or past an unlinked one
-        // (`unlink`), so the node's key, chain head and tower are visible.
-        #[cfg(loom)]
-        if !next.is_null() {
-            KeyNode::check_not_reclaimed(next);
-        }
-        next
-    }
-
-    /// The node of `key`, or null.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds a pin (or the commit lock) for as long as it uses the returned node.
-    #[inline]
-    pub(crate) unsafe fn find<Q>(&self, key: &Q) -> *const KeyNode<K, V>
+    unsafe fn descend<Q>(&self, key: Option<&Q>, inclusive: bool) -> Position<K, V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let mut tower = self.head_tower();
-        // Relaxed: any value in 1..=MAX_HEIGHT is a correct place to start (see `levels`).
-        let mut level = self.levels.load(Ordering::Relaxed);
-        while level > 0 {
-            level -= 1;
-            loop {
-                // SAFETY: `tower` is the head's or a node reached at this level or above (so it has more than
-                // `level` links), kept alive by the caller's pin.
-                let next = unsafe { Self::next(tower, level) };
-                if next.is_null() {
-                    break;
-                }
-                // SAFETY: a published node, kept alive by the caller's pin.
-                match unsafe { (*next).key.borrow() }.cmp(key) {
-                    CmpOrdering::Less => {
-                        // SAFETY: as above.
-                        tower = unsafe { KeyNode::tower(next) };
+        let mut node = self.root();
+        let mut upper: *const K = ptr::null();
+        loop {
+            // SAFETY: a published node, kept allocated by the caller's pin (module docs).
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) => {
+                    // The child whose range holds `key` (for `> key`, the same one: a key equal to a
+                    // separator belongs to the child on its right).
+                    let child = match key {
+                        None => 0,
+                        Some(key) => inner
+                            .separators
+                            .partition_point(|separator| separator.borrow() <= key),
+                    };
+                    if let Some(separator) = inner.separators.get(child) {
+                        upper = separator;
                     }
-                    CmpOrdering::Equal => return next,
-                    CmpOrdering::Greater => break,
+                    // Acquire: pairs with the Release store that linked the child (`replace`).
+                    node = inner.children[child].load(Ordering::Acquire);
+                }
+                Body::Leaf(leaf) => {
+                    let index = match key {
+                        None => 0,
+                        Some(key) => leaf.entries.partition_point(|entry| {
+                            let entry_key = entry.key.borrow();
+                            if inclusive {
+                                entry_key < key
+                            } else {
+                                entry_key <= key
+                            }
+                        }),
+                    };
+                    return Position { leaf, index, upper };
                 }
             }
         }
-        ptr::null()
     }
 
-    /// The first node whose key is inside `lower`, or null.
+    /// The entry of `key` and its leaf, if the key is in the tree.
     ///
     /// # Safety
     ///
-    /// As [`find`](Self::find).
+    /// The caller holds a pin (or the commit lock) for as long as it uses them.
     #[inline]
-    pub(crate) unsafe fn seek<Q>(&self, lower: Bound<&Q>) -> *const KeyNode<K, V>
+    pub(crate) unsafe fn find<Q>(&self, key: &Q) -> Option<Found<'_, K, V>>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
         // SAFETY: forwarded.
-        unsafe { self.seek_with_predecessor(lower).1 }
+        let position = unsafe { self.descend(Some(key), true) };
+        // SAFETY: forwarded.
+        let entry = unsafe { position.entry() }?;
+        // SAFETY: forwarded.
+        (entry.key.borrow() == key).then(|| (unsafe { &*position.leaf }, entry))
     }
 
-    /// The first node whose key is inside `lower` (or null), and the node before it (null: none, the
-    /// search started from the head). The predecessor may have been unlinked while the search passed it;
-    /// its key still orders the gap.
-    ///
-    /// # Safety
-    ///
-    /// As [`find`](Self::find).
-    pub(crate) unsafe fn seek_with_predecessor<Q>(
-        &self,
-        lower: Bound<&Q>,
-    ) -> (*const KeyNode<K, V>, *const KeyNode<K, V>)
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        let mut tower = self.head_tower();
-        let mut predecessor: *const KeyNode<K, V> = ptr::null();
-        // Relaxed: see `find`.
-        let mut level = self.levels.load(Ordering::Relaxed);
-        let mut candidate: *const KeyNode<K, V> = ptr::null();
-        while level > 0 {
-            level -= 1;
-            loop {
-                // SAFETY: as in `find`.
-                let next = unsafe { Self::next(tower, level) };
-                if next.is_null() {
-                    candidate = next;
-                    break;
-                }
-                // SAFETY: a published node, kept alive by the caller's pin.
-                let next_key = unsafe { (*next).key.borrow() };
-                let before = match lower {
-                    Bound::Unbounded => false,
-                    Bound::Included(bound) => next_key < bound,
-                    Bound::Excluded(bound) => next_key <= bound,
-                };
-                if before {
-                    predecessor = next;
-                    // SAFETY: as above.
-                    tower = unsafe { KeyNode::tower(next) };
-                } else {
-                    candidate = next;
-                    break;
-                }
-            }
-        }
-        (predecessor, candidate)
-    }
-
-    /// The node after `node` in key order, or null.
-    ///
-    /// # Safety
-    ///
-    /// `node` is live and the caller holds a pin (or the commit lock).
-    #[inline]
-    pub(crate) unsafe fn successor(node: *const KeyNode<K, V>) -> *const KeyNode<K, V> {
-        // SAFETY: forwarded; every node has at least one link.
-        unsafe { Self::next(KeyNode::tower(node), 0) }
-    }
-
-    /// The first node, or null.
+    /// The first position whose key is inside `lower` (it may be the end of a leaf: use `settle`).
     ///
     /// # Safety
     ///
     /// As [`find`](Self::find).
     #[inline]
-    pub(crate) unsafe fn first(&self) -> *const KeyNode<K, V> {
-        // SAFETY: the head has MAX_HEIGHT links.
-        unsafe { Self::next(self.head_tower(), 0) }
-    }
-
-    /// Walks the towers towards `key`, filling `preds` with the last tower at each level whose node's key is
-    /// below `key`, and returns the node of `key` if it is linked.
-    fn search_preds<Q>(
-        &self,
-        key: &Q,
-        preds: &mut [*const Link<K, V>; MAX_HEIGHT],
-    ) -> *const KeyNode<K, V>
+    pub(crate) unsafe fn seek<Q>(&self, lower: Bound<&Q>) -> Position<K, V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let mut tower = self.head_tower();
-        let mut found = ptr::null();
-        for level in (0..MAX_HEIGHT).rev() {
-            loop {
-                // SAFETY: the writer (the only caller) sees every live node; `tower` has more than `level`
-                // links because it was reached at this level or above (or is the head's).
-                let next = unsafe { Self::next(tower, level) };
-                if next.is_null() {
-                    break;
-                }
-                // SAFETY: a linked node; only the writer frees nodes.
-                match unsafe { (*next).key.borrow() }.cmp(key) {
-                    CmpOrdering::Less => {
-                        // SAFETY: as above.
-                        tower = unsafe { KeyNode::tower(next) };
-                    }
-                    CmpOrdering::Equal => {
-                        found = next;
-                        break;
-                    }
-                    CmpOrdering::Greater => break,
-                }
-            }
-            preds[level] = tower;
-        }
-        found
-    }
-
-    /// The node of `key`, inserting one with an empty chain (and a clone of `key`) if there is none.
-    /// Writer only.
-    pub(crate) fn find_or_insert(&self, rng: &mut WriterRng, key: &K) -> *const KeyNode<K, V>
-    where
-        K: Ord + Clone,
-    {
-        let mut preds = [ptr::null(); MAX_HEIGHT];
-        let found = self.search_preds(key, &mut preds);
-        if !found.is_null() {
-            return found;
-        }
-        let height = rng.height();
-        let node = KeyNode::<K, V>::allocate(key.clone(), height);
-        // SAFETY: `node` is fresh and not yet shared; `preds[level]` are live towers with more than `level`
-        // links (from `search_preds`), and only the writer changes links.
+        // SAFETY: forwarded.
         unsafe {
-            let tower = KeyNode::tower(node);
-            for (level, &pred) in preds.iter().enumerate().take(height) {
-                // Relaxed: the writer reads its own stores.
-                let successor = (*pred.add(level)).load(Ordering::Relaxed);
-                (*tower.add(level)).store(successor, Ordering::Relaxed);
-            }
-            for (level, &pred) in preds.iter().enumerate().take(height) {
-                // Release: publishes the node's key, empty chain and tower (written above) to the readers
-                // whose Acquire load in `next` finds it; bottom level first, so a node is in the full list
-                // before any express lane leads to it (not needed for correctness, but it keeps the skip
-                // list invariant that each level is a subset of the one below at every instant).
-                (*pred.add(level)).store(node, Ordering::Release);
+            match lower {
+                Bound::Unbounded => self.descend(None, true),
+                Bound::Included(key) => self.descend(Some(key), true),
+                Bound::Excluded(key) => self.descend(Some(key), false),
             }
         }
-        // Relaxed: `levels` only steers where searches start (see its docs).
-        if self.levels.load(Ordering::Relaxed) < height {
-            self.levels.store(height, Ordering::Relaxed);
-        }
-        self.len.fetch_add(1, Ordering::Relaxed);
-        node
     }
 
-    /// Unlinks `node` from every level. Writer only. The node stays allocated, with its links intact, until
-    /// the caller frees it once no reader can stand on it.
+    /// Moves a position at the end of its leaf to the first entry of the next non-empty leaf; returns `None`
+    /// at the end of the tree. A position on an entry stays.
     ///
     /// # Safety
     ///
-    /// `node` is linked in this index.
-    pub(crate) unsafe fn unlink(&self, node: *const KeyNode<K, V>)
+    /// As [`find`](Self::find).
+    #[inline]
+    pub(crate) unsafe fn settle(&self, mut position: Position<K, V>) -> Option<Position<K, V>>
     where
         K: Ord,
     {
-        let mut preds = [ptr::null(); MAX_HEIGHT];
-        // SAFETY: `node` is linked, hence live.
-        let found = self.search_preds(unsafe { &(*node).key }, &mut preds);
-        debug_assert_eq!(found, node, "unlink of a node that is not linked");
-        // SAFETY: `node` is live; `preds` are live towers from `search_preds`.
-        unsafe {
-            let height = (*node).height;
-            let tower = KeyNode::tower(node);
-            for level in (0..height).rev() {
-                let pred = &*preds[level].add(level);
-                // Relaxed: the writer reads its own stores.
-                if pred.load(Ordering::Relaxed) == node.cast_mut() {
-                    let successor = (*tower.add(level)).load(Ordering::Relaxed);
-                    // Release: readers that follow this link to the successor must see the successor's
-                    // fields; it was published by an earlier Release of the writer, which this store carries
-                    // on (a reader's Acquire of a Relaxed store would synchronise with nothing).
-                    pred.store(successor, Ordering::Release);
-                }
+        // SAFETY: forwarded.
+        while unsafe { position.entry() }.is_none() {
+            if position.upper.is_null() {
+                return None;
             }
-            (*node).unlinked.store(true, Ordering::Relaxed);
+            // SAFETY: the separator lives in an inner node the caller's pin keeps allocated.
+            position = unsafe { self.descend::<K>(Some(&*position.upper), true) };
         }
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        Some(position)
     }
 
-    /// Makes `version` the newest version of `node`'s key. Writer only.
+    /// The position after `position` (which is on an entry), settled; `None` at the end.
     ///
     /// # Safety
     ///
-    /// `node` is live; `version` is a fresh node whose `older` is the key's current newest version.
+    /// As [`find`](Self::find).
     #[inline]
-    pub(crate) unsafe fn push_version(node: *const KeyNode<K, V>, version: *mut VersionNode<V>) {
-        // Release: publishes the version's fields (and, through them, the chain below) to readers' Acquire
-        // load in `newest`.
-        // SAFETY: `node` is live.
-        unsafe { (*node).newest.store(version, Ordering::Release) };
+    pub(crate) unsafe fn advance(&self, mut position: Position<K, V>) -> Option<Position<K, V>>
+    where
+        K: Ord,
+    {
+        position.index += 1;
+        // SAFETY: forwarded.
+        unsafe { self.settle(position) }
     }
 
-    /// Puts back `previous` as the newest version of `node`'s key, undoing a `push_version` whose commit
+    /// The key right before `key` and the first key at or after it, as they are now (null: none), and the
+    /// entry of `key` if it is there. A serializable transaction records the pair for an absent key.
+    ///
+    /// # Safety
+    ///
+    /// As [`find`](Self::find).
+    pub(crate) unsafe fn locate<Q>(&self, key: &Q) -> Located<'_, K, V>
+    where
+        K: Borrow<Q> + Ord,
+        Q: Ord + ?Sized,
+    {
+        // SAFETY: forwarded.
+        unsafe {
+            let position = self.descend(Some(key), true);
+            if let Some(entry) = position.entry() {
+                if entry.key.borrow() == key {
+                    return Located::Found(&*position.leaf, entry);
+                }
+            }
+            let leaf: &Leaf<K, V> = &*position.leaf;
+            let after: *const K = if position.index > 0 {
+                &leaf.entries[position.index - 1].key
+            } else {
+                // The key before the leaf's first: the largest key below `key` in the whole tree.
+                self.last_below(key)
+            };
+            let before = match self.settle(position) {
+                Some(next) => &next.entry().expect("settled").key as *const K,
+                None => ptr::null(),
+            };
+            Located::Gap { after, before }
+        }
+    }
+
+    /// The largest key below `key` (null: none). Used only when a leaf's first key is above `key`.
+    unsafe fn last_below<Q>(&self, key: &Q) -> *const K
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let mut node = self.root();
+        let mut best: *const K = ptr::null();
+        loop {
+            // SAFETY: as in `descend`.
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) => {
+                    let child = inner
+                        .separators
+                        .partition_point(|separator| separator.borrow() < key);
+                    // The subtree left of `child` holds keys below `key`; remember where to look if the
+                    // chosen subtree has none.
+                    if child > 0 {
+                        // Acquire: as in `descend`.
+                        let left = inner.children[child - 1].load(Ordering::Acquire);
+                        // SAFETY: as above.
+                        let last = unsafe { Self::last_key(left) };
+                        if !last.is_null() {
+                            best = last;
+                        }
+                    }
+                    // Acquire: as in `descend`.
+                    node = inner.children[child].load(Ordering::Acquire);
+                }
+                Body::Leaf(leaf) => {
+                    let index = leaf
+                        .entries
+                        .partition_point(|entry| entry.key.borrow() < key);
+                    return if index > 0 {
+                        &leaf.entries[index - 1].key
+                    } else {
+                        best
+                    };
+                }
+            }
+        }
+    }
+
+    /// The largest key of the subtree at `node` (null if it has none).
+    unsafe fn last_key(mut node: *mut Node<K, V>) -> *const K {
+        loop {
+            // SAFETY: as in `descend`.
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) => {
+                    // Acquire: as in `descend`.
+                    node = inner.children[inner.children.len() - 1].load(Ordering::Acquire);
+                }
+                Body::Leaf(leaf) => {
+                    return leaf.entries.last().map_or(ptr::null(), |entry| &entry.key);
+                }
+            }
+        }
+    }
+
+    /// Makes `version` the newest version of `entry`'s key. Writer only.
+    ///
+    /// # Safety
+    ///
+    /// `entry` is in the current tree; `version` is a fresh node whose `older` is the key's current newest
+    /// version.
+    #[inline]
+    pub(crate) unsafe fn push_version(entry: &Entry<K, V>, version: *mut VersionNode<V>) {
+        // Release: publishes the version's fields (and, through them, the chain below) to readers' Acquire
+        // load in `Entry::newest`.
+        entry.head.store(version, Ordering::Release);
+    }
+
+    /// Puts back `previous` as the newest version of `entry`'s key, undoing a `push_version` whose commit
     /// never became visible. Writer only.
     ///
     /// # Safety
     ///
-    /// `node` is live and its newest version was pushed by the current, unpublished commit.
-    pub(crate) unsafe fn pop_version(node: *const KeyNode<K, V>, previous: *mut VersionNode<V>) {
-        // Release: as in `push_version`; the restored head was published before, this keeps it published
-        // through the new store.
-        // SAFETY: `node` is live.
-        unsafe { (*node).newest.store(previous, Ordering::Release) };
+    /// `entry` is in the current tree and its newest version was pushed by the current, unpublished commit.
+    #[inline]
+    pub(crate) unsafe fn pop_version(entry: &Entry<K, V>, previous: *mut VersionNode<V>) {
+        // Release: as in `push_version`; the restored head was published before.
+        entry.head.store(previous, Ordering::Release);
     }
 
-    /// Frees every node and chain. Only the owner of the index calls this, when no reader is left.
+    /// The path to the leaf that holds (or would hold) `key`, in the current tree. Writer only.
+    fn path_to(&self, key: &K) -> (Path<K, V>, *mut Node<K, V>)
+    where
+        K: Ord,
+    {
+        let mut path = Vec::new();
+        // Relaxed (here and below): the writer reads its own stores.
+        let mut node = self.root.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the writer reaches only nodes of the current tree, which only it frees.
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) => {
+                    let child = inner
+                        .separators
+                        .partition_point(|separator| separator <= key);
+                    path.push((node, child));
+                    node = inner.children[child].load(Ordering::Relaxed);
+                }
+                Body::Leaf(_) => return (path, node),
+            }
+        }
+    }
+
+    /// Inserts the keys of `keys` (sorted, unique) that are not in the tree yet, with empty chains. Returns
+    /// how many were inserted. Writer only; replaced nodes go to `retired`.
+    pub(crate) fn insert_missing<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k K>,
+        retired: &mut Vec<Retired<K, V>>,
+    ) -> usize
+    where
+        K: Ord + Clone + 'k,
+    {
+        let mut inserted = 0;
+        let mut keys = keys.peekable();
+        while let Some(&first) = keys.peek() {
+            let (path, leaf_node) = self.path_to(first);
+            // SAFETY: a leaf of the current tree (see `path_to`).
+            let Body::Leaf(leaf) = (unsafe { Node::body(leaf_node) }) else {
+                unreachable!("`path_to` ends at a leaf")
+            };
+            // Every key below the leaf's upper separator goes into this leaf, in one copy.
+            let upper = Self::upper_bound(&path);
+            let mut batch = Vec::new();
+            while let Some(&key) = keys.peek() {
+                if upper.is_some_and(|upper| key >= upper) {
+                    break;
+                }
+                keys.next();
+                if leaf
+                    .entries
+                    .binary_search_by(|entry| entry.key.cmp(key))
+                    .is_err()
+                {
+                    batch.push(key);
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            // Merge the leaf's entries (carried over) with the new keys (empty chains).
+            let mut merged = Vec::with_capacity(leaf.entries.len() + batch.len());
+            let mut new_keys = batch.iter().copied().peekable();
+            for entry in leaf.entries.iter() {
+                while let Some(key) = new_keys.next_if(|key| *key < &entry.key) {
+                    merged.push(Entry {
+                        key: key.clone(),
+                        head: AtomicPtr::new(ptr::null_mut()),
+                    });
+                }
+                merged.push(entry.carried());
+            }
+            for key in new_keys {
+                merged.push(Entry {
+                    key: key.clone(),
+                    head: AtomicPtr::new(ptr::null_mut()),
+                });
+            }
+            inserted += batch.len();
+            self.replace_leaf(path, leaf_node, merged, retired);
+        }
+        // Relaxed: a statistic.
+        self.len.fetch_add(inserted, Ordering::Relaxed);
+        inserted
+    }
+
+    /// Removes the keys of `keys` (sorted, unique) that are in the tree; the chains of removed keys go to
+    /// `retired` with the replaced nodes. Returns how many were removed. Writer only.
+    pub(crate) fn remove<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k K>,
+        retired: &mut Vec<Retired<K, V>>,
+    ) -> usize
+    where
+        K: Ord + Clone + 'k,
+    {
+        let mut removed = 0;
+        let mut keys = keys.peekable();
+        while let Some(&first) = keys.peek() {
+            let (path, leaf_node) = self.path_to(first);
+            // SAFETY: a leaf of the current tree (see `path_to`).
+            let Body::Leaf(leaf) = (unsafe { Node::body(leaf_node) }) else {
+                unreachable!("`path_to` ends at a leaf")
+            };
+            let upper = Self::upper_bound(&path);
+            let mut kept = Vec::with_capacity(leaf.entries.len());
+            let mut entries = leaf.entries.iter().peekable();
+            let mut removed_here = 0;
+            while let Some(&key) = keys.peek() {
+                if upper.is_some_and(|upper| key >= upper) {
+                    break;
+                }
+                keys.next();
+                while let Some(entry) = entries.next_if(|entry| &entry.key < key) {
+                    kept.push(entry.carried());
+                }
+                if let Some(entry) = entries.next_if(|entry| &entry.key == key) {
+                    // Relaxed: the writer's own store.
+                    retired.push(Retired::Chain(entry.head.load(Ordering::Relaxed)));
+                    removed_here += 1;
+                }
+            }
+            if removed_here == 0 {
+                continue;
+            }
+            kept.extend(entries.map(Entry::carried));
+            removed += removed_here;
+            self.replace_leaf(path, leaf_node, kept, retired);
+        }
+        // Relaxed: a statistic.
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// The smallest separator above the leaf at the end of `path` (where the next leaf starts), if any.
+    fn upper_bound(path: &Path<K, V>) -> Option<&K> {
+        path.iter().rev().find_map(|&(node, child)| {
+            // SAFETY: inner nodes of the current tree; the writer frees only retired ones, later.
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) => inner.separators.get(child),
+                Body::Leaf(_) => None,
+            }
+        })
+    }
+
+    /// Replaces the leaf at the end of `path` with leaves holding `entries` (split as needed, or none if
+    /// `entries` is empty), fixing the inner nodes above.
+    fn replace_leaf(
+        &self,
+        path: Path<K, V>,
+        old: *mut Node<K, V>,
+        entries: Vec<Entry<K, V>>,
+        retired: &mut Vec<Retired<K, V>>,
+    ) where
+        K: Clone,
+    {
+        // SAFETY: `old` is a leaf of the current tree; marking it replaced tells validations to look again.
+        if let Body::Leaf(leaf) = unsafe { Node::body(old) } {
+            // Relaxed: read only under the commit lock.
+            leaf.replaced.store(true, Ordering::Relaxed);
+        }
+        let mut separators = Vec::new();
+        let mut leaves = Vec::new();
+        if entries.len() <= LEAF_MAX {
+            if !entries.is_empty() || path.is_empty() {
+                leaves.push(Node::leaf(entries));
+            }
+        } else {
+            // Split into leaves about three quarters full, so that the next inserts do not split again at
+            // once.
+            let target = (LEAF_MAX * 3).div_ceil(4).max(1);
+            let count = entries.len().div_ceil(target);
+            let per_leaf = entries.len().div_ceil(count);
+            let mut entries = entries.into_iter().peekable();
+            while entries.peek().is_some() {
+                let chunk: Vec<Entry<K, V>> = entries.by_ref().take(per_leaf).collect();
+                if !leaves.is_empty() {
+                    separators.push(chunk[0].key.clone());
+                }
+                leaves.push(Node::leaf(chunk));
+            }
+        }
+        self.replace(path, old, separators, leaves, retired);
+    }
+
+    /// Replaces `old`, the last node of `path` (or the root), with `replacements` separated by `separators`
+    /// (`replacements.len() == separators.len() + 1`, or both empty to remove `old`), copying and splitting
+    /// the inner nodes above as needed, and publishing the change with one Release store of a child pointer
+    /// or of the root. `old` is retired only once nothing in the tree points to it.
+    fn replace(
+        &self,
+        mut path: Path<K, V>,
+        old: *mut Node<K, V>,
+        separators: Vec<K>,
+        replacements: Vec<*mut Node<K, V>>,
+        retired: &mut Vec<Retired<K, V>>,
+    ) where
+        K: Clone,
+    {
+        let Some((parent, child)) = path.pop() else {
+            // A new root: as many levels of inner nodes as the replacements need.
+            let (mut separators, mut nodes) = (separators, replacements);
+            while nodes.len() > 1 {
+                (separators, nodes) = Self::group(separators, nodes);
+            }
+            let new_root = nodes.pop().unwrap_or_else(|| Node::leaf(Vec::new()));
+            // A root with one child (after removals) gives way to it.
+            let new_root = Self::collapse(new_root, retired);
+            // Release: publishes the new root's contents to readers' Acquire load in `root`.
+            self.root.store(new_root, Ordering::Release);
+            retired.push(Retired::Node(old));
+            return;
+        };
+        // SAFETY: an inner node of the current tree.
+        let Body::Inner(inner) = (unsafe { Node::body(parent) }) else {
+            unreachable!("paths hold inner nodes")
+        };
+        if replacements.len() == 1 {
+            // Release: publishes the new child's contents to readers' Acquire load of the pointer. The
+            // parent is not copied: its separators do not change.
+            inner.children[child].store(replacements[0], Ordering::Release);
+            retired.push(Retired::Node(old));
+            return;
+        }
+        // The parent's children and separators with `old` swapped for the replacements.
+        // Relaxed: the writer reads its own stores.
+        let mut children: Vec<*mut Node<K, V>> = inner
+            .children
+            .iter()
+            .map(|link| link.load(Ordering::Relaxed))
+            .collect();
+        let mut parent_separators: Vec<K> = inner.separators.to_vec();
+        if replacements.is_empty() {
+            children.remove(child);
+            if !parent_separators.is_empty() {
+                parent_separators.remove(child.saturating_sub(1).min(parent_separators.len() - 1));
+            }
+        } else {
+            children.splice(child..=child, replacements);
+            parent_separators.splice(child..child, separators);
+        }
+        let (separators, replacements) = if children.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            Self::group(parent_separators, children)
+        };
+        // `old` is reachable only through `parent`, which the call below replaces and retires.
+        retired.push(Retired::Node(old));
+        self.replace(path, parent, separators, replacements, retired);
+    }
+
+    /// Groups `children` (separated by `separators`) into inner nodes of at most `INNER_MAX` children, about
+    /// three quarters full when there is more than one; returns the separators between the new nodes (they
+    /// move up a level) and the nodes.
+    fn group(separators: Vec<K>, children: Vec<*mut Node<K, V>>) -> (Vec<K>, Vec<*mut Node<K, V>>) {
+        debug_assert_eq!(separators.len() + 1, children.len());
+        if children.len() <= INNER_MAX {
+            return (Vec::new(), vec![Node::inner(separators, children)]);
+        }
+        let target = (INNER_MAX * 3).div_ceil(4).max(2);
+        let count = children.len().div_ceil(target);
+        let per_node = children.len().div_ceil(count);
+        let mut up = Vec::new();
+        let mut nodes = Vec::new();
+        let mut children = children.into_iter().peekable();
+        let mut separators = separators.into_iter();
+        while children.peek().is_some() {
+            let chunk: Vec<_> = children.by_ref().take(per_node).collect();
+            let inside: Vec<K> = separators.by_ref().take(chunk.len() - 1).collect();
+            nodes.push(Node::inner(inside, chunk));
+            if let Some(separator) = separators.next() {
+                up.push(separator);
+            }
+        }
+        (up, nodes)
+    }
+
+    /// Returns `node`, or, while it is an inner node with one child, that child (retiring the wrapper).
+    fn collapse(mut node: *mut Node<K, V>, retired: &mut Vec<Retired<K, V>>) -> *mut Node<K, V> {
+        loop {
+            // SAFETY: a node the writer just built or took from the current tree.
+            match unsafe { Node::body(node) } {
+                Body::Inner(inner) if inner.children.len() == 1 => {
+                    // Relaxed: the writer's own store.
+                    let child = inner.children[0].load(Ordering::Relaxed);
+                    retired.push(Retired::Node(node));
+                    node = child;
+                }
+                _ => return node,
+            }
+        }
+    }
+
+    /// Frees every node and chain of the current tree. Only the owner of the index calls this, when no
+    /// reader is left.
     ///
     /// # Safety
     ///
-    /// No reader or writer uses the index any more, and unlinked nodes are freed elsewhere.
+    /// No reader or writer uses the index any more; retired nodes are freed elsewhere.
     pub(crate) unsafe fn free_all(&mut self) -> usize {
         let mut freed_versions = 0;
-        // SAFETY: exclusive access; each linked node is visited once on level 0 and freed after its
-        // successor pointer is read.
-        unsafe {
-            let mut node = self.first();
-            while !node.is_null() {
-                let next = Self::successor(node);
-                freed_versions += crate::chain::free_chain((*node).newest.load(Ordering::Relaxed));
-                KeyNode::free(node.cast_mut());
-                node = next;
+        let mut stack = vec![self.root.swap(Node::leaf(Vec::new()), Ordering::Relaxed)];
+        while let Some(node) = stack.pop() {
+            // SAFETY: exclusive access; each node of the current tree is reached once.
+            unsafe {
+                match Node::body(node) {
+                    Body::Inner(inner) => {
+                        stack.extend(
+                            inner
+                                .children
+                                .iter()
+                                .map(|child| child.load(Ordering::Relaxed)),
+                        );
+                    }
+                    Body::Leaf(leaf) => {
+                        for entry in leaf.entries.iter() {
+                            freed_versions +=
+                                crate::chain::free_chain(entry.head.load(Ordering::Relaxed));
+                        }
+                    }
+                }
+                Node::free(node);
             }
-        }
-        for link in &self.head {
-            link.store(ptr::null_mut(), Ordering::Relaxed);
         }
         freed_versions
     }
+}
+
+impl<K, V> Drop for Index<K, V> {
+    fn drop(&mut self) {
+        // Only the empty leaf `free_all` left (or the tree, if it never ran: then its chains leak, which the
+        // store never lets happen).
+        // SAFETY: `&mut self`; the root is the last node.
+        unsafe { Node::free(self.root.load(Ordering::Relaxed)) };
+    }
+}
+
+/// What [`Index::locate`] found.
+pub(crate) enum Located<'a, K, V> {
+    Found(&'a Leaf<K, V>, &'a Entry<K, V>),
+    /// The key is absent; it would sit between these keys (null: the start or the end of the index).
+    Gap {
+        after: *const K,
+        before: *const K,
+    },
 }
 
 #[cfg(test)]
@@ -533,114 +909,142 @@ mod tests {
 
     fn keys_in_order(index: &Index<u32, ()>) -> Vec<u32> {
         let mut keys = Vec::new();
-        // SAFETY: single-threaded test; nodes are freed only by `free_all` below.
+        // SAFETY: single-threaded test; retired nodes are freed only at the end.
         unsafe {
-            let mut node = index.first();
-            while !node.is_null() {
-                keys.push((*node).key);
-                node = Index::successor(node);
+            let mut position = index.settle(index.seek(Bound::Unbounded));
+            while let Some(at) = position {
+                keys.push(at.entry().unwrap().key);
+                position = index.advance(at);
             }
         }
         keys
     }
 
+    fn free(retired: Vec<Retired<u32, ()>>) {
+        for item in retired {
+            if let Retired::Node(node) = item {
+                // SAFETY: single-threaded test: no reader is left.
+                unsafe { Node::free(node) };
+            }
+        }
+    }
+
+    fn check(index: &Index<u32, ()>, model: &BTreeSet<u32>, limit: u32) {
+        assert_eq!(index.len(), model.len());
+        assert_eq!(
+            keys_in_order(index),
+            model.iter().copied().collect::<Vec<_>>()
+        );
+        // SAFETY: single-threaded test.
+        unsafe {
+            for probe in 0..limit {
+                assert_eq!(
+                    index.find(&probe).is_some(),
+                    model.contains(&probe),
+                    "find {probe}"
+                );
+                let at_or_after = index.settle(index.seek(Bound::Included(&probe)));
+                assert_eq!(
+                    at_or_after.map(|at| at.entry().unwrap().key),
+                    model.range(probe..).next().copied(),
+                    "seek {probe}"
+                );
+                let after = index.settle(index.seek(Bound::Excluded(&probe)));
+                assert_eq!(
+                    after.map(|at| at.entry().unwrap().key),
+                    model.range(probe + 1..).next().copied(),
+                    "seek after {probe}"
+                );
+                match index.locate(&probe) {
+                    Located::Found(_, entry) => assert_eq!(entry.key, probe),
+                    Located::Gap { after, before } => {
+                        assert!(!model.contains(&probe));
+                        assert_eq!(
+                            after.as_ref().copied(),
+                            model.range(..probe).next_back().copied()
+                        );
+                        assert_eq!(
+                            before.as_ref().copied(),
+                            model.range(probe..).next().copied()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
-    fn insert_find_seek_and_unlink_agree_with_a_set() {
-        let count = if cfg!(miri) { 60 } else { 5000 };
-        let mut index = Index::<u32, ()>::new();
-        let mut rng = WriterRng::new(7);
+    fn inserts_and_removals_in_batches_agree_with_a_set() {
+        let count = if cfg!(miri) { 150 } else { 5000 };
+        let index = Index::<u32, ()>::new();
+        let mut retired = Vec::new();
         let mut model = BTreeSet::new();
+        // One key at a time, in a scrambled order: every split path.
         for key in scrambled(count) {
             let key = key * 2;
-            let node = index.find_or_insert(&mut rng, &key);
+            assert_eq!(index.insert_missing([key].iter(), &mut retired), 1);
             assert_eq!(
-                index.find_or_insert(&mut rng, &key),
-                node,
-                "a second insert finds the node"
+                index.insert_missing([key].iter(), &mut retired),
+                0,
+                "a second insert finds the key"
             );
             model.insert(key);
         }
-        assert_eq!(index.len(), model.len());
+        check(&index, &model, count * 2 + 2);
+        // A sorted batch spanning many leaves, half of it already present.
+        let batch: Vec<u32> = (0..count).map(|key| key * 2 + key % 2).collect();
+        let added = index.insert_missing(batch.iter(), &mut retired);
         assert_eq!(
-            keys_in_order(&index),
-            model.iter().copied().collect::<Vec<_>>()
+            added,
+            batch.iter().filter(|key| !model.contains(key)).count()
         );
-        // SAFETY: single-threaded; nodes stay allocated until `free_all` (unlinked ones are freed by hand).
-        unsafe {
-            for probe in 0..count * 2 + 2 {
-                let found = index.find(&probe);
-                assert_eq!(!found.is_null(), model.contains(&probe), "find {probe}");
-                let at_or_after = index.seek(Bound::Included(&probe));
-                let expected = model.range(probe..).next();
-                assert_eq!(
-                    at_or_after.as_ref().map(|node| node.key),
-                    expected.copied(),
-                    "seek {probe}"
-                );
-                let (predecessor, after) = index.seek_with_predecessor(Bound::Excluded(&probe));
-                assert_eq!(
-                    after.as_ref().map(|node| node.key),
-                    model.range(probe + 1..).next().copied()
-                );
-                assert_eq!(
-                    predecessor.as_ref().map(|node| node.key),
-                    model.range(..=probe).next_back().copied(),
-                    "predecessor of the keys after {probe}"
-                );
+        model.extend(batch);
+        check(&index, &model, count * 2 + 2);
+        // Remove two thirds in batches, then everything.
+        let mut doomed: Vec<u32> = model.iter().copied().filter(|key| key % 3 != 0).collect();
+        doomed.sort_unstable();
+        for chunk in doomed.chunks(97) {
+            index.remove(chunk.iter(), &mut retired);
+            for key in chunk {
+                model.remove(key);
             }
-            let mut unlinked = Vec::new();
-            for key in scrambled(count).into_iter().filter(|key| key % 3 == 0) {
-                let key = key * 2;
-                let node = index.find(&key);
-                index.unlink(node);
-                assert!((*node).is_unlinked());
-                assert!(index.find(&key).is_null());
-                model.remove(&key);
-                unlinked.push(node.cast_mut());
-            }
-            assert_eq!(index.len(), model.len());
-            assert_eq!(
-                keys_in_order(&index),
-                model.iter().copied().collect::<Vec<_>>()
-            );
-            for node in unlinked {
-                KeyNode::free(node);
-            }
-            index.free_all();
+            check(&index, &model, 0);
         }
+        check(&index, &model, count * 2 + 2);
+        let all: Vec<u32> = model.iter().copied().collect();
+        assert_eq!(index.remove(all.iter(), &mut retired), all.len());
+        model.clear();
+        check(&index, &model, 50);
+        // The tree grows again from empty.
+        index.insert_missing(
+            [3, 1, 2].iter().collect::<BTreeSet<_>>().into_iter(),
+            &mut retired,
+        );
+        assert_eq!(keys_in_order(&index), vec![1, 2, 3]);
+        free(retired);
+        let mut index = index;
+        // SAFETY: single-threaded; nothing else refers to the tree.
+        unsafe { index.free_all() };
     }
 
     #[test]
-    fn an_unlinked_node_still_leads_to_live_nodes() {
-        let mut index = Index::<u32, ()>::new();
-        let mut rng = WriterRng::new(11);
-        for key in 0..10 {
-            index.find_or_insert(&mut rng, &key);
-        }
-        // SAFETY: single-threaded; the unlinked node is freed after its last use.
+    fn a_replaced_leaf_still_holds_what_it_held() {
+        let index = Index::<u32, ()>::new();
+        let mut retired = Vec::new();
+        index.insert_missing([1, 2].iter(), &mut retired);
+        // SAFETY: single-threaded; retired nodes are freed at the end.
         unsafe {
-            let five = index.find(&5);
-            index.unlink(five);
-            // A reader standing on 5 when it was unlinked walks on to 6.
-            assert_eq!((*Index::successor(five)).key, 6);
-            KeyNode::free(five.cast_mut());
-            index.free_all();
+            let (old_leaf, _) = index.find(&1).unwrap();
+            let old_leaf: *const Leaf<u32, ()> = old_leaf;
+            index.insert_missing([3].iter(), &mut retired);
+            assert!((*old_leaf).is_replaced());
+            let keys: Vec<u32> = (*old_leaf).entries.iter().map(|entry| entry.key).collect();
+            assert_eq!(keys, vec![1, 2], "a reader on the old leaf sees its keys");
+            assert!(index.find(&3).is_some());
         }
-    }
-
-    #[test]
-    fn heights_follow_a_quarter_per_level() {
-        let mut rng = WriterRng::new(3);
-        let samples = if cfg!(miri) { 1_000 } else { 100_000 };
-        let mut counts = [0usize; MAX_HEIGHT + 1];
-        for _ in 0..samples {
-            counts[rng.height()] += 1;
-        }
-        let ones = counts[1] as f64 / samples as f64;
-        assert!(
-            (0.70..0.80).contains(&ones),
-            "height 1 in {ones} of the samples"
-        );
-        assert_eq!(counts[0], 0);
+        free(retired);
+        let mut index = index;
+        // SAFETY: as above.
+        unsafe { index.free_all() };
     }
 }

@@ -37,8 +37,8 @@
 //!
 //! # How it works
 //!
-//! Keys live in a skip list with one writer at a time and readers that take no lock; each key holds a chain
-//! of versions, newest first. A commit takes a short lock to validate, gives the commit the next version,
+//! Keys live in a copy-on-write B+tree with one writer at a time and readers that take no lock; each key's
+//! entry holds the head of a chain of versions, newest first, so a commit to an existing key copies no node. A commit takes a short lock to validate, gives the commit the next version,
 //! pushes a version on each written key's chain and then publishes the version number: a snapshot is just
 //! "every version up to the published one". Snapshots pin their version in a slot of their own, and a
 //! collector never frees what the smallest pinned version (the watermark) might read, so reads need no

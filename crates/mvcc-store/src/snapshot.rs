@@ -2,14 +2,13 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::ptr;
 use std::sync::Arc;
 
 use crate::Version;
 use crate::chain::{self, VersionNode};
-use crate::index::{Index, KeyNode};
+use crate::index::{Located, Position};
 use crate::pin::Pin;
 use crate::store::{Core, Read};
 
@@ -60,10 +59,9 @@ impl<'s, K, V> Snapshot<'s, K, V> {
 }
 
 impl<'s, K: Ord, V> Snapshot<'s, K, V> {
-    /// The key's node (null if none) and its version visible to this snapshot (`None`: none; a deletion
-    /// counts as a version here).
+    /// The key's version visible to this snapshot (`None`: none; a deletion counts as a version here).
     #[inline]
-    pub(crate) fn lookup<Q>(&self, key: &Q) -> (*const KeyNode<K, V>, Option<&VersionNode<V>>)
+    pub(crate) fn lookup<Q>(&self, key: &Q) -> Option<&VersionNode<V>>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -71,14 +69,8 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
         // SAFETY: this snapshot's pin keeps every node and version it can reach allocated (index and chain
         // module docs), for as long as `self` is borrowed.
         unsafe {
-            let node = self.core.index.find(key);
-            if node.is_null() {
-                return (node, None);
-            }
-            (
-                node,
-                chain::visible_at((*node).newest(), self.pin.version()),
-            )
+            let (_, entry) = self.core.index.find(key)?;
+            chain::visible_at(entry.newest(), self.pin.version())
         }
     }
 
@@ -90,7 +82,6 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
         Q: Ord + ?Sized,
     {
         self.lookup(key)
-            .1
             .and_then(|version| version.value.as_deref())
     }
 
@@ -113,7 +104,7 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let version = self.lookup(key).1?;
+        let version = self.lookup(key)?;
         version
             .value
             .as_ref()
@@ -137,33 +128,36 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
         Q: Ord + ?Sized,
         R: RangeBounds<Q>,
     {
-        // The end is kept as the first node past the range at this moment: a node linked later either comes
-        // after it (compared by key) or has only versions newer than this snapshot, which it skips anyway.
+        // The end is kept as the first key past the range at this moment: a key inserted later either comes
+        // after it or has only versions newer than this snapshot, which the walk skips anyway.
         let (start, end) = (range.start_bound(), range.end_bound());
-        let (first, past_end) = if bounds_are_empty(start, end) {
-            (ptr::null(), ptr::null())
+        let (next, end) = if bounds_are_empty(start, end) {
+            (None, ptr::null())
         } else {
             // SAFETY: this snapshot's pin keeps the nodes allocated while the range borrows it.
             unsafe {
-                let first = self.core.index.seek(start);
+                let index = &self.core.index;
+                let next = index.settle(index.seek(start));
                 let past_end = match end {
-                    Bound::Unbounded => ptr::null(),
-                    Bound::Included(end) => self.core.index.seek(Bound::Excluded(end)),
-                    Bound::Excluded(end) => self.core.index.seek(Bound::Included(end)),
+                    Bound::Unbounded => None,
+                    Bound::Included(end) => index.settle(index.seek(Bound::Excluded(end))),
+                    Bound::Excluded(end) => index.settle(index.seek(Bound::Included(end))),
                 };
-                (first, past_end)
+                let end = past_end.map_or(ptr::null(), |at| {
+                    &at.entry().expect("settled").key as *const K
+                });
+                (next, end)
             }
         };
         Range {
-            next: first,
-            end: past_end,
-            version: self.pin.version(),
-            _snapshot: PhantomData,
+            snapshot: self,
+            next,
+            end,
         }
     }
 
     /// The key's visible version (as `lookup`), and what a serializable transaction records for the read:
-    /// the key's node, or the gap where it would be.
+    /// the key's entry, or the gap where it would be.
     pub(crate) fn locate<Q>(&self, key: &Q) -> (Read<K, V>, Option<&VersionNode<V>>)
     where
         K: Borrow<Q>,
@@ -171,18 +165,12 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
     {
         // SAFETY: as in `lookup`.
         unsafe {
-            let (after, first) = self.core.index.seek_with_predecessor(Bound::Included(key));
-            if !first.is_null() && (*first).key.borrow() == key {
-                let found = chain::visible_at((*first).newest(), self.pin.version());
-                (Read::Node(first), found)
-            } else {
-                (
-                    Read::Gap {
-                        after,
-                        before: first,
-                    },
-                    None,
-                )
+            match self.core.index.locate(key) {
+                Located::Found(leaf, entry) => {
+                    let found = chain::visible_at(entry.newest(), self.pin.version());
+                    (Read::Key { leaf, entry }, found)
+                }
+                Located::Gap { after, before } => (Read::Gap { after, before }, None),
             }
         }
     }
@@ -196,13 +184,7 @@ impl<'s, K: Ord, V> Snapshot<'s, K, V> {
 
     /// Every key and value, in key order.
     pub fn iter(&self) -> Range<'_, K, V> {
-        Range {
-            // SAFETY: as in `range`.
-            next: unsafe { self.core.index.first() },
-            end: ptr::null(),
-            version: self.pin.version(),
-            _snapshot: PhantomData,
-        }
+        self.range::<K, _>(..)
     }
 }
 
@@ -220,11 +202,10 @@ pub(crate) fn bounds_are_empty<Q: Ord + ?Sized>(start: Bound<&Q>, end: Bound<&Q>
 
 /// An iterator over a [`Snapshot`]'s keys and values in a range, in key order.
 pub struct Range<'a, K, V> {
-    next: *const KeyNode<K, V>,
-    /// The first node past the range when the iterator was made (null: the range runs to the end).
-    end: *const KeyNode<K, V>,
-    version: u64,
-    _snapshot: PhantomData<&'a Snapshot<'a, K, V>>,
+    snapshot: &'a Snapshot<'a, K, V>,
+    next: Option<Position<K, V>>,
+    /// The first key past the range when the iterator was made (null: the range runs to the end).
+    end: *const K,
 }
 
 // SAFETY: the iterator only reads nodes kept alive by the snapshot it borrows, and hands out `&K` and `&V`.
@@ -235,7 +216,7 @@ unsafe impl<K: Sync, V: Sync> Sync for Range<'_, K, V> {}
 impl<K, V> fmt::Debug for Range<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Range")
-            .field("version", &Version::new(self.version))
+            .field("version", &self.snapshot.version())
             .finish_non_exhaustive()
     }
 }
@@ -243,19 +224,21 @@ impl<K, V> fmt::Debug for Range<'_, K, V> {
 impl<'a, K: Ord, V> Range<'a, K, V> {
     /// The next key and value, with the version that wrote the value.
     pub(crate) fn next_with_version(&mut self) -> Option<(&'a K, u64, &'a V)> {
-        while !self.next.is_null() {
-            let node = self.next;
-            // SAFETY: the borrowed snapshot's pin keeps `node`, `end` and the versions reachable from them
-            // allocated for `'a` (index and chain module docs).
+        let version = self.snapshot.pin.version();
+        let index = &self.snapshot.core.index;
+        while let Some(at) = self.next {
+            // SAFETY: the borrowed snapshot's pin keeps the nodes and versions reachable from them, and the
+            // end key, allocated for `'a` (index and chain module docs).
             unsafe {
-                if !self.end.is_null() && (*node).key >= (*self.end).key {
-                    self.next = ptr::null();
+                let entry = at.entry().expect("settled");
+                if !self.end.is_null() && entry.key >= *self.end {
+                    self.next = None;
                     return None;
                 }
-                self.next = Index::successor(node);
-                if let Some(version) = chain::visible_at((*node).newest(), self.version) {
-                    if let Some(value) = &version.value {
-                        return Some((&(*node).key, version.version, &**value));
+                self.next = index.advance(at);
+                if let Some(visible) = chain::visible_at(entry.newest(), version) {
+                    if let Some(value) = &visible.value {
+                        return Some((&entry.key, visible.version, &**value));
                     }
                 }
             }

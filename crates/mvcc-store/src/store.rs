@@ -6,15 +6,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
 
 use crate::Version;
 use crate::chain::{self, VersionNode};
 use crate::error::{BuildError, CommitError, Conflict, ConflictKind, SubscribeError};
 use crate::feed::{CommitRecord, Feed};
-use crate::index::{Index, KeyNode, WriterRng};
+use crate::index::{Entry, Index, Leaf, Node, Position, Retired};
 use crate::pin::Pins;
 use crate::snapshot::Snapshot;
 use crate::stats::{GcReport, Stats};
@@ -50,18 +51,19 @@ pub(crate) trait Journal<K, V>: Send + Sync {
     fn bytes_since_checkpoint(&self) -> u64;
 }
 
-/// What a serializable transaction read, for its commit's validation. The nodes are kept allocated by the
-/// transaction's pin.
+/// What a serializable transaction read, for its commit's validation. The nodes and keys pointed to are
+/// kept allocated by the transaction's pin.
 pub(crate) enum Read<K, V> {
-    /// A key that had a node when it was read: the read is still good if the key has no newer version.
-    Node(*const KeyNode<K, V>),
-    /// Every key strictly between two nodes (null: the start, or the end, of the index): an absent key's
+    /// A key that was in the index when it was read: the read is still good if the key has no newer version.
+    /// If its leaf has been replaced since, the key is looked up again.
+    Key {
+        leaf: *const Leaf<K, V>,
+        entry: *const Entry<K, V>,
+    },
+    /// Every key strictly between two keys (null: the start, or the end, of the index): an absent key's
     /// neighbours. Still good if no key between them has a newer version. (Like a gap lock: an insert next
     /// to an absent key that was read also counts.)
-    Gap {
-        after: *const KeyNode<K, V>,
-        before: *const KeyNode<K, V>,
-    },
+    Gap { after: *const K, before: *const K },
     /// A range: still good if no key inside it has a newer version.
     Range { lower: Bound<K>, upper: Bound<K> },
 }
@@ -80,7 +82,6 @@ pub(crate) struct CommitRequest<K, V> {
 
 /// What the commit lock guards.
 pub(crate) struct Writer<K, V> {
-    rng: WriterRng,
     /// The last version given to a commit (published or, with a log, maybe not yet).
     pub(crate) last_assigned: u64,
     /// The last watermark computed: every snapshot is at or above it.
@@ -89,11 +90,16 @@ pub(crate) struct Writer<K, V> {
     commits_since_sweep: u32,
     /// Where the incremental sweep goes on: the last key it visited.
     sweep_cursor: Option<K>,
-    /// Key nodes unlinked from the index, each with the last version assigned when it was unlinked; a node
-    /// is freed once every pinned version is above that one (no snapshot that could reach it is left).
-    retired: VecDeque<(u64, *mut KeyNode<K, V>)>,
-    /// The nodes the current commit pushed a version on, to undo an install that panicked.
-    installing: Vec<(*const KeyNode<K, V>, *mut VersionNode<V>)>,
+    /// Tree nodes replaced or removed, and chains of removed keys, each with the last version assigned when
+    /// it was set aside; freed once every pinned version is above that one (no snapshot that could reach it
+    /// is left: see `Pins::watermark`).
+    retired: VecDeque<(u64, Retired<K, V>)>,
+    /// Where the index puts what it sets aside, before it joins `retired` (kept here so that a panic in a
+    /// key's `Ord` or `Clone` halfway through a change loses nothing: the next commit files it).
+    setting_aside: Vec<Retired<K, V>>,
+    /// The entries the current commit pushed a version on, and their previous heads: to undo an install that
+    /// panicked, and to cut their chains after.
+    installing: Vec<(*const Entry<K, V>, *mut VersionNode<V>)>,
     garbage: Garbage<K, V>,
 }
 
@@ -105,7 +111,7 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for Writer<K, V> {}
 /// values' `Drop`, which must not run under the lock).
 pub(crate) struct Garbage<K, V> {
     versions: Vec<*mut VersionNode<V>>,
-    keys: Vec<*mut KeyNode<K, V>>,
+    retired: Vec<Retired<K, V>>,
     records: Vec<Arc<CommitRecord<K, V>>>,
 }
 
@@ -116,31 +122,38 @@ impl<K, V> Garbage<K, V> {
     fn new() -> Self {
         Garbage {
             versions: Vec::new(),
-            keys: Vec::new(),
+            retired: Vec::new(),
             records: Vec::new(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.versions.is_empty() && self.keys.is_empty() && self.records.is_empty()
+        self.versions.is_empty() && self.retired.is_empty() && self.records.is_empty()
     }
 
     /// Frees everything, returning (versions freed, keys freed).
     fn free(self) -> (u64, u64) {
         let mut versions = 0;
+        let mut keys = 0;
         for tail in &self.versions {
             // SAFETY: cut off by `cut_below_watermark`, unreachable, and in no other list.
             versions += unsafe { chain::free_chain(*tail) } as u64;
         }
-        for &node in &self.keys {
-            // SAFETY: unlinked, and every version pinned since is above its retirement (`refresh_watermark`):
-            // no reader can stand on it. Its chain goes with it.
+        for retired in self.retired {
+            // SAFETY: set aside by the index and kept until every version pinned since was above its
+            // retirement (`refresh_watermark`): no reader can reach it. A replaced node's chains live on in
+            // its copy and are not freed with it; a removed key's chain is freed here.
             unsafe {
-                versions += chain::free_chain((*node).newest()) as u64;
-                KeyNode::free(node);
+                match retired {
+                    Retired::Node(node) => Node::free(node),
+                    Retired::Chain(chain) => {
+                        versions += chain::free_chain(chain) as u64;
+                        keys += 1;
+                    }
+                }
             }
         }
-        (versions, self.keys.len() as u64)
+        (versions, keys)
     }
 }
 
@@ -156,10 +169,12 @@ pub(crate) struct Core<K, V> {
     pub(crate) index: Index<K, V>,
     pub(crate) pins: Pins,
     pub(crate) feed: Arc<Feed<K, V>>,
-    pub(crate) writer: Mutex<Writer<K, V>>,
+    /// The commit lock, on a cache line of its own: its word changes twice per commit, and readers must not
+    /// share a line with it.
+    pub(crate) writer: CachePadded<Mutex<Writer<K, V>>>,
     pub(crate) config: Config,
-    /// Versions held in chains (including retired keys' ones): statistics.
-    versions_retained: AtomicU64,
+    /// Versions held in chains (including removed keys' ones not freed yet): statistics.
+    versions_retained: CachePadded<AtomicU64>,
     pub(crate) journal: Option<Arc<dyn Journal<K, V>>>,
 }
 
@@ -169,24 +184,19 @@ impl<K, V> Core<K, V> {
             index: Index::new(),
             pins: Pins::new(),
             feed: Arc::new(Feed::new(version, config.history)),
-            writer: Mutex::new(Writer {
-                // Seeded from an address, so stores differ; loom needs runs to be repeatable, so a constant there.
-                rng: WriterRng::new(if cfg!(loom) {
-                    0x9E37_79B9_7F4A_7C15
-                } else {
-                    0x9E37_79B9_7F4A_7C15 ^ (&config as *const Config as u64)
-                }),
+            writer: CachePadded::new(Mutex::new(Writer {
                 last_assigned: version,
                 watermark: 0,
                 commits_since_watermark: 0,
                 commits_since_sweep: 0,
                 sweep_cursor: None,
                 retired: VecDeque::new(),
+                setting_aside: Vec::new(),
                 installing: Vec::new(),
                 garbage: Garbage::new(),
-            }),
+            })),
             config,
-            versions_retained: AtomicU64::new(0),
+            versions_retained: CachePadded::new(AtomicU64::new(0)),
             journal: None,
         }
     }
@@ -206,30 +216,42 @@ impl<K, V> Core<K, V> {
         self.versions_retained
             .fetch_sub(versions, Ordering::Relaxed);
     }
+
+    /// Files what the index set aside with the last version assigned: it waits in `retired` until no
+    /// snapshot can reach it.
+    fn file_set_aside(writer: &mut Writer<K, V>) {
+        let retired_at = writer.last_assigned;
+        let Writer {
+            setting_aside,
+            retired,
+            ..
+        } = writer;
+        retired.extend(setting_aside.drain(..).map(|item| (retired_at, item)));
+    }
+}
+
+/// The newest version of `entry`'s key (a missing entry or an empty chain is version 0), and whether that
+/// version is a deletion. Writer only.
+fn newest_of<K, V>(entry: Option<&Entry<K, V>>) -> (u64, bool) {
+    let Some(entry) = entry else {
+        return (0, true);
+    };
+    let newest = entry.newest();
+    if newest.is_null() {
+        return (0, true);
+    }
+    // SAFETY: the writer holds the commit lock, and only it frees versions.
+    let newest = unsafe { &*newest };
+    (newest.version, newest.is_tombstone())
 }
 
 impl<K: Ord + Clone, V> Core<K, V> {
-    /// The newest version of the key of `node` (a null node or an empty chain is version 0), and whether
-    /// that version is a deletion. Writer only.
-    fn newest_of(node: *const KeyNode<K, V>) -> (u64, bool) {
-        if node.is_null() {
-            return (0, true);
-        }
-        // SAFETY: the writer holds the commit lock, and only it frees nodes.
-        let newest = unsafe { (*node).newest() };
-        if newest.is_null() {
-            return (0, true);
-        }
-        // SAFETY: as above.
-        let newest = unsafe { &*newest };
-        (newest.version, newest.is_tombstone())
-    }
-
     /// Checks a commit's expectations and conflicts; changes nothing. Writer only (under the commit lock).
     fn validate(&self, request: &CommitRequest<K, V>) -> Result<(), Conflict<K>> {
         for (key, expected) in &request.expectations {
             // SAFETY: under the commit lock.
-            let (newest, deleted) = Self::newest_of(unsafe { self.index.find(key) });
+            let (newest, deleted) =
+                newest_of(unsafe { self.index.find(key) }.map(|(_, entry)| entry));
             let actual = (!deleted).then_some(newest);
             if actual != *expected {
                 return Err(Conflict {
@@ -252,7 +274,7 @@ impl<K: Ord + Clone, V> Core<K, V> {
         };
         for (key, _) in &request.writes {
             // SAFETY: under the commit lock.
-            let (newest, _) = Self::newest_of(unsafe { self.index.find(key) });
+            let (newest, _) = newest_of(unsafe { self.index.find(key) }.map(|(_, entry)| entry));
             if newest > snapshot {
                 return conflict(key, newest, |snapshot, committed| {
                     ConflictKind::WriteWrite {
@@ -264,18 +286,19 @@ impl<K: Ord + Clone, V> Core<K, V> {
         }
         for read in &request.reads {
             match *read {
-                Read::Node(node) => {
-                    // SAFETY: under the commit lock; the node is kept allocated by the transaction's pin (held
-                    // until its commit returns), and the lock orders the writer's `unlinked` flag. An unlinked
-                    // node's key is looked up again: a new node may hold it now.
-                    let (key, node) = unsafe {
-                        if (*node).is_unlinked() {
-                            (&(*node).key, self.index.find(&(*node).key))
+                Read::Key { leaf, entry } => {
+                    // SAFETY: under the commit lock; the leaf and entry are kept allocated by the
+                    // transaction's pin (held until its commit returns), and the lock orders the writer's
+                    // `replaced` flag. A replaced leaf's entry is frozen: the key is looked up again.
+                    let (key, current) = unsafe {
+                        let key = &(*entry).key;
+                        if (*leaf).is_replaced() {
+                            (key, self.index.find(key).map(|(_, entry)| entry))
                         } else {
-                            (&(*node).key, node)
+                            (key, Some(&*entry))
                         }
                     };
-                    let (newest, _) = Self::newest_of(node);
+                    let (newest, _) = newest_of(current);
                     if newest > snapshot {
                         return conflict(key, newest, |snapshot, committed| {
                             ConflictKind::ReadWrite {
@@ -286,17 +309,16 @@ impl<K: Ord + Clone, V> Core<K, V> {
                     }
                 }
                 Read::Gap { after, before } => {
-                    // SAFETY: under the commit lock; `after` and `before` are kept allocated by the
-                    // transaction's pin (unlinked or not, their keys still bound the gap), and the walk from
-                    // the first linked node after `after` reaches only linked nodes.
+                    // SAFETY: under the commit lock; `after` and `before` are keys kept allocated by the
+                    // transaction's pin (in nodes replaced since or not, they still bound the gap).
                     unsafe {
                         let start = if after.is_null() {
-                            self.index.first()
+                            self.index.seek::<K>(Bound::Unbounded)
                         } else {
-                            self.index.seek(Bound::Excluded(&(*after).key))
+                            self.index.seek(Bound::Excluded(&*after))
                         };
                         self.check_unchanged(snapshot, start, |key| {
-                            before.is_null() || key < &(*before).key
+                            before.is_null() || key < &*before
                         })?;
                     }
                 }
@@ -317,50 +339,59 @@ impl<K: Ord + Clone, V> Core<K, V> {
         Ok(())
     }
 
-    /// Loads one key of a snapshot being recovered: its newest version and value. Each key once.
-    #[cfg(feature = "durable")]
-    pub(crate) fn recover_entry(&self, key: K, version: u64, value: V) -> Result<(), String> {
-        let mut writer = sync::lock(&self.writer);
-        let node = self.index.find_or_insert(&mut writer.rng, &key);
-        // SAFETY: under the commit lock; `node` is linked. Nothing is published yet (the store is being
-        // opened), and the new version becomes the key's whole chain.
-        unsafe {
-            if !(*node).newest().is_null() {
-                return Err("the same key appears twice in the snapshot".to_string());
-            }
-            Index::push_version(
-                node,
-                VersionNode::allocate(version, Some(Arc::new(value)), ptr::null_mut()),
-            );
-        }
-        // Relaxed: a statistic.
-        self.versions_retained.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// Checks that no key from `start` on, while `inside` holds, has a version newer than `snapshot`.
     /// Writer only.
     fn check_unchanged(
         &self,
         snapshot: u64,
-        start: *const KeyNode<K, V>,
+        start: Position<K, V>,
         inside: impl Fn(&K) -> bool,
     ) -> Result<(), Conflict<K>> {
-        let mut node = start;
-        // SAFETY: under the commit lock the writer reaches only linked nodes.
+        // SAFETY: under the commit lock the writer reaches only nodes of the current tree.
         unsafe {
-            while !node.is_null() && inside(&(*node).key) {
-                let (newest, _) = Self::newest_of(node);
+            let mut position = self.index.settle(start);
+            while let Some(at) = position {
+                let entry = at.entry().expect("settled");
+                if !inside(&entry.key) {
+                    break;
+                }
+                let (newest, _) = newest_of(Some(entry));
                 if newest > snapshot {
                     return Err(Conflict {
-                        key: (*node).key.clone(),
+                        key: entry.key.clone(),
                         kind: ConflictKind::Phantom {
                             snapshot: Version::new(snapshot),
                             committed: Version::new(newest),
                         },
                     });
                 }
-                node = Index::successor(node);
+                position = self.index.advance(at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads keys of a snapshot being recovered (sorted, each once), with their versions and values.
+    #[cfg(feature = "durable")]
+    pub(crate) fn recover_entries(&self, entries: Vec<(K, u64, V)>) -> Result<(), String> {
+        let mut writer = sync::lock(&self.writer);
+        let inserted = self.index.insert_missing(
+            entries.iter().map(|(key, _, _)| key),
+            &mut writer.setting_aside,
+        );
+        if inserted != entries.len() {
+            return Err("a key appears twice in the snapshot, or out of order".to_string());
+        }
+        Self::file_set_aside(&mut writer);
+        for (key, version, value) in entries {
+            // SAFETY: under the commit lock; the key was just inserted with an empty chain, and nothing is
+            // published yet (the store is being opened).
+            unsafe {
+                let (_, entry) = self.index.find(&key).expect("just inserted");
+                Index::push_version(
+                    entry,
+                    VersionNode::allocate(version, Some(Arc::new(value)), std::ptr::null_mut()),
+                );
             }
         }
         Ok(())
@@ -407,38 +438,44 @@ impl<K: Ord + Clone, V> Core<K, V> {
         Ok(Version::new(version))
     }
 
-    /// Pushes `version` on the chain of each written key, inserting keys as needed, and cuts what the
-    /// current watermark lets go. If a key's `Ord` or `Clone` panics, every version already pushed is taken
-    /// back (none of it was published) before the panic goes on.
+    /// Inserts the written keys that are new (one copy per leaf touched), then pushes `version` on the chain
+    /// of each written key and cuts what the current watermark lets go. If a key's `Ord` or `Clone` panics,
+    /// every version already pushed is taken back (none of it was published) before the panic goes on; keys
+    /// already inserted stay, with empty chains, which readers take for absent and the sweep removes.
     fn install(&self, writer: &mut Writer<K, V>, version: u64, writes: &[(K, Option<Arc<V>>)]) {
         writer.installing.clear();
         let Writer {
-            rng, installing, ..
+            installing,
+            setting_aside,
+            ..
         } = writer;
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.index
+                .insert_missing(writes.iter().map(|(key, _)| key), setting_aside);
             for (key, value) in writes {
-                let node = self.index.find_or_insert(rng, key);
-                // SAFETY: under the commit lock, `node` is linked; the fresh version links to the current
-                // newest one, so the chain stays whole.
+                // SAFETY: under the commit lock: the key was just inserted if it was missing, and no node
+                // changes until this commit's collection, after the versions are pushed.
                 unsafe {
-                    let previous = (*node).newest();
+                    let (_, entry) = self.index.find(key).expect("inserted above");
+                    let previous = entry.newest();
                     let fresh = VersionNode::allocate(version, value.clone(), previous);
-                    installing.push((node, previous));
-                    Index::push_version(node, fresh);
+                    installing.push((entry, previous));
+                    Index::push_version(entry, fresh);
                 }
                 // Relaxed: a statistic.
                 self.versions_retained.fetch_add(1, Ordering::Relaxed);
             }
         }));
+        Self::file_set_aside(writer);
         if let Err(payload) = outcome {
-            for &(node, previous) in writer.installing.iter().rev() {
-                // SAFETY: under the commit lock; the version being removed was pushed above, never
-                // published (the visible version is older), so no reader can hold it.
+            for &(entry, previous) in writer.installing.iter().rev() {
+                // SAFETY: under the commit lock; the version being removed was pushed above, never published
+                // (the visible version is older), so no reader can hold it.
                 unsafe {
-                    let fresh = (*node).newest();
-                    Index::pop_version(node, previous);
-                    // Detach the fresh version from the older chain it links to (which stays the key's),
-                    // then free it alone.
+                    let fresh = (*entry).newest();
+                    Index::pop_version(&*entry, previous);
+                    // Detach the fresh version from the older chain it links to (which stays the key's), then
+                    // free it alone.
                     let _older = chain::cut_below_watermark(fresh, version);
                     writer.garbage.versions.push(fresh);
                 }
@@ -448,17 +485,19 @@ impl<K: Ord + Clone, V> Core<K, V> {
         }
         let watermark = writer.watermark;
         for index in 0..writer.installing.len() {
-            let (node, _) = writer.installing[index];
-            // SAFETY: under the commit lock; `watermark` was computed by `Pins::watermark`.
-            let cut = unsafe { chain::cut_below_watermark((*node).newest(), watermark) };
+            let (entry, _) = writer.installing[index];
+            // SAFETY: under the commit lock; the entry is in the current tree; `watermark` was computed by
+            // `Pins::watermark`.
+            let cut = unsafe { chain::cut_below_watermark((*entry).newest(), watermark) };
             if !cut.is_null() {
                 writer.garbage.versions.push(cut);
             }
         }
+        writer.installing.clear();
     }
 
-    /// The garbage collection a commit does on the way out: now and then a new watermark (freeing retired
-    /// keys it passes), and a step of the sweep.
+    /// The garbage collection a commit does on the way out: now and then a new watermark (freeing what it
+    /// lets go), and a step of the sweep.
     fn collect_after_commit(&self, writer: &mut Writer<K, V>) {
         writer.commits_since_watermark += 1;
         if writer.commits_since_watermark >= WATERMARK_EVERY {
@@ -474,25 +513,24 @@ impl<K: Ord + Clone, V> Core<K, V> {
         }
     }
 
-    /// Recomputes the watermark and moves to the garbage the retired keys no snapshot can reach any more:
-    /// those unlinked when the last version assigned was below every version pinned now (see
-    /// `Pins::watermark`).
+    /// Recomputes the watermark and moves to the garbage what was set aside when the last version assigned
+    /// was below every version pinned now (see `Pins::watermark`).
     fn refresh_watermark(&self, writer: &mut Writer<K, V>) {
         writer.commits_since_watermark = 0;
         let watermark = self.pins.watermark(self.feed.visible());
         writer.watermark = watermark.versions;
-        while let Some(&(retired_at, node)) = writer.retired.front() {
-            if retired_at >= watermark.min_pinned {
+        while let Some((retired_at, _)) = writer.retired.front() {
+            if *retired_at >= watermark.min_pinned {
                 break;
             }
-            writer.retired.pop_front();
-            writer.garbage.keys.push(node);
+            let (_, item) = writer.retired.pop_front().expect("just looked");
+            writer.garbage.retired.push(item);
         }
     }
 
     /// Visits up to `budget` keys after `cursor` (from the first key if `None`), cutting their chains at the
-    /// watermark and unlinking keys whose only version is a deletion no snapshot needs. Returns where to go
-    /// on (`None`: the end was reached).
+    /// watermark, then removes the keys whose only version is a deletion no snapshot needs. Returns where to
+    /// go on (`None`: the end was reached).
     fn sweep(
         &self,
         writer: &mut Writer<K, V>,
@@ -501,51 +539,51 @@ impl<K: Ord + Clone, V> Core<K, V> {
         report: &mut GcReport,
     ) -> Option<K> {
         let watermark = writer.watermark;
-        // SAFETY (all blocks below): under the commit lock, the writer reaches only linked nodes, and a node
-        // this sweep unlinks stays allocated until a later `refresh_watermark`.
-        // SAFETY: under the commit lock the writer reaches only linked nodes.
-        let mut node = unsafe {
-            match cursor {
-                None => self.index.first(),
-                Some(key) => self.index.seek(Bound::Excluded(key)),
-            }
-        };
+        let mut dead = Vec::new();
         let mut visited = 0;
-        let mut last: *const KeyNode<K, V> = ptr::null();
-        while !node.is_null() && visited < budget {
-            // SAFETY: `node` is linked (reached from the index under the commit lock), its chain is whole, and
-            // the watermark came from `Pins::watermark`. A key is gone for good when its newest version is a
-            // deletion every snapshot sees (at or below the watermark): after the cut that deletion is all
-            // that is left. An empty chain (an install taken back) is gone too. Unlinking keeps the node
-            // allocated (retired) until a later watermark shows no snapshot can stand on it.
-            let next = unsafe {
-                let next = Index::successor(node);
-                let head = (*node).newest();
+        let mut last: Option<&Entry<K, V>> = None;
+        // SAFETY: under the commit lock the writer reaches only nodes of the current tree, and none changes
+        // before the removal below, after the walk.
+        let reached_end = unsafe {
+            let start = match cursor {
+                None => self.index.seek::<K>(Bound::Unbounded),
+                Some(key) => self.index.seek(Bound::Excluded(key)),
+            };
+            let mut position = self.index.settle(start);
+            while let Some(at) = position {
+                if visited == budget {
+                    break;
+                }
+                let entry = at.entry().expect("settled");
+                let head = entry.newest();
                 let cut = chain::cut_below_watermark(head, watermark);
                 if !cut.is_null() {
                     writer.garbage.versions.push(cut);
                     report.chains_cut += 1;
                 }
+                // A key is gone for good when its newest version is a deletion every snapshot sees (at or below
+                // the watermark): after the cut that deletion is all that is left. An empty chain (an install
+                // taken back) is gone too.
                 if head.is_null() || ((*head).is_tombstone() && (*head).version <= watermark) {
-                    self.index.unlink(node);
-                    writer
-                        .retired
-                        .push_back((writer.last_assigned, node.cast_mut()));
-                    report.keys_unlinked += 1;
+                    dead.push(entry.key.clone());
                 }
-                next
-            };
-            last = node;
-            node = next;
-            visited += 1;
-        }
-        report.keys_visited += visited;
-        if node.is_null() {
+                last = Some(entry);
+                visited += 1;
+                position = self.index.advance(at);
+            }
+            position.is_none()
+        };
+        let next_cursor = if reached_end {
             None
         } else {
-            // SAFETY: `last` is the node visited last; unlinked or not, it is still allocated.
-            Some(unsafe { (*last).key.clone() })
+            last.map(|entry| entry.key.clone())
+        };
+        report.keys_visited += visited;
+        if !dead.is_empty() {
+            report.keys_unlinked += self.index.remove(dead.iter(), &mut writer.setting_aside);
+            Self::file_set_aside(writer);
         }
+        next_cursor
     }
 
     /// A full collection: a fresh watermark, then every key, a slice at a time.
@@ -562,7 +600,7 @@ impl<K: Ord + Clone, V> Core<K, V> {
             }
             cursor = self.sweep(&mut writer, cursor.as_ref(), GC_SLICE, &mut report);
             if cursor.is_none() {
-                // Keys unlinked by this pass can go too if the watermark already passed them.
+                // What this pass removed can go too if no snapshot can reach it.
                 self.refresh_watermark(&mut writer);
             }
             let garbage = std::mem::replace(&mut writer.garbage, Garbage::new());
@@ -583,7 +621,11 @@ impl<K: Ord + Clone, V> Core<K, V> {
         let version = self.feed.visible_version();
         let writer = sync::lock(&self.writer);
         let watermark = writer.watermark;
-        let retired_keys = writer.retired.len();
+        let retired_keys = writer
+            .retired
+            .iter()
+            .filter(|(_, item)| matches!(item, Retired::Chain(_)))
+            .count();
         drop(writer);
         // How long the oldest snapshot has held versions back: since the first commit it cannot see.
         let oldest_pinned_age = oldest.map(|oldest| {
@@ -623,12 +665,13 @@ impl<K, V> Drop for Core<K, V> {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut garbage = std::mem::replace(&mut writer.garbage, Garbage::new());
+        garbage.retired.append(&mut writer.setting_aside);
         garbage
-            .keys
-            .extend(writer.retired.drain(..).map(|(_, node)| node));
+            .retired
+            .extend(writer.retired.drain(..).map(|(_, item)| item));
         garbage.free();
         // SAFETY: `&mut self`: no snapshot (they borrow the store) or writer is left; retired nodes were
-        // freed above and are no longer linked.
+        // freed above and are not in the current tree.
         unsafe { self.index.free_all() };
     }
 }

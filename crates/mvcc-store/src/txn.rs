@@ -132,7 +132,7 @@ impl<'s, K: Ord + Clone, V> Txn<'s, K, V> {
             self.reads.borrow_mut().push(read);
             found
         } else {
-            self.snapshot.lookup(key).1
+            self.snapshot.lookup(key)
         };
         let found = found?;
         found

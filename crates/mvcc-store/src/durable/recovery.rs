@@ -31,6 +31,9 @@ pub struct Recovery {
     pub torn_bytes_dropped: u64,
 }
 
+/// Snapshot entries loaded into the index at once: each leaf is copied once per batch, not once per key.
+const RECOVERY_BATCH: usize = 4096;
+
 pub(crate) struct Recovered<K, V> {
     pub(crate) core: Core<K, V>,
     pub(crate) log: Log<K, V>,
@@ -161,9 +164,16 @@ where
             format!("the trailer counts {entries} entries but the snapshot holds {frames}"),
         ));
     }
-    // Second pass: the entries.
+    // Second pass: the entries, in sorted batches (one leaf copy per leaf, not per key).
     let core = Core::new(config, version);
+    let mut batch: Vec<(K, u64, V)> = Vec::new();
+    let flush = |batch: &mut Vec<(K, u64, V)>, offset: usize| {
+        core.recover_entries(std::mem::take(batch))
+            .map_err(|reason| corrupt(path, offset, reason))
+    };
+    let mut last_offset = format::HEADER_LEN;
     format::for_each_frame(&bytes, format::HEADER_LEN, |offset, payload| {
+        last_offset = offset;
         match format::decode_snapshot_frame::<K, V>(payload) {
             Ok(SnapshotFrame::Entry(key, key_version, value)) => {
                 if key_version == 0 || key_version > version {
@@ -175,8 +185,22 @@ where
                         ),
                     ));
                 }
-                core.recover_entry(key, key_version, value)
-                    .map_err(|reason| corrupt(path, offset, reason))
+                if batch
+                    .last()
+                    .is_some_and(|(previous, _, _)| previous >= &key)
+                {
+                    return Err(corrupt(
+                        path,
+                        offset,
+                        "the snapshot's keys are not in increasing order",
+                    ));
+                }
+                batch.push((key, key_version, value));
+                if batch.len() == RECOVERY_BATCH {
+                    // Keys out of order across batches show as duplicates (`recover_entries` counts them).
+                    flush(&mut batch, offset)?;
+                }
+                Ok(())
             }
             Ok(SnapshotFrame::Trailer { .. }) => Ok(()),
             Err(error) => Err(corrupt(
@@ -186,6 +210,7 @@ where
             )),
         }
     })?;
+    flush(&mut batch, last_offset)?;
     Ok((core, entries))
 }
 

@@ -96,3 +96,35 @@ fn pin_list_grows_under_concurrent_snapshots() {
         reader.join().unwrap();
     });
 }
+
+/// A commit that splits a full leaf (and grows a root) races a reader looking keys up and walking them: the
+/// reader sees every key of its snapshot, through the old leaf or the new ones.
+#[test]
+fn a_leaf_split_under_a_reader_loses_no_key() {
+    loom::model(|| {
+        let store = Arc::new(Store::<u8, u8>::builder().gc_keys_per_commit(0).build());
+        let mut txn = store.begin();
+        txn.put(1, 1);
+        txn.put(3, 3);
+        txn.commit().unwrap();
+        let writer = {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                store.put(2, 2).unwrap();
+                store.put(4, 4).unwrap();
+            })
+        };
+        let snapshot = store.snapshot();
+        assert_eq!(snapshot.get(&1), Some(&1));
+        assert_eq!(snapshot.get(&3), Some(&3));
+        let keys: Vec<u8> = snapshot.iter().map(|(k, _)| *k).collect();
+        let expected: &[u8] = match snapshot.version().get() {
+            1 => &[1, 3],
+            2 => &[1, 2, 3],
+            _ => &[1, 2, 3, 4],
+        };
+        assert_eq!(keys, expected);
+        drop(snapshot);
+        writer.join().unwrap();
+    });
+}
