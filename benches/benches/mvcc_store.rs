@@ -6,7 +6,8 @@
 //!
 //! - `snapshot_get/{snapshot_per_get,held_snapshot}`: a point get of a uniformly random key out of 10,000,
 //!   on the bench thread, while one writer thread (started before the function, stopped after it) commits
-//!   single-key updates to random keys, one every 10 µs (`WRITER_INTERVAL`, which says why it is paced): ours `Store::put`, concread `write()` + `insert` +
+//!   single-key updates to random keys, at most one every 20 µs (`WRITER_INTERVAL`, which says why it is
+//!   paced): ours `Store::put`, concread `write()` + `insert` +
 //!   `commit`, skipdb `serializable_write()` + `insert` + `commit` (and `compact()` every 4,096 commits:
 //!   skipdb never collects old versions by itself), surrealmx `Database::set` (its auto-committed
 //!   single-key write), std `write()` + `insert`. `snapshot_per_get` times taking a snapshot / read
@@ -329,11 +330,12 @@ impl GetStore for RwLock<BTreeMap<u64, u64>> {
     }
 }
 
-/// How often the writer of the `snapshot_get` groups commits: one commit every 10 µs (100,000 commits/s),
-/// paced by spinning on the clock. Unpaced, concread's memory grows by about 120 MB/s under a reader that
-/// never stops (its old generations are freed behind the readers), past this machine's 24 GiB within one
-/// benchmark; a pace every store keeps up with compares reads, not memory reclamation under overload.
-const WRITER_INTERVAL: Duration = Duration::from_micros(10);
+/// How often the writer of the `snapshot_get` groups commits: at most one commit every 20 µs (50,000
+/// commits/s), paced by spinning on the clock from the start of the previous commit (a slow commit is never
+/// followed by a burst to catch up). Unpaced, or paced at 10 µs with catch-up, concread's memory grew past
+/// this machine's 24 GiB within one benchmark (its reader frees the old generations, and fell behind); a pace
+/// every store keeps up with compares reads, not memory reclamation under overload.
+const WRITER_INTERVAL: Duration = Duration::from_micros(20);
 
 /// Runs `body` while a writer thread commits single-key updates of random keys to `store` at
 /// `WRITER_INTERVAL`; stops the writer after, then checks every key once more.
@@ -344,8 +346,8 @@ fn with_writer<S: GetStore>(store: &S, body: impl FnOnce()) {
         let writer = scope.spawn(|| {
             let mut rng = XorShift::new(0x5EED);
             let mut seq = 0;
-            let start = Instant::now();
             while !stop.load(Ordering::Relaxed) {
+                let commit_started = Instant::now();
                 seq += 1;
                 let key = rng.below(GET_KEYS);
                 store.update(key, tagged(key, seq));
@@ -353,7 +355,7 @@ fn with_writer<S: GetStore>(store: &S, body: impl FnOnce()) {
                 if seq == 1 {
                     started.store(true, Ordering::Release);
                 }
-                let due = start + WRITER_INTERVAL * seq as u32;
+                let due = commit_started + WRITER_INTERVAL;
                 while Instant::now() < due && !stop.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -450,17 +451,38 @@ impl<K: Ord + Clone, V> Core<K, V> {
             ..
         } = writer;
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.index
-                .insert_missing(writes.iter().map(|(key, _)| key), setting_aside);
-            for (key, value) in writes {
-                // SAFETY: under the commit lock: the key was just inserted if it was missing, and no node
-                // changes until this commit's collection, after the versions are pushed.
+            // Most commits write keys that exist: find them all first, and change the tree only if one is
+            // missing (then find them again: inserting copies leaves). No node changes between the finds
+            // and the pushes below but for that insert.
+            let all_present = writes.iter().all(|(key, _)| {
+                // SAFETY: under the commit lock.
+                match unsafe { self.index.find(key) } {
+                    Some((_, entry)) => {
+                        installing.push((entry, ptr::null_mut()));
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !all_present {
+                installing.clear();
+                self.index
+                    .insert_missing(writes.iter().map(|(key, _)| key), setting_aside);
+                for (key, _) in writes {
+                    // SAFETY: under the commit lock.
+                    let (_, entry) = unsafe { self.index.find(key) }.expect("inserted above");
+                    installing.push((entry, ptr::null_mut()));
+                }
+            }
+            for ((entry, previous), (_, value)) in installing.iter_mut().zip(writes) {
+                // SAFETY: under the commit lock, `entry` is in the current tree; the fresh version links to
+                // the key's current newest one, so the chain stays whole.
                 unsafe {
-                    let (_, entry) = self.index.find(key).expect("inserted above");
-                    let previous = entry.newest();
-                    let fresh = VersionNode::allocate(version, value.clone(), previous);
-                    installing.push((entry, previous));
-                    Index::push_version(entry, fresh);
+                    *previous = (**entry).newest();
+                    Index::push_version(
+                        &**entry,
+                        VersionNode::allocate(version, value.clone(), *previous),
+                    );
                 }
                 // Relaxed: a statistic.
                 self.versions_retained.fetch_add(1, Ordering::Relaxed);
@@ -468,7 +490,17 @@ impl<K: Ord + Clone, V> Core<K, V> {
         }));
         Self::file_set_aside(writer);
         if let Err(payload) = outcome {
+            // Entries whose push never happened still hold a null previous head and their current head is
+            // not this commit's: only take back versions this commit pushed.
             for &(entry, previous) in writer.installing.iter().rev() {
+                // SAFETY: under the commit lock; `entry` is in the current tree.
+                let pushed = unsafe {
+                    let newest = (*entry).newest();
+                    !newest.is_null() && (*newest).version == version
+                };
+                if !pushed {
+                    continue;
+                }
                 // SAFETY: under the commit lock; the version being removed was pushed above, never published
                 // (the visible version is older), so no reader can hold it.
                 unsafe {

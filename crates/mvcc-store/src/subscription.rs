@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Version;
+use crossbeam_utils::Backoff;
+
 use crate::feed::{CommitRecord, Feed, Lookup};
 
 /// One committed change to one key.
@@ -37,6 +39,15 @@ pub struct Lagged {
 
 /// A commit record being delivered: its changes `position..end` are the ones in range not yet delivered.
 type Delivering<K, V> = (Arc<CommitRecord<K, V>>, usize, usize);
+
+/// Whether a blocking wait should spin a little longer before it parks: a subscriber that keeps up is
+/// usually woken by a commit a few microseconds away, and parking and being woken through the condition
+/// variable costs about 10 µs more (measured by the `commit_to_subscriber` benchmark). The spin is
+/// crossbeam's `Backoff`: a few rounds of exponentially longer spin hints, then a few `yield_now`s. Under loom
+/// there is no spinning: loom must see every wait.
+fn should_spin(backoff: &Backoff) -> bool {
+    !cfg!(loom) && !backoff.is_completed()
+}
 
 enum Step<K, V> {
     Item(Result<Change<K, V>, Lagged>),
@@ -178,6 +189,7 @@ impl<K: Ord + Clone, V> Subscription<K, V> {
     /// The next change, waiting at most `timeout` for one; `None` on timeout or when closed.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Change<K, V>, Lagged>> {
         let deadline = Instant::now() + timeout;
+        let backoff = Backoff::new();
         loop {
             match self.step() {
                 Step::Item(item) => return Some(item),
@@ -186,7 +198,11 @@ impl<K: Ord + Clone, V> Subscription<K, V> {
                     if Instant::now() >= deadline {
                         return None;
                     }
-                    self.feed.wait(self.next, Some(deadline));
+                    if should_spin(&backoff) {
+                        backoff.snooze();
+                    } else {
+                        self.feed.wait(self.next, Some(deadline));
+                    }
                 }
             }
         }
@@ -199,10 +215,12 @@ impl<K: Ord + Clone, V> Iterator for Subscription<K, V> {
     /// The next change, blocking until there is one; `None` once the store is dropped and everything it
     /// published has been delivered.
     fn next(&mut self) -> Option<Self::Item> {
+        let backoff = Backoff::new();
         loop {
             match self.step() {
                 Step::Item(item) => return Some(item),
                 Step::Closed => return None,
+                Step::Pending if should_spin(&backoff) => backoff.snooze(),
                 Step::Pending => self.feed.wait(self.next, None),
             }
         }

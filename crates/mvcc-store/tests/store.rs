@@ -468,3 +468,14 @@ fn deleted_keys_are_collected_by_the_sweep() {
     let stats = store.stats();
     assert!(stats.keys < 50, "{stats:?}");
 }
+
+#[test]
+fn handles_cross_threads_as_documented() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Store<String, Vec<u8>>>();
+    send_sync::<mvcc_store::Snapshot<'static, String, Vec<u8>>>();
+    send_sync::<mvcc_store::Range<'static, String, Vec<u8>>>();
+    send::<mvcc_store::Txn<'static, String, Vec<u8>>>();
+    send::<mvcc_store::Subscription<String, Vec<u8>>>();
+}
