@@ -27,7 +27,7 @@ if [[ -f fuzz/Cargo.toml ]]; then
     # The fuzz crate builds on stable for checking (only running it needs nightly); its own target dir.
     run cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 fi
-docs=(cargo doc -p ws-deque -p pools -p circuit -p mvcc-store
-    --features pools/serde,circuit/tokio,circuit/tower,mvcc-store/durable,mvcc-store/stream --no-deps)
+docs=(cargo doc -p ws-deque -p pools -p circuit -p mvcc-store -p opencode-client
+    --features pools/serde,circuit/tokio,circuit/tower,mvcc-store/durable,mvcc-store/stream,opencode-client/testkit --no-deps)
 echo "+ RUSTDOCFLAGS=-Dwarnings ${docs[*]}" >&2
 RUSTDOCFLAGS=-Dwarnings "${docs[@]}"

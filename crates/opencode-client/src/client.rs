@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::error::{Error, excerpt};
 use crate::stream::{EventStream, StreamConfig};
 use crate::types::{
-    CreateSession, FileContent, FileDiff, Health, MessageWithParts, ModelRef, PermissionReply,
-    Prompt, Session, SessionStatus, TextMatch, Toast,
+    CreateSession, FileContent, FileDiff, Health, Message, MessageWithParts, ModelRef,
+    PermissionReply, Prompt, Session, SessionStatus, TextMatch, Toast,
 };
 
 /// The user name OpenCode's server expects with its password (`OPENCODE_SERVER_PASSWORD`).
@@ -448,7 +448,10 @@ impl Client {
         .await
     }
 
-    /// The files a session changed (`GET /session/{id}/diff`), for one message if given.
+    /// The files changed while the agent answered a user message (`GET /session/{id}/diff?messageID=`).
+    /// OpenCode records changes only in projects under git, per user message; without a message id it
+    /// answers the session summary's diff, which is empty until the session is summarized (see
+    /// [`session_changes`](Self::session_changes) for every change of a session).
     ///
     /// # Errors
     ///
@@ -463,6 +466,32 @@ impl Client {
             self.inner.timeout,
         )
         .await
+    }
+
+    /// Every file a session changed, over all its user messages (the last diff of each file wins), in the
+    /// order they were first changed: what a reviewer reads.
+    ///
+    /// OpenCode computes a message's summary diff in the background once the step that changed the files
+    /// ends, so right after `session.idle` a busy server may not have it yet: a caller that must see every
+    /// change polls briefly, or reads the project's own version control.
+    ///
+    /// # Errors
+    ///
+    /// As any call.
+    pub async fn session_changes(&self, id: &str) -> Result<Vec<FileDiff>, Error> {
+        let mut changes: Vec<FileDiff> = Vec::new();
+        for message in self.messages(id).await? {
+            if !matches!(message.info, Message::User(_)) {
+                continue;
+            }
+            for diff in self.diff(id, Some(message.info.id())).await? {
+                match changes.iter_mut().find(|known| known.file == diff.file) {
+                    Some(known) => *known = diff,
+                    None => changes.push(diff),
+                }
+            }
+        }
+        Ok(changes)
     }
 
     /// Summarizes (compacts) a session's history with `model` (`POST /session/{id}/summarize`), so that

@@ -190,17 +190,16 @@ pub struct AssistantMessage {
 }
 
 impl AssistantMessage {
-    /// Whether the answer is over: completed, and stopped for a reason other than asking for tool calls (after
-    /// which the agent goes on with a new message), or failed.
+    /// Whether the answer is over: failed, or completed and not stopped to run tool calls (after which the
+    /// agent goes on with a new message). An aborted answer is completed with no finish reason.
     pub fn is_final(&self) -> bool {
-        if self.error.is_some() {
-            return true;
-        }
-        self.time.completed.is_some()
-            && self
-                .finish
-                .as_deref()
-                .is_some_and(|finish| finish != "tool-calls")
+        self.error.is_some()
+            || (self.time.completed.is_some() && self.finish.as_deref() != Some("tool-calls"))
+    }
+
+    /// Whether the answer was cut short: completed without a finish reason or an error (an abort).
+    pub fn was_aborted(&self) -> bool {
+        self.time.completed.is_some() && self.finish.is_none() && self.error.is_none()
     }
 }
 
