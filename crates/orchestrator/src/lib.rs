@@ -1,0 +1,21 @@
+//! The orchestrator: runs a mission through four OpenCode agents (Commander, Planner, parallel Workers,
+//! Reviewer) on the workspace's crates. A mission flows through the stage modules in the order they are
+//! declared here: [`server`], [`prompts`], [`plan`], [`schedule`], [`sessions`], [`monitor`], [`review`],
+//! [`state`]; [`mission`] drives them.
+#![forbid(unsafe_code)]
+
+pub mod server;
+pub mod prompts;
+pub mod plan;
+pub mod schedule;
+pub mod sessions;
+pub mod monitor;
+pub mod review;
+pub mod state;
+
+pub mod demo;
+mod error;
+pub mod mission;
+pub mod progress;
+
+pub use error::OrchestratorError;

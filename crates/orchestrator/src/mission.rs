@@ -1,0 +1,793 @@
+//! The mission driver: runs the stages in order (Commander, Planner, Workers with their reviews) on one
+//! OpenCode server and returns the mission's report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use circuit::{AdaptiveLimit, Backoff, CallError, CircuitBreaker, Jitter, Retry};
+use opencode_client::{ModelRef, Prompt};
+
+use crate::error::OrchestratorError;
+use crate::monitor::{Monitor, MonitorConfig, TurnEnd};
+use crate::plan::{self, Plan};
+use crate::prompts::{self, Dependency, Prompts, Role, WorkerStatus};
+use crate::review::{self, ReviewInput, gate};
+use crate::schedule::{Load, Queue};
+use crate::server::{CallPolicy, Opencode};
+use crate::sessions::{PoolConfig, Sessions};
+use crate::state::{
+    MissionRecord, MissionState, MissionStatus, MissionView, Stage, TaskRecord, TaskStatus, now_ms,
+};
+
+/// The largest mission text accepted, in bytes.
+pub const MAX_MISSION_BYTES: usize = 64 * 1024;
+
+/// How a mission runs.
+#[derive(Debug, Clone)]
+pub struct MissionConfig {
+    /// The project the agents work in.
+    pub project: PathBuf,
+    /// Worker slots (tasks run at once, at most).
+    pub slots: usize,
+    /// Session pools.
+    pub pool: PoolConfig,
+    /// How turns are followed.
+    pub monitor: MonitorConfig,
+    /// How OpenCode calls are guarded.
+    pub calls: CallPolicy,
+    /// The review gate's commands; `None` detects them from the project (Cargo, npm, pytest, go).
+    pub gate: Option<Vec<gate::GateCommand>>,
+    /// How long each gate command may run.
+    pub gate_timeout: Duration,
+    /// Plans asked of the Planner before the mission gives up on planning.
+    pub plan_attempts: u32,
+    /// Attempts per task (a failed review starts the next).
+    pub review_attempts: u32,
+    /// Times a Worker that answered without a status is asked to go on before it is diagnosed.
+    pub nudges: u32,
+    /// Turns retried after the model failed, per turn.
+    pub model_retries: u32,
+    /// Consecutive failed model turns that open the model's circuit breaker.
+    pub model_breaker_failures: u32,
+    /// How long the model's breaker stays open.
+    pub model_breaker_open_for: Duration,
+    /// Whether Workers may start sub-agents (OpenCode's `task` tool): the delegation depth limit, 0 or 1.
+    pub delegation_depth: u32,
+    /// The prompt modules.
+    pub prompts: Prompts,
+    /// The model every agent uses (`provider/model`); `None` uses the server's default.
+    pub model: Option<ModelRef>,
+}
+
+impl MissionConfig {
+    /// The defaults for a project.
+    pub fn new(project: impl Into<PathBuf>) -> Self {
+        Self {
+            project: project.into(),
+            slots: 4,
+            pool: PoolConfig::default(),
+            monitor: MonitorConfig::default(),
+            calls: CallPolicy::default(),
+            gate: None,
+            gate_timeout: Duration::from_secs(300),
+            plan_attempts: 3,
+            review_attempts: 3,
+            nudges: 2,
+            model_retries: 3,
+            model_breaker_failures: 5,
+            model_breaker_open_for: Duration::from_secs(5),
+            delegation_depth: 1,
+            prompts: Prompts::new(),
+            model: None,
+        }
+    }
+}
+
+/// The end of a mission, for the summary.
+#[derive(Debug, Clone)]
+pub struct MissionReport {
+    /// The mission's final state.
+    pub view: MissionView,
+    /// How long it took.
+    pub wall: Duration,
+    /// Where the slots found their tasks: own deque, injector, stolen.
+    pub sources: (u64, u64, u64),
+    /// Model turns that failed (and were retried or gave up).
+    pub model_failures: u32,
+    /// The model breaker's state at the end.
+    pub model_breaker: String,
+    /// The OpenCode breaker's state at the end.
+    pub opencode_breaker: String,
+    /// Where the plan was written.
+    pub todo: PathBuf,
+}
+
+impl MissionReport {
+    /// Whether every task is done.
+    pub fn completed(&self) -> bool {
+        self.view.mission.status == MissionStatus::Completed
+    }
+
+    /// Every session the mission used.
+    pub fn session_count(&self) -> usize {
+        self.view.mission.sessions.len()
+            + self
+                .view
+                .tasks
+                .values()
+                .map(|task| task.sessions.len())
+                .sum::<usize>()
+    }
+
+    /// Every file the tasks changed, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self
+            .view
+            .tasks
+            .values()
+            .flat_map(|task| task.files.iter().cloned())
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// The summary printed at the end of a mission.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mission = &self.view.mission;
+        let mut out = String::new();
+        let outcome = match &mission.status {
+            MissionStatus::Completed => "COMPLETED".to_string(),
+            MissionStatus::Running => "RUNNING".to_string(),
+            MissionStatus::Incomplete { reason } => format!("INCOMPLETE: {reason}"),
+            MissionStatus::Stopped { reason } => format!("STOPPED: {reason}"),
+        };
+        let _ = writeln!(out, "Mission {}: {outcome}", mission.id);
+        let _ = writeln!(out, "  project:  {}", mission.project);
+        let _ = writeln!(out, "  plan:     {} ({} attempt(s))", self.todo.display(), mission.plan_attempts);
+        let _ = writeln!(
+            out,
+            "  tasks:    {} done, {} failed, {} blocked, of {}",
+            self.view.count("done"),
+            self.view.count("failed"),
+            self.view.count("blocked"),
+            self.view.tasks.len()
+        );
+        let _ = writeln!(out, "  sessions: {}", self.session_count());
+        let _ = writeln!(
+            out,
+            "  slots:    {} tasks from their own deque, {} from the queue, {} stolen",
+            self.sources.0, self.sources.1, self.sources.2
+        );
+        let _ = writeln!(
+            out,
+            "  model:    {} failed turn(s); model breaker {}, OpenCode breaker {}",
+            self.model_failures, self.model_breaker, self.opencode_breaker
+        );
+        let _ = writeln!(out, "  wall:     {:.1} s", self.wall.as_secs_f64());
+        for stage in Stage::ALL {
+            if let Some(ms) = mission.stage_ms.get(&stage) {
+                let _ = writeln!(out, "    {:<8} {:>8.1} s", stage.name(), *ms as f64 / 1000.0);
+            }
+        }
+        let _ = writeln!(out, "  {:<6} {:<10} {:>8} {:>5}  title", "task", "status", "attempts", "runs");
+        for task in self.view.tasks.values() {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:<10} {:>8} {:>5}  {}",
+                task.id,
+                task.status.name(),
+                task.attempts,
+                task.runs,
+                task.title
+            );
+            if let TaskStatus::Failed { reason } | TaskStatus::Blocked { by: reason } = &task.status {
+                let _ = writeln!(out, "         {reason}");
+            }
+        }
+        let files = self.files();
+        let _ = writeln!(out, "  files changed ({}):", files.len());
+        for file in files {
+            let _ = writeln!(out, "    {file}");
+        }
+        out
+    }
+}
+
+/// A mission, ready to run.
+#[derive(Debug)]
+pub struct Mission {
+    ctx: Arc<Ctx>,
+}
+
+#[derive(Debug)]
+struct Ctx {
+    config: MissionConfig,
+    text: String,
+    state: MissionState,
+    monitor: Monitor,
+    sessions: Sessions,
+    gate: gate::Gate,
+    model_breaker: CircuitBreaker,
+    model_retry: Retry,
+    model_failures: AtomicU32,
+    /// Serializes the decisions of which tasks are ready (each pushed exactly once).
+    coordination: Mutex<()>,
+}
+
+impl Mission {
+    /// Prepares a mission: checks its text, creates its state and starts following the server.
+    ///
+    /// # Errors
+    ///
+    /// [`OrchestratorError::Mission`] for an empty or too large mission text.
+    pub fn new(
+        opencode: Opencode,
+        config: MissionConfig,
+        text: &str,
+    ) -> Result<Self, OrchestratorError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(OrchestratorError::Mission(
+                "the mission text is empty: say what the agents should do".to_string(),
+            ));
+        }
+        if text.len() > MAX_MISSION_BYTES {
+            return Err(OrchestratorError::Mission(format!(
+                "the mission text is {} bytes; the limit is {MAX_MISSION_BYTES} bytes (put long \
+                 specifications in a file of the project and refer to it)",
+                text.len()
+            )));
+        }
+        let id = format!("m{}", now_ms());
+        let state = MissionState::new(MissionRecord {
+            id: id.clone(),
+            text: text.to_string(),
+            project: config.project.display().to_string(),
+            stage: Stage::Server,
+            status: MissionStatus::Running,
+            brief: None,
+            sessions: Vec::new(),
+            plan_attempts: 0,
+            stage_ms: BTreeMap::new(),
+            started_ms: now_ms(),
+        });
+        let monitor = Monitor::start(opencode.clone(), config.monitor.clone());
+        let sessions = Sessions::new(opencode, config.pool, &id);
+        let commands = config
+            .gate
+            .clone()
+            .unwrap_or_else(|| gate::detect(&config.project));
+        let gate = gate::Gate::new(commands).timeout(config.gate_timeout);
+        let model_breaker = CircuitBreaker::builder()
+            .name("model")
+            .consecutive_failures(config.model_breaker_failures.max(1))
+            .open_wait(Backoff::constant(config.model_breaker_open_for))
+            .build()
+            .expect("a breaker with consecutive failures and a constant wait is valid");
+        let model_retry = Retry::builder()
+            .max_attempts(config.model_retries + 1)
+            .backoff(
+                Backoff::exponential(Duration::from_millis(500), Duration::from_secs(10))
+                    .expect("500 ms is under 10 s")
+                    .with_jitter(Jitter::Full),
+            )
+            .build()
+            .expect("a retry with at least one attempt is valid");
+        Ok(Self {
+            ctx: Arc::new(Ctx {
+                config,
+                text: text.to_string(),
+                state,
+                monitor,
+                sessions,
+                gate,
+                model_breaker,
+                model_retry,
+                model_failures: AtomicU32::new(0),
+                coordination: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The mission's state (the progress view subscribes to it before [`run`](Self::run)).
+    pub fn state(&self) -> &MissionState {
+        &self.ctx.state
+    }
+
+    /// Runs the mission to its end and reports it. A mission that cannot go on (OpenCode unreachable, no
+    /// valid plan, the model failing every retry) ends `Stopped` with the reason; tasks that failed end it
+    /// `Incomplete`.
+    pub async fn run(self) -> MissionReport {
+        let started = Instant::now();
+        let ctx = &self.ctx;
+        let todo = ctx.config.project.join(".opencode").join("todo.md");
+        let mut sources = (0, 0, 0);
+        let outcome = async {
+            let brief = ctx.stage(Stage::Command, ctx.command()).await?;
+            let plan = ctx.stage(Stage::Plan, ctx.plan(&brief, &todo)).await?;
+            sources = ctx.stage(Stage::Work, Self::work(&self.ctx, plan)).await;
+            Ok::<(), OrchestratorError>(())
+        }
+        .await;
+        let status = match outcome {
+            Err(error) => MissionStatus::Stopped {
+                reason: error.to_string(),
+            },
+            Ok(()) => {
+                let view = ctx.state.view();
+                let failed = view.count("failed");
+                let blocked = view.count("blocked");
+                if failed + blocked == 0 {
+                    MissionStatus::Completed
+                } else {
+                    MissionStatus::Incomplete {
+                        reason: format!("{failed} task(s) failed, {blocked} blocked"),
+                    }
+                }
+            }
+        };
+        ctx.state.update_mission(|mission| {
+            mission.stage = Stage::Finish;
+            mission.status = status.clone();
+        });
+        MissionReport {
+            view: ctx.state.view(),
+            wall: started.elapsed(),
+            sources,
+            model_failures: ctx.model_failures.load(Ordering::Relaxed),
+            model_breaker: ctx.model_breaker.state().to_string(),
+            opencode_breaker: ctx.monitor.opencode().breaker().state().to_string(),
+            todo,
+        }
+    }
+
+    async fn work(ctx: &Arc<Ctx>, plan: Plan) -> (u64, u64, u64) {
+        let plan = Arc::new(plan);
+        let slots = ctx.config.slots.max(1);
+        let queue = Queue::new(slots);
+        let limit = Arc::new(
+            AdaptiveLimit::aimd()
+                .initial_limit(u32::try_from(slots).unwrap_or(u32::MAX))
+                .max_limit(u32::try_from(slots).unwrap_or(u32::MAX))
+                .min_limit(1)
+                .build()
+                .expect("1 <= slots <= slots"),
+        );
+        ctx.release_ready(&queue);
+        let runner = {
+            let ctx = Arc::clone(ctx);
+            let queue = Arc::clone(&queue);
+            move |slot: usize, id: String, _source| {
+                let ctx = Arc::clone(&ctx);
+                let queue = Arc::clone(&queue);
+                async move {
+                    let load = ctx.run_task(slot, &id).await;
+                    ctx.release_ready(&queue);
+                    load
+                }
+            }
+        };
+        let _ = &plan;
+        queue.run(limit, runner).await;
+        let stats = queue.stats();
+        (
+            stats.local.load(Ordering::Relaxed),
+            stats.injected.load(Ordering::Relaxed),
+            stats.stolen.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Ctx {
+    async fn stage<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
+        self.state.update_mission(|mission| mission.stage = stage);
+        let started = Instant::now();
+        let result = work.await;
+        self.state.add_stage_time(stage, started.elapsed());
+        result
+    }
+
+    fn prompt(&self, role: Role, text: String) -> Prompt {
+        let mut prompt = Prompt::text(text).system(self.config.prompts.system(role));
+        for (tool, enabled) in role.tools(self.config.delegation_depth > 0) {
+            prompt = prompt.tool(tool, enabled);
+        }
+        if let Some(model) = &self.config.model {
+            prompt = prompt.model(model.clone());
+        }
+        prompt
+    }
+
+    /// One agent turn, retried while the model fails, under the model's circuit breaker.
+    async fn turn(
+        &self,
+        session: &str,
+        prompt: &Prompt,
+        allow_permissions: bool,
+    ) -> Result<TurnEnd, OrchestratorError> {
+        let monitor = &self.monitor;
+        let breaker = &self.model_breaker;
+        let failures = &self.model_failures;
+        let result = self
+            .model_retry
+            .call_async(
+                |_| async move {
+                    breaker
+                        .call_async(async move {
+                            match monitor.turn(session, prompt, allow_permissions).await {
+                                Ok(TurnEnd::ModelFailed { message }) => {
+                                    failures.fetch_add(1, Ordering::Relaxed);
+                                    Err(Ok(message))
+                                }
+                                Ok(end) => Ok(end),
+                                Err(error) => Err(Err(error.to_string())),
+                            }
+                        })
+                        .await
+                },
+                |error: &CallError<Result<String, String>>| {
+                    matches!(error, CallError::Rejected(_) | CallError::Inner(Ok(_)))
+                },
+            )
+            .await;
+        match result {
+            Ok(end) => Ok(end),
+            Err(error) => {
+                let attempts = error.attempts();
+                match error.into_inner() {
+                    CallError::Inner(Ok(message)) => Ok(TurnEnd::ModelFailed {
+                        message: format!("{message} ({attempts} attempt(s))"),
+                    }),
+                    CallError::Inner(Err(message)) => Err(OrchestratorError::Opencode {
+                        what: "follow an agent's turn".to_string(),
+                        attempts,
+                        message,
+                    }),
+                    CallError::Rejected(_) => Ok(TurnEnd::ModelFailed {
+                        message: format!(
+                            "the model's circuit breaker is open after {} consecutive failed turns",
+                            self.config.model_breaker_failures
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A turn of a non-Worker agent that must answer.
+    async fn answer(
+        &self,
+        role: Role,
+        session: &str,
+        text: String,
+    ) -> Result<String, OrchestratorError> {
+        match self.turn(session, &self.prompt(role, text), false).await? {
+            TurnEnd::Answered { text } => Ok(text),
+            other => Err(OrchestratorError::Turn {
+                role: role.name(),
+                session: session.to_string(),
+                message: review::describe(&other),
+            }),
+        }
+    }
+
+    async fn command(&self) -> Result<String, OrchestratorError> {
+        let lease = self.sessions.lease(Role::Commander, "brief").await?;
+        self.state
+            .update_mission(|mission| mission.sessions.push(lease.id.clone()));
+        let project = self.config.project.display().to_string();
+        let brief = self
+            .answer(
+                Role::Commander,
+                &lease.id,
+                prompts::commander_message(&self.text, &project),
+            )
+            .await?;
+        self.state
+            .update_mission(|mission| mission.brief = Some(brief.clone()));
+        Ok(brief)
+    }
+
+    async fn plan(&self, brief: &str, todo: &Path) -> Result<Plan, OrchestratorError> {
+        let lease = self.sessions.lease(Role::Planner, "plan").await?;
+        self.state
+            .update_mission(|mission| mission.sessions.push(lease.id.clone()));
+        let project = self.config.project.display().to_string();
+        let mut message = prompts::planner_message(&self.text, brief, &project);
+        let attempts = self.config.plan_attempts.max(1);
+        let mut errors = String::new();
+        for attempt in 1..=attempts {
+            self.state
+                .update_mission(|mission| mission.plan_attempts = attempt);
+            let answer = self.answer(Role::Planner, &lease.id, message).await?;
+            let text = prompts::plan_text(&answer);
+            write_atomically(todo, &text)?;
+            match plan::parse(&text) {
+                Ok(plan) => {
+                    self.state
+                        .set_tasks(plan.tasks.iter().map(TaskRecord::from_plan).collect());
+                    return Ok(plan);
+                }
+                Err(found) => {
+                    errors = found.to_string();
+                    tracing::warn!(attempt, %errors, "the plan does not parse");
+                    message = prompts::plan_fix_message(&errors);
+                }
+            }
+        }
+        Err(OrchestratorError::Plan { attempts, errors })
+    }
+
+    /// Queues every pending task whose dependencies are done, blocks those with a failed dependency, and
+    /// closes the queue once every task is finished.
+    fn release_ready(&self, queue: &Queue) {
+        let _decide = self.coordination.lock().expect("no panic holds the lock");
+        loop {
+            let view = self.state.view();
+            let mut changed = false;
+            let mut ready: Vec<&TaskRecord> = Vec::new();
+            for task in view.tasks.values() {
+                if task.status != TaskStatus::Pending {
+                    continue;
+                }
+                let mut all_done = true;
+                let mut failed = None;
+                for dependency in &task.depends {
+                    match view.tasks.get(dependency).map(|task| &task.status) {
+                        Some(TaskStatus::Done) => {}
+                        Some(TaskStatus::Failed { .. } | TaskStatus::Blocked { .. }) | None => {
+                            failed = Some(dependency.clone());
+                        }
+                        Some(_) => all_done = false,
+                    }
+                }
+                if let Some(by) = failed {
+                    self.state.update_task(&task.id, |task| {
+                        task.status = TaskStatus::Blocked { by: by.clone() };
+                    });
+                    changed = true;
+                } else if all_done {
+                    ready.push(task);
+                }
+            }
+            if changed {
+                // A block can block others: decide again on the new state.
+                continue;
+            }
+            ready.sort_by_key(|task| task.priority);
+            let ids: Vec<String> = ready.iter().map(|task| task.id.clone()).collect();
+            for id in &ids {
+                self.state
+                    .update_task(id, |task| task.status = TaskStatus::Queued);
+            }
+            queue.push(ids);
+            if self.state.view().all_finished() {
+                queue.close();
+            }
+            return;
+        }
+    }
+
+    async fn run_task(&self, slot: usize, id: &str) -> Load {
+        match self.try_task(slot, id).await {
+            Ok(load) => load,
+            Err(error) => {
+                self.state.update_task(id, |task| {
+                    task.status = TaskStatus::Failed {
+                        reason: error.to_string(),
+                    };
+                });
+                Load::Overloaded
+            }
+        }
+    }
+
+    async fn try_task(&self, slot: usize, id: &str) -> Result<Load, OrchestratorError> {
+        let Some(task) = self.state.update_task(id, |task| {
+            task.status = TaskStatus::Running { slot };
+            task.runs += 1;
+        }) else {
+            return Ok(Load::Ok);
+        };
+        let view = self.state.view();
+        let dependencies: Vec<Dependency<'_>> = task
+            .depends
+            .iter()
+            .filter_map(|dependency| view.tasks.get(dependency))
+            .map(|dependency| Dependency {
+                id: &dependency.id,
+                title: &dependency.title,
+                result: dependency.result.as_deref().unwrap_or(""),
+                files: &dependency.files,
+            })
+            .collect();
+        let conventions = view.mission.brief.clone().unwrap_or_default();
+        let project = self.config.project.display().to_string();
+        let lease = self.sessions.lease(Role::Worker, &format!("{id} {}", task.title)).await?;
+        self.state
+            .update_task(id, |task| task.sessions.push(lease.id.clone()));
+        let mut findings: Option<String> = None;
+        let attempts = self.config.review_attempts.max(1);
+        for attempt in 1..=attempts {
+            self.state.update_task(id, |task| {
+                task.attempts = attempt;
+                task.status = TaskStatus::Running { slot };
+            });
+            let message = prompts::worker_message(
+                id,
+                &task.title,
+                &task.brief,
+                &dependencies,
+                &conventions,
+                &project,
+                findings.as_deref(),
+            );
+            let report = match self.work_turns(id, &lease.id, message).await? {
+                Work::Done(report) => report,
+                Work::Failed { reason, load } => {
+                    self.state.update_task(id, |task| {
+                        task.status = TaskStatus::Failed {
+                            reason: reason.clone(),
+                        };
+                    });
+                    return Ok(load);
+                }
+            };
+            self.state.update_task(id, |task| {
+                task.status = TaskStatus::Reviewing { slot };
+                task.result = Some(report.clone());
+            });
+            let diff = review::session_diff(self.monitor.opencode(), &lease.id, true).await?;
+            let files: Vec<String> = diff.iter().map(|file| file.file.clone()).collect();
+            let verdict = review::review(
+                &ReviewInput {
+                    id,
+                    title: &task.title,
+                    brief: &task.brief,
+                    report: &report,
+                    diff: &diff,
+                },
+                &self.gate,
+                &self.config.project,
+                &self.sessions,
+                &self.monitor,
+                &self.config.prompts,
+            )
+            .await?;
+            self.state.update_task(id, |task| {
+                for file in &files {
+                    if !task.files.contains(file) {
+                        task.files.push(file.clone());
+                    }
+                }
+                if let Some(session) = &verdict.session {
+                    task.sessions.push(session.clone());
+                }
+            });
+            if verdict.approved {
+                self.state.update_task(id, |task| {
+                    task.status = TaskStatus::Done;
+                    task.findings = None;
+                });
+                return Ok(Load::Ok);
+            }
+            self.state
+                .update_task(id, |task| task.findings = Some(verdict.findings.clone()));
+            findings = Some(verdict.findings);
+        }
+        let last = findings.unwrap_or_default();
+        self.state.update_task(id, |task| {
+            task.status = TaskStatus::Failed {
+                reason: format!(
+                    "not approved after {attempts} attempt(s); last findings: {}",
+                    first_line(&last)
+                ),
+            };
+        });
+        Ok(Load::Ok)
+    }
+
+    /// A Worker's turns on one attempt: the task, then nudges while it answers without a status, then a
+    /// diagnostic prompt once it repeats itself or stops making progress.
+    async fn work_turns(
+        &self,
+        id: &str,
+        session: &str,
+        message: String,
+    ) -> Result<Work, OrchestratorError> {
+        let mut message = message;
+        let mut previous: Option<String> = None;
+        let mut nudges = 0;
+        let mut diagnosed = false;
+        loop {
+            let end = self
+                .turn(session, &self.prompt(Role::Worker, message), true)
+                .await?;
+            let reason = match end {
+                TurnEnd::Answered { text } => match prompts::worker_status(&text) {
+                    WorkerStatus::Done(summary) => {
+                        return Ok(Work::Done(if summary.is_empty() { text } else { summary }));
+                    }
+                    WorkerStatus::Blocked(reason) => {
+                        return Ok(Work::Failed {
+                            reason: format!("the Worker is blocked: {reason}"),
+                            load: Load::Ok,
+                        });
+                    }
+                    WorkerStatus::Missing => {
+                        let text = text.trim().to_string();
+                        let repeated = previous.as_deref() == Some(text.as_str());
+                        previous = Some(text);
+                        if !repeated && nudges < self.config.nudges {
+                            nudges += 1;
+                            message = prompts::nudge_message(id);
+                            continue;
+                        }
+                        if repeated {
+                            "the model repeated the same output".to_string()
+                        } else {
+                            format!("no status after {nudges} reminder(s)")
+                        }
+                    }
+                },
+                TurnEnd::Stalled => "no progress for the stall time".to_string(),
+                TurnEnd::TimedOut => "the turn timed out".to_string(),
+                TurnEnd::ModelFailed { message } => {
+                    return Ok(Work::Failed {
+                        reason: format!("the model failed: {message}"),
+                        load: Load::Overloaded,
+                    });
+                }
+            };
+            if diagnosed {
+                return Ok(Work::Failed {
+                    reason: format!("stagnated after a diagnostic prompt: {reason}"),
+                    load: Load::Ok,
+                });
+            }
+            diagnosed = true;
+            message = prompts::diagnostic_message(id, &reason);
+        }
+    }
+}
+
+enum Work {
+    Done(String),
+    Failed { reason: String, load: Load },
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("").trim()
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, synced, then renamed over it:
+/// a reader sees the old file or the new one, never a part.
+///
+/// # Errors
+///
+/// [`OrchestratorError::Io`] naming the file.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), OrchestratorError> {
+    use std::io::Write as _;
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let io = |action, source| OrchestratorError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(directory).map_err(|error| io("create the directory of", error))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(directory).map_err(|error| io("create a temporary file for", error))?;
+    file.write_all(text.as_bytes())
+        .map_err(|error| io("write", error))?;
+    file.as_file()
+        .sync_all()
+        .map_err(|error| io("sync", error))?;
+    file.persist(path)
+        .map_err(|error| io("replace", error.error))?;
+    Ok(())
+}
