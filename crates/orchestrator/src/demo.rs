@@ -32,7 +32,8 @@ and test_report.py.
 - [ ] tests
 ";
 
-const SLUG: &str = r#""""Slugs for titles."""
+/// A file the scripted Workers write.
+pub const SLUG: &str = r#""""Slugs for titles."""
 import re
 
 
@@ -41,7 +42,8 @@ def slugify(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 "#;
 
-const SLUG_TEST: &str = r#"import unittest
+/// A file the scripted Workers write.
+pub const SLUG_TEST: &str = r#"import unittest
 
 from textkit_slug import slugify
 
@@ -61,7 +63,8 @@ if __name__ == "__main__":
     unittest.main()
 "#;
 
-const WORDS: &str = r#""""Word counts."""
+/// A file the scripted Workers write.
+pub const WORDS: &str = r#""""Word counts."""
 import re
 from collections import Counter
 
@@ -71,7 +74,8 @@ def word_counts(text):
     return dict(Counter(re.findall(r"[a-z0-9']+", text.lower())))
 "#;
 
-const WORDS_TEST: &str = r#"import unittest
+/// A file the scripted Workers write.
+pub const WORDS_TEST: &str = r#"import unittest
 
 from textkit_words import word_counts
 
@@ -88,7 +92,8 @@ if __name__ == "__main__":
     unittest.main()
 "#;
 
-const REPORT: &str = r#""""A one-line report on a text."""
+/// A file the scripted Workers write.
+pub const REPORT: &str = r#""""A one-line report on a text."""
 from textkit_slug import slugify
 from textkit_words import word_counts
 
@@ -100,7 +105,8 @@ def report(title, text):
     return slugify(title) + ": " + ", ".join(f"{word}={count}" for word, count in top)
 "#;
 
-const REPORT_TEST: &str = r#"import unittest
+/// A file the scripted Workers write.
+pub const REPORT_TEST: &str = r#"import unittest
 
 from textkit_report import report
 

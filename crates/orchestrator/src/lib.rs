@@ -4,13 +4,13 @@
 //! [`state`]; [`mission`] drives them.
 #![forbid(unsafe_code)]
 
-pub mod server;
-pub mod prompts;
-pub mod plan;
-pub mod schedule;
-pub mod sessions;
 pub mod monitor;
+pub mod plan;
+pub mod prompts;
 pub mod review;
+pub mod schedule;
+pub mod server;
+pub mod sessions;
 pub mod state;
 
 pub mod demo;

@@ -82,17 +82,21 @@ fn main() -> ExitCode {
 
 async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
     // Check the mission before anything is started for it.
-    if args.mission.trim().is_empty() || args.mission.len() > orchestrator::mission::MAX_MISSION_BYTES {
-        return Err(OrchestratorError::Mission(if args.mission.trim().is_empty() {
-            "the mission text is empty: say what the agents should do".to_string()
-        } else {
-            format!(
-                "the mission text is {} bytes; the limit is {} bytes (put long specifications in a file of \
+    if args.mission.trim().is_empty()
+        || args.mission.len() > orchestrator::mission::MAX_MISSION_BYTES
+    {
+        return Err(OrchestratorError::Mission(
+            if args.mission.trim().is_empty() {
+                "the mission text is empty: say what the agents should do".to_string()
+            } else {
+                format!(
+                    "the mission text is {} bytes; the limit is {} bytes (put long specifications in a file of \
                  the project and refer to it)",
-                args.mission.len(),
-                orchestrator::mission::MAX_MISSION_BYTES
-            )
-        }));
+                    args.mission.len(),
+                    orchestrator::mission::MAX_MISSION_BYTES
+                )
+            },
+        ));
     }
     let mut _demo = None;
     let (client, project, gate) = if args.demo {
@@ -113,10 +117,14 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
             path: project.clone(),
             source,
         })?;
-        opencode_client::testkit::init_git(&project).map_err(|error| OrchestratorError::Launch {
-            message: error.to_string(),
+        opencode_client::testkit::init_git(&project).map_err(|error| {
+            OrchestratorError::Launch {
+                message: error.to_string(),
+            }
         })?;
-        println!("DEMO: a scripted model stands in for an LLM; it plays a fixed three-task mission");
+        println!(
+            "DEMO: a scripted model stands in for an LLM; it plays a fixed three-task mission"
+        );
         println!("      whatever the mission text says.");
         println!("      scratch project: {}", project.display());
         println!("      starting a real OpenCode server (installed from npm on first use)...");
@@ -140,11 +148,13 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
                 source,
             })?,
         };
-        let project = project.canonicalize().map_err(|source| OrchestratorError::Io {
-            action: "find the project directory",
-            path: project.clone(),
-            source,
-        })?;
+        let project = project
+            .canonicalize()
+            .map_err(|source| OrchestratorError::Io {
+                action: "find the project directory",
+                path: project.clone(),
+                source,
+            })?;
         let client = server::connect(url, password.as_deref(), project.to_str()).await?;
         (client, project, None)
     };
@@ -154,7 +164,12 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
     config.gate = if args.checks.is_empty() {
         gate
     } else {
-        Some(args.checks.iter().map(|line| GateCommand::shell(line)).collect())
+        Some(
+            args.checks
+                .iter()
+                .map(|line| GateCommand::shell(line))
+                .collect(),
+        )
     };
     if let Some(model) = &args.model {
         config.model = Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
@@ -165,7 +180,11 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
     }
     let opencode = Opencode::new(client, &config.calls);
     let mission = Mission::new(opencode, config, &args.mission)?;
-    let format = if args.json { Format::Json } else { Format::Lines };
+    let format = if args.json {
+        Format::Json
+    } else {
+        Format::Lines
+    };
     let progress = Progress::start(mission.state(), format, std::io::stdout());
     let report = mission.run().await;
     progress.finish();
@@ -185,7 +204,10 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
         println!();
         print!("{}", report.render());
         if args.demo {
-            println!("A scripted model stood in for an LLM. The scratch project is {}", project.display());
+            println!(
+                "A scripted model stood in for an LLM. The scratch project is {}",
+                project.display()
+            );
         }
     }
     Ok(report.completed())

@@ -148,7 +148,12 @@ impl MissionReport {
         };
         let _ = writeln!(out, "Mission {}: {outcome}", mission.id);
         let _ = writeln!(out, "  project:  {}", mission.project);
-        let _ = writeln!(out, "  plan:     {} ({} attempt(s))", self.todo.display(), mission.plan_attempts);
+        let _ = writeln!(
+            out,
+            "  plan:     {} ({} attempt(s))",
+            self.todo.display(),
+            mission.plan_attempts
+        );
         let _ = writeln!(
             out,
             "  tasks:    {} done, {} failed, {} blocked, of {}",
@@ -171,10 +176,19 @@ impl MissionReport {
         let _ = writeln!(out, "  wall:     {:.1} s", self.wall.as_secs_f64());
         for stage in Stage::ALL {
             if let Some(ms) = mission.stage_ms.get(&stage) {
-                let _ = writeln!(out, "    {:<8} {:>8.1} s", stage.name(), *ms as f64 / 1000.0);
+                let _ = writeln!(
+                    out,
+                    "    {:<8} {:>8.1} s",
+                    stage.name(),
+                    *ms as f64 / 1000.0
+                );
             }
         }
-        let _ = writeln!(out, "  {:<6} {:<10} {:>8} {:>5}  title", "task", "status", "attempts", "runs");
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<10} {:>8} {:>5}  title",
+            "task", "status", "attempts", "runs"
+        );
         for task in self.view.tasks.values() {
             let _ = writeln!(
                 out,
@@ -185,7 +199,8 @@ impl MissionReport {
                 task.runs,
                 task.title
             );
-            if let TaskStatus::Failed { reason } | TaskStatus::Blocked { by: reason } = &task.status {
+            if let TaskStatus::Failed { reason } | TaskStatus::Blocked { by: reason } = &task.status
+            {
                 let _ = writeln!(out, "         {reason}");
             }
         }
@@ -608,7 +623,10 @@ impl Ctx {
             .collect();
         let conventions = view.mission.brief.clone().unwrap_or_default();
         let project = self.config.project.display().to_string();
-        let lease = self.sessions.lease(Role::Worker, &format!("{id} {}", task.title)).await?;
+        let lease = self
+            .sessions
+            .lease(Role::Worker, &format!("{id} {}", task.title))
+            .await?;
         self.state
             .update_task(id, |task| task.sessions.push(lease.id.clone()));
         let mut findings: Option<String> = None;
@@ -762,7 +780,10 @@ enum Work {
 }
 
 fn first_line(text: &str) -> &str {
-    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("").trim()
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 /// Writes `text` to `path` through a temporary file in the same directory, synced, then renamed over it:
@@ -780,8 +801,8 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), OrchestratorError
         source,
     };
     std::fs::create_dir_all(directory).map_err(|error| io("create the directory of", error))?;
-    let mut file =
-        tempfile::NamedTempFile::new_in(directory).map_err(|error| io("create a temporary file for", error))?;
+    let mut file = tempfile::NamedTempFile::new_in(directory)
+        .map_err(|error| io("create a temporary file for", error))?;
     file.write_all(text.as_bytes())
         .map_err(|error| io("write", error))?;
     file.as_file()

@@ -139,13 +139,17 @@ impl Monitor {
             })
             .await?
             .len();
-        self.shared.watches.lock().expect("no panic holds the lock").insert(
-            session.to_string(),
-            Watch {
-                allow_permissions,
-                ..Watch::default()
-            },
-        );
+        self.shared
+            .watches
+            .lock()
+            .expect("no panic holds the lock")
+            .insert(
+                session.to_string(),
+                Watch {
+                    allow_permissions,
+                    ..Watch::default()
+                },
+            );
         let outcome = self.follow(session, prompt, before).await;
         self.shared
             .watches
@@ -173,7 +177,9 @@ impl Monitor {
         loop {
             let (events, idle, error, retry) = {
                 let watches = self.shared.watches.lock().expect("no panic holds the lock");
-                let watch = watches.get(session).expect("the watch lives as long as the turn");
+                let watch = watches
+                    .get(session)
+                    .expect("the watch lives as long as the turn");
                 (
                     watch.events,
                     watch.idle,
@@ -196,18 +202,18 @@ impl Monitor {
             } else {
                 self.is_idle(session).await?
             };
-            let messages = if idle || !stream_up || last_progress.elapsed() >= self.config.stall_after
-            {
-                Some(
-                    self.opencode
-                        .call("list messages", |client| async move {
-                            client.messages(session).await
-                        })
-                        .await?,
-                )
-            } else {
-                None
-            };
+            let messages =
+                if idle || !stream_up || last_progress.elapsed() >= self.config.stall_after {
+                    Some(
+                        self.opencode
+                            .call("list messages", |client| async move {
+                                client.messages(session).await
+                            })
+                            .await?,
+                    )
+                } else {
+                    None
+                };
             if let Some(messages) = &messages {
                 let answer = messages.get(before..).unwrap_or_default();
                 if idle && let Some(end) = turn_end(answer) {
@@ -241,8 +247,16 @@ impl Monitor {
                 self.abort(session).await;
                 return Ok(TurnEnd::TimedOut);
             }
-            let wait = if stream_up { self.config.max_poll } else { poll };
-            let wait = wait.min(self.config.stall_after.saturating_sub(last_progress.elapsed()));
+            let wait = if stream_up {
+                self.config.max_poll
+            } else {
+                poll
+            };
+            let wait = wait.min(
+                self.config
+                    .stall_after
+                    .saturating_sub(last_progress.elapsed()),
+            );
             let changed = self.shared.changed.notified();
             let _ = tokio::time::timeout(wait.max(Duration::from_millis(10)), changed).await;
             poll = (poll * 2).min(self.config.max_poll);
@@ -341,7 +355,9 @@ async fn follow_events(opencode: Opencode, shared: std::sync::Weak<Shared>) {
         }
         loop {
             let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
-            let Some(shared) = shared.upgrade() else { return };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
             let item = match next {
                 Err(_) => continue,
                 Ok(None) => break,

@@ -43,7 +43,8 @@ impl Progress {
                 .spawn(move || {
                     let mut last_stage = None;
                     loop {
-                        let Some(next) = subscription.next_timeout(Duration::from_millis(100)) else {
+                        let Some(next) = subscription.next_timeout(Duration::from_millis(100))
+                        else {
                             if stop.load(Ordering::Acquire) {
                                 // Drain what was committed before the stop.
                                 match subscription.try_next() {

@@ -270,7 +270,9 @@ impl Prompts {
 
 /// The Commander's message: the mission.
 pub fn commander_message(mission: &str, project: &str) -> String {
-    format!("MISSION\n{mission}\n\nPROJECT DIRECTORY\n{project}\n\nWrite the brief for the Planner.")
+    format!(
+        "MISSION\n{mission}\n\nPROJECT DIRECTORY\n{project}\n\nWrite the brief for the Planner."
+    )
 }
 
 /// The Planner's message: the mission and the Commander's brief.
@@ -331,7 +333,10 @@ pub fn worker_message(
         }
     }
     if !conventions.trim().is_empty() {
-        let _ = write!(message, "\nCONVENTIONS (from the Commander):\n{conventions}\n");
+        let _ = write!(
+            message,
+            "\nCONVENTIONS (from the Commander):\n{conventions}\n"
+        );
     }
     if let Some(findings) = findings {
         let _ = write!(
@@ -419,7 +424,10 @@ pub fn verdict(answer: &str) -> Verdict {
     for line in answer.lines() {
         let line = line.trim().trim_start_matches(['*', '`', '#']).trim();
         if let Some(rest) = strip_prefix_ignore_case(line, "VERDICT:") {
-            let rest = rest.trim().trim_end_matches(['*', '`']).to_ascii_uppercase();
+            let rest = rest
+                .trim()
+                .trim_end_matches(['*', '`'])
+                .to_ascii_uppercase();
             approved = Some(rest.starts_with("APPROVED"));
             break;
         }
@@ -531,7 +539,10 @@ mod tests {
             worker_status("**STATUS: BLOCKED** — no python"),
             WorkerStatus::Blocked("no python".into())
         );
-        assert_eq!(worker_status("status: done"), WorkerStatus::Done(String::new()));
+        assert_eq!(
+            worker_status("status: done"),
+            WorkerStatus::Done(String::new())
+        );
         assert_eq!(worker_status("I am working on it"), WorkerStatus::Missing);
         assert_eq!(
             worker_status("STATUS: DONE first\nthen\nSTATUS: BLOCKED later"),
@@ -546,7 +557,9 @@ mod tests {
             verdict("VERDICT: CHANGES_REQUESTED\n- slug.py: no test for empty input"),
             Verdict::ChangesRequested("- slug.py: no test for empty input".into())
         );
-        assert!(matches!(verdict("Looks good"), Verdict::ChangesRequested(text) if text.contains("Looks good")));
+        assert!(
+            matches!(verdict("Looks good"), Verdict::ChangesRequested(text) if text.contains("Looks good"))
+        );
     }
 
     #[test]

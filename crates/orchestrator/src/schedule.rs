@@ -228,7 +228,10 @@ mod tests {
             + stats.injected.load(Ordering::Relaxed)
             + stats.stolen.load(Ordering::Relaxed);
         assert_eq!(total, 64);
-        assert!(slots.lock().unwrap().len() > 1, "more than one slot ran tasks");
+        assert!(
+            slots.lock().unwrap().len() > 1,
+            "more than one slot ran tasks"
+        );
     }
 
     #[tokio::test]

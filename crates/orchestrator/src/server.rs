@@ -56,9 +56,7 @@ pub fn is_transient(error: &ClientError) -> bool {
         ClientError::Connect { .. }
         | ClientError::Timeout { .. }
         | ClientError::Transport { .. }
-        | ClientError::StreamLost { .. } => {
-            true
-        }
+        | ClientError::StreamLost { .. } => true,
         ClientError::Status { status, .. } => *status == 429 || *status >= 500,
         _ => false,
     }
@@ -175,7 +173,10 @@ pub async fn connect(
         Ok(health) if health.healthy => Ok(client),
         Ok(health) => Err(OrchestratorError::Unreachable {
             url: url.to_string(),
-            message: format!("it answers but says it is not healthy (version {})", health.version),
+            message: format!(
+                "it answers but says it is not healthy (version {})",
+                health.version
+            ),
         }),
         Err(error) => Err(OrchestratorError::Unreachable {
             url: url.to_string(),

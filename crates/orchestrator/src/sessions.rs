@@ -108,8 +108,8 @@ impl Sessions {
         let parent_id = match &parent.id {
             Some(id) => id.clone(),
             None => {
-                let request = CreateSession::new()
-                    .title(format!("{} {} (pool)", self.mission, role.name()));
+                let request =
+                    CreateSession::new().title(format!("{} {} (pool)", self.mission, role.name()));
                 let id = self
                     .opencode
                     .call("create a session", |client| {
@@ -123,9 +123,11 @@ impl Sessions {
                 id
             }
         };
-        let request = CreateSession::new()
-            .parent(parent_id)
-            .title(format!("{} {}: {title}", self.mission, role.name()));
+        let request = CreateSession::new().parent(parent_id).title(format!(
+            "{} {}: {title}",
+            self.mission,
+            role.name()
+        ));
         let child = self
             .opencode
             .call("create a session", |client| {

@@ -48,7 +48,10 @@ pub enum TaskStatus {
 impl TaskStatus {
     /// Whether the task will not change any more.
     pub fn is_finished(&self) -> bool {
-        matches!(self, Self::Done | Self::Failed { .. } | Self::Blocked { .. })
+        matches!(
+            self,
+            Self::Done | Self::Failed { .. } | Self::Blocked { .. }
+        )
     }
 
     /// A short name: `pending`, `queued`, `running`, `reviewing`, `done`, `failed`, `blocked`.
@@ -246,7 +249,9 @@ pub fn task_key(id: &str) -> String {
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// The mission's state: a multi-version store shared by every stage.

@@ -476,6 +476,10 @@ fn spawn(
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env("XDG_STATE_HOME", home.join("state"))
         .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        // Offline: without these the first prompt waits on a models.dev fetch that cannot succeed, and a
+        // language server download.
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // Its own process group, so that dropping the server kills everything it started.

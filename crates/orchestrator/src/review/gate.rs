@@ -32,6 +32,7 @@ use std::pin::{Pin, pin};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -96,10 +97,13 @@ impl GateCommand {
         Self::new(line, "sh", ["-c", line])
     }
 
-    /// A command named after its words as one would type them, e.g. `go test ./...`.
-    fn typed(words: &[&str]) -> Self {
-        let (program, args) = words.split_first().expect("a typed command has a program");
-        Self::new(words.join(" "), *program, args.iter().copied())
+    /// A command named after the line one would type for it, e.g. `go test ./...`.
+    fn typed(program: &str, args: &[&str]) -> Self {
+        let name = std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::new(name, program, args.iter().copied())
     }
 }
 
@@ -118,22 +122,23 @@ impl GateCommand {
 pub fn detect(dir: &Path) -> Vec<GateCommand> {
     let mut commands = Vec::new();
     if dir.join("Cargo.toml").is_file() {
-        commands.push(GateCommand::typed(&["cargo", "test", "--offline"]));
+        commands.push(GateCommand::typed("cargo", &["test", "--offline"]));
     }
     if has_npm_test_script(dir) {
-        commands.push(GateCommand::typed(&["npm", "test", "--silent"]));
+        commands.push(GateCommand::typed("npm", &["test", "--silent"]));
     }
     if looks_like_python_project(dir) {
         if pytest_importable(dir) {
-            commands.push(GateCommand::typed(&["python3", "-m", "pytest", "-q"]));
+            commands.push(GateCommand::typed("python3", &["-m", "pytest", "-q"]));
         } else {
-            commands.push(GateCommand::typed(&[
-                "python3", "-m", "unittest", "discover", "-v",
-            ]));
+            commands.push(GateCommand::typed(
+                "python3",
+                &["-m", "unittest", "discover", "-v"],
+            ));
         }
     }
     if dir.join("go.mod").is_file() {
-        commands.push(GateCommand::typed(&["go", "test", "./..."]));
+        commands.push(GateCommand::typed("go", &["test", "./..."]));
     }
     commands
 }
@@ -524,9 +529,8 @@ impl Gate {
                 )),
                 finished: false,
             };
-            let outcome = self.supervise(&mut child, &group, &mut pump).await;
+            let outcome = self.supervise(&mut child, &mut group, &mut pump).await;
             // Every process that could hold the pipes is gone, unless one left the group.
-            group.disarm();
             let drained = pump.finish(DRAIN_GRACE).await;
             (outcome, drained)
         };
@@ -540,70 +544,59 @@ impl Gate {
         (outcome, output.into_string())
     }
 
-    /// Waits for `child` to exit within the timeout, or terminates its group, and leaves no process of the group
-    /// behind either way.
+    /// Waits for `child` to exit within the timeout, or terminates its group, and then kills whatever is left of
+    /// the group: a leftover would outlive the gate and hold the output pipes open.
     async fn supervise(
         &self,
         child: &mut Child,
-        group: &ProcessGroup,
+        group: &mut ProcessGroup,
         pump: &mut OutputPump<'_, impl Future<Output = ()>>,
     ) -> Outcome {
-        match pump
+        let exited = pump
             .while_running(tokio::time::timeout(self.timeout, child.wait()))
-            .await
-        {
-            Ok(Ok(status)) => {
-                if group.signal(Signal::SIGKILL) {
-                    tracing::debug!(group = %group.id, "killed processes left behind by a finished command");
-                }
-                Outcome::of_exit(status)
-            }
+            .await;
+        let outcome = match exited {
+            Ok(Ok(status)) => Outcome::of_exit(status),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not wait for a gate command");
-                group.signal(Signal::SIGKILL);
                 Outcome::Failed {
                     code: None,
                     signal: None,
                 }
             }
             Err(_elapsed) => {
-                terminate(child, group, pump).await;
+                group.signal(Signal::SIGTERM);
+                let stopped = pump
+                    .while_running(tokio::time::timeout(KILL_GRACE, reap(child, group)))
+                    .await;
+                if stopped.is_err() {
+                    tracing::debug!(group = %group.id, "a timed-out gate command outlived SIGTERM");
+                }
                 Outcome::TimedOut {
                     after_ms: millis(self.timeout),
                 }
             }
+        };
+        if group.signal(Signal::SIGKILL) {
+            tracing::debug!(group = %group.id, "killed what a gate command left in its process group");
+            // Waiting for the group to vanish means that when the gate moves on, nothing of this command runs.
+            let gone = pump
+                .while_running(tokio::time::timeout(KILL_GRACE, reap(child, group)))
+                .await;
+            if gone.is_err() {
+                tracing::warn!(group = %group.id, "a gate command's process group outlived SIGKILL");
+            }
         }
+        outcome
     }
 }
 
-/// SIGTERM to the whole group, then SIGKILL to whatever is left of it after [`KILL_GRACE`].
-async fn terminate(
-    child: &mut Child,
-    group: &ProcessGroup,
-    pump: &mut OutputPump<'_, impl Future<Output = ()>>,
-) {
-    group.signal(Signal::SIGTERM);
-    let group_gone = async {
-        // Reaping the leader first is safe: a process group id stays reserved while any member lives.
-        let _ = child.wait().await;
-        while group.is_alive() {
-            tokio::time::sleep(GROUP_POLL).await;
-        }
-    };
-    if pump
-        .while_running(tokio::time::timeout(KILL_GRACE, group_gone))
-        .await
-        .is_ok()
-    {
-        return;
-    }
-    group.signal(Signal::SIGKILL);
-    if pump
-        .while_running(tokio::time::timeout(KILL_GRACE, child.wait()))
-        .await
-        .is_err()
-    {
-        tracing::warn!(group = %group.id, "a gate command did not exit after SIGKILL");
+/// Reaps the group's leader, then waits until no process is left in the group.
+async fn reap(child: &mut Child, group: &mut ProcessGroup) {
+    // An error means the leader was reaped elsewhere, which is as good for the wait below.
+    let _ = child.wait().await;
+    while group.is_alive() {
+        tokio::time::sleep(GROUP_POLL).await;
     }
 }
 
@@ -611,12 +604,15 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The process group a command leads. While armed, dropping it kills the whole group, which is what stops a
-/// command when the [`Gate::run`] future is dropped.
+/// The process group a command leads. Dropping it kills the whole group unless the group is known to be gone,
+/// which is what stops a command when the [`Gate::run`] future is dropped.
+///
+/// A group id is not reused while any process is in the group, even once the leader has been reaped; once the
+/// group is seen empty it is never signalled again, since its id may then name a new group.
 #[derive(Debug)]
 struct ProcessGroup {
     id: Pid,
-    armed: bool,
+    gone: bool,
 }
 
 impl ProcessGroup {
@@ -625,31 +621,35 @@ impl ProcessGroup {
         let id = i32::try_from(pid).ok()?;
         Some(Self {
             id: Pid::from_raw(id),
-            armed: true,
+            gone: false,
         })
     }
 
-    /// Sends `signal` to every member; whether any member received it.
-    fn signal(&self, signal: Signal) -> bool {
-        killpg(self.id, signal).is_ok()
+    /// Sends `signal` (or, for `None`, only checks) to every member; whether there was any.
+    fn signal(&mut self, signal: impl Into<Option<Signal>>) -> bool {
+        if self.gone {
+            return false;
+        }
+        match killpg(self.id, signal) {
+            Ok(()) => true,
+            Err(Errno::ESRCH) => {
+                self.gone = true;
+                false
+            }
+            // EPERM: a member changed its credentials (a setuid program); the group still exists.
+            Err(_) => true,
+        }
     }
 
     /// Whether any process, a not yet reaped one included, is still in the group.
-    fn is_alive(&self) -> bool {
-        killpg(self.id, None).is_ok()
-    }
-
-    /// The group is gone; dropping must not signal its id again.
-    fn disarm(&mut self) {
-        self.armed = false;
+    fn is_alive(&mut self) -> bool {
+        self.signal(None)
     }
 }
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        if self.armed {
-            self.signal(Signal::SIGKILL);
-        }
+        self.signal(Signal::SIGKILL);
     }
 }
 
@@ -1012,13 +1012,30 @@ mod tests {
             ]
         );
         assert!(!report.passed());
-        assert_eq!(report.commands[0].output, "hello\nwarning\n");
+        // Bytes that are waiting on both pipes at once may be read in either order.
+        let first = &report.commands[0].output;
+        assert!(
+            first == "hello\nwarning\n" || first == "warning\nhello\n",
+            "{first:?}"
+        );
         assert_eq!(report.commands[1].output, "oops\n");
         let printed = PathBuf::from(report.commands[3].output.trim_end());
         assert_eq!(
             printed.canonicalize().unwrap(),
             dir.path().canonicalize().unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn stdout_and_stderr_are_interleaved_in_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = Gate::new(vec![GateCommand::shell(
+            "echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three; sleep 0.3; echo four >&2",
+        )])
+        .run(dir.path())
+        .await;
+        assert_eq!(report.commands[0].outcome, Outcome::Passed);
+        assert_eq!(report.commands[0].output, "one\ntwo\nthree\nfour\n");
     }
 
     #[tokio::test]
@@ -1068,6 +1085,28 @@ mod tests {
         assert!(
             !alive(grandchild),
             "background process {grandchild} outlived the gate"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_group_gets_sigterm_before_sigkill() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = Gate::new(vec![GateCommand::shell(
+            "(trap 'echo graceful > term.txt; exit 0' TERM; while :; do sleep 0.1; done) & wait",
+        )])
+        .timeout(Duration::from_secs(1))
+        .run(dir.path())
+        .await;
+
+        assert_eq!(
+            report.commands[0].outcome,
+            Outcome::TimedOut { after_ms: 1000 }
+        );
+        let term = fs::read_to_string(dir.path().join("term.txt"));
+        assert_eq!(
+            term.ok().as_deref(),
+            Some("graceful\n"),
+            "the background process never saw SIGTERM"
         );
     }
 
