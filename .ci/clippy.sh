@@ -25,7 +25,8 @@ run cargo clippy -p circuit --all-targets --features tokio,tower -- -D warnings
 run cargo clippy -p mvcc-store --all-targets --all-features -- -D warnings
 if [[ -f fuzz/Cargo.toml ]]; then
     # The fuzz crate builds on stable for checking (only running it needs nightly); its own target dir.
-    run cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+    # With `--cfg fuzzing`, as cargo-fuzz builds it: the crates' fuzzing hooks exist only under it.
+    RUSTFLAGS="--cfg fuzzing" run cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 fi
 docs=(cargo doc -p ws-deque -p pools -p circuit -p mvcc-store -p opencode-client
     --features pools/serde,circuit/tokio,circuit/tower,mvcc-store/durable,mvcc-store/stream,opencode-client/testkit --no-deps)

@@ -97,7 +97,11 @@ fuzz_target!(|input: Input| {
                 mvcc_store::fuzz_encode_record(&mut log, index as u64 + 1, &changes);
             }
             if damage.is_empty() {
-                assert_eq!(decode_counting(&log), changes_written, "an undamaged log decodes whole");
+                assert_eq!(
+                    decode_counting(&log),
+                    changes_written,
+                    "an undamaged log decodes whole"
+                );
                 return;
             }
             for damage in damage {
