@@ -27,8 +27,12 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TaskArgs {
-    /// What the agents should do.
-    mission: String,
+    /// What the agents should do (or give --file).
+    #[arg(required_unless_present = "file")]
+    mission: Option<String>,
+    /// Read the mission from a file (`-` for standard input).
+    #[arg(long, conflicts_with = "mission")]
+    file: Option<PathBuf>,
     /// Run offline: a scripted model stands in for an LLM, a real OpenCode server (installed from npm into
     /// a cache directory if none is found) works in a scratch project.
     #[arg(long)]
@@ -80,24 +84,70 @@ fn main() -> ExitCode {
     }
 }
 
-async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
-    // Check the mission before anything is started for it.
-    if args.mission.trim().is_empty()
-        || args.mission.len() > orchestrator::mission::MAX_MISSION_BYTES
-    {
-        return Err(OrchestratorError::Mission(
-            if args.mission.trim().is_empty() {
-                "the mission text is empty: say what the agents should do".to_string()
+fn mission_text(args: &TaskArgs) -> Result<String, OrchestratorError> {
+    let limit = orchestrator::mission::MAX_MISSION_BYTES as u64;
+    let too_large = |size: u64| {
+        OrchestratorError::Mission(format!(
+            "the mission text is {size} bytes; the limit is {limit} bytes (put long specifications in a \
+             file of the project and refer to it)"
+        ))
+    };
+    let text = match (&args.mission, &args.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => {
+            use std::io::Read as _;
+            let io = |source| OrchestratorError::Io {
+                action: "read the mission from",
+                path: path.clone(),
+                source,
+            };
+            let mut bytes = Vec::new();
+            // Read one byte past the limit: enough to know it is too large without reading all of it.
+            if path.as_os_str() == "-" {
+                std::io::stdin()
+                    .take(limit + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(io)?;
             } else {
-                format!(
-                    "the mission text is {} bytes; the limit is {} bytes (put long specifications in a file of \
-                 the project and refer to it)",
-                    args.mission.len(),
-                    orchestrator::mission::MAX_MISSION_BYTES
-                )
-            },
+                let file = std::fs::File::open(path).map_err(io)?;
+                let size = file.metadata().map_err(io)?.len();
+                if size > limit {
+                    return Err(too_large(size));
+                }
+                file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+            }
+            String::from_utf8(bytes).map_err(|error| {
+                OrchestratorError::Mission(format!(
+                    "the mission in {} is not UTF-8 (invalid byte at offset {})",
+                    path.display(),
+                    error.utf8_error().valid_up_to()
+                ))
+            })?
+        }
+        (None, None) => unreachable!("clap requires a mission or --file"),
+    };
+    if text.trim().is_empty() {
+        return Err(OrchestratorError::Mission(
+            "the mission text is empty: say what the agents should do".to_string(),
         ));
     }
+    if text.len() as u64 > limit {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
+}
+
+async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
+    // Check the mission and the options before anything is started for them.
+    let mission = mission_text(&args)?;
+    let model = match &args.model {
+        Some(model) => Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
+            OrchestratorError::Mission(format!(
+                "--model {model:?} is not provider/model (for example anthropic/claude-sonnet-4)"
+            ))
+        })?),
+        None => None,
+    };
     let mut _demo = None;
     let (client, project, gate) = if args.demo {
         let project = match &args.project {
@@ -171,15 +221,9 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
                 .collect(),
         )
     };
-    if let Some(model) = &args.model {
-        config.model = Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
-            OrchestratorError::Mission(format!(
-                "--model {model:?} is not provider/model (for example anthropic/claude-sonnet-4)"
-            ))
-        })?);
-    }
+    config.model = model;
     let opencode = Opencode::new(client, &config.calls);
-    let mission = Mission::new(opencode, config, &args.mission)?;
+    let mission = Mission::new(opencode, config, &mission)?;
     let format = if args.json {
         Format::Json
     } else {

@@ -362,3 +362,54 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
     let (local, injected, stolen) = report.sources;
     assert_eq!(local + injected + stolen, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
+    let Some(rig) = common::rig(|project| {
+        let mut script = Script::new()
+            .rule(titles())
+            .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Brief.")))
+            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
+                "# Mission: m\n## M1: m\n### T1.1: One\nWrite one.txt.\n",
+            )));
+        for rule in worker_rules(
+            "T1.1",
+            vec![write(project, "one.txt", "1\n")],
+            "Wrote one.txt.",
+        ) {
+            script = script.rule(rule);
+        }
+        script.rule(approve())
+    })
+    .await
+    else {
+        return;
+    };
+    let mut config = rig.config();
+    config.gate = Some(vec![orchestrator::review::gate::GateCommand::shell(
+        "sleep 600",
+    )]);
+    config.gate_timeout = std::time::Duration::from_secs(2);
+    config.review_attempts = 1;
+    let started = std::time::Instant::now();
+    let report = rig.run(config, "One file").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    let TaskStatus::Failed { reason } = &report.view.tasks["T1.1"].status else {
+        panic!("{:?}", report.view.tasks["T1.1"])
+    };
+    assert!(reason.contains("not approved after 1 attempt"), "{reason}");
+    let review = rig
+        .requests()
+        .into_iter()
+        .find(|request| request.last_user.starts_with("REVIEW TASK T1.1"))
+        .expect("the Reviewer was asked");
+    assert!(
+        review.last_user.contains("sleep 600: timed out after 2 s"),
+        "{}",
+        review.last_user
+    );
+    assert!(matches!(
+        report.view.mission.status,
+        MissionStatus::Incomplete { .. }
+    ));
+}

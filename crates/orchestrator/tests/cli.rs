@@ -1,0 +1,142 @@
+//! The `orchestrator` binary on bad input: each case ends with a clear message and a non-zero exit, and
+//! nothing is started for it.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn orchestrator(args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(args)
+        .env_remove("OPENCODE_SERVER_PASSWORD")
+        .output()
+        .expect("run the orchestrator binary");
+    (output, started.elapsed())
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A local port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+#[test]
+fn no_opencode_at_the_url() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let project = tempfile::tempdir().unwrap();
+    let (output, took) = orchestrator(&[
+        "task",
+        "--url",
+        &url,
+        "--project",
+        project.path().to_str().unwrap(),
+        "Do something",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("no OpenCode server reachable at"),
+        "{message}"
+    );
+    assert!(message.contains(&url), "{message}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(
+        !project.path().join(".opencode").exists(),
+        "nothing was written for a mission that never started"
+    );
+}
+
+#[test]
+fn a_bad_url() {
+    let (output, _) = orchestrator(&["task", "--url", "not a url", "Do something"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("bad OpenCode URL \"not a url\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_server_that_is_not_opencode() {
+    // A listener that answers every request with plain text.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    let (output, _) = orchestrator(&["task", "--url", &url, "Do something"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("no OpenCode server reachable at"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_mission_of_one_megabyte() {
+    // Too long for one argument (Linux caps one at 128 KiB): it comes from a file.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "x".repeat(1 << 20)).unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (output, _) = orchestrator(&[
+        "task",
+        "--url",
+        &url,
+        "--file",
+        file.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("the mission text is 1048576 bytes; the limit is 65536 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_empty_mission() {
+    let (output, _) = orchestrator(&["task", "--demo", "   "]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("the mission text is empty"));
+}
+
+#[test]
+fn a_bad_model_name() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (output, _) = orchestrator(&["task", "--url", &url, "--model", "nomodel", "Do"]);
+    assert_eq!(output.status.code(), Some(2));
+    // Options are checked before any server is asked.
+    let message = stderr(&output);
+    assert!(
+        message.contains("--model \"nomodel\" is not provider/model"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_mission_file_that_does_not_exist() {
+    let (output, _) = orchestrator(&["task", "--file", "/nonexistent/mission.md"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("read the mission from /nonexistent/mission.md"),
+        "{message}"
+    );
+}
