@@ -28,7 +28,7 @@ if [[ -f fuzz/Cargo.toml ]]; then
     # With `--cfg fuzzing`, as cargo-fuzz builds it: the crates' fuzzing hooks exist only under it.
     RUSTFLAGS="--cfg fuzzing" run cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 fi
-docs=(cargo doc -p ws-deque -p pools -p circuit -p mvcc-store -p opencode-client
+docs=(cargo doc -p ws-deque -p pools -p circuit -p mvcc-store -p opencode-client -p orchestrator
     --features pools/serde,circuit/tokio,circuit/tower,mvcc-store/durable,mvcc-store/stream,opencode-client/testkit --no-deps)
 echo "+ RUSTDOCFLAGS=-Dwarnings ${docs[*]}" >&2
 RUSTDOCFLAGS=-Dwarnings "${docs[@]}"
