@@ -69,6 +69,9 @@ pub enum OrchestratorError {
         /// The error.
         source: std::io::Error,
     },
+    /// The mission's state could not be created or opened.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// The mission was interrupted (Ctrl-C or SIGTERM).
     #[error("interrupted by {signal}")]
     Interrupted {

@@ -12,7 +12,7 @@ use opencode_client::{ModelRef, Prompt};
 
 use crate::error::OrchestratorError;
 use crate::monitor::{Monitor, MonitorConfig, TurnEnd};
-use crate::plan::{self, Plan};
+use crate::plan;
 use crate::prompts::{self, Dependency, Prompts, Role, WorkerStatus};
 use crate::review::{self, ReviewInput, gate};
 use crate::schedule::{Load, Queue};
@@ -232,10 +232,35 @@ struct Ctx {
     model_failures: AtomicU32,
     /// Serializes the decisions of which tasks are ready (each pushed exactly once).
     coordination: Mutex<()>,
+    /// Set once when the mission is interrupted (the signal's name).
+    stop: tokio::sync::watch::Sender<Option<&'static str>>,
+    /// The work stage's queue, while it runs (an interrupt closes it).
+    queue: Mutex<Option<Arc<Queue>>>,
+}
+
+/// Interrupts a running mission from elsewhere (a signal handler): running sessions are aborted, no new
+/// task starts, and [`Mission::run`] returns soon with the mission `Stopped`; its state (durable or not)
+/// says which tasks were running, for `resume`.
+#[derive(Debug, Clone)]
+pub struct Interrupter {
+    ctx: Arc<Ctx>,
+}
+
+impl Interrupter {
+    /// Interrupts the mission; `signal` says why (`SIGINT`, `SIGTERM`, `stop`). Returns the sessions it
+    /// aborted.
+    pub async fn interrupt(&self, signal: &'static str) -> Vec<String> {
+        self.ctx.stop.send_replace(Some(signal));
+        if let Some(queue) = self.ctx.queue.lock().expect("no panic holds the lock").as_ref() {
+            queue.close();
+        }
+        self.ctx.monitor.interrupt(signal).await
+    }
 }
 
 impl Mission {
-    /// Prepares a mission: checks its text, creates its state and starts following the server.
+    /// Prepares a mission kept in memory: checks its text, creates its state and starts following the
+    /// server.
     ///
     /// # Errors
     ///
@@ -245,6 +270,47 @@ impl Mission {
         config: MissionConfig,
         text: &str,
     ) -> Result<Self, OrchestratorError> {
+        let record = Self::record(&config, text)?;
+        Ok(Self::with_state(opencode, config, MissionState::new(record)))
+    }
+
+    /// Prepares a mission whose state is kept on disk, in
+    /// `<project>/.opencode/orchestrator/missions/<id>/`, so that `resume` can continue it after a crash.
+    ///
+    /// # Errors
+    ///
+    /// [`OrchestratorError::Mission`] for a bad mission text; [`OrchestratorError::State`] when the state
+    /// cannot be created.
+    pub fn create(
+        opencode: Opencode,
+        config: MissionConfig,
+        text: &str,
+    ) -> Result<Self, OrchestratorError> {
+        let record = Self::record(&config, text)?;
+        let directory = crate::state::missions_dir(&config.project).join(&record.id);
+        let state = MissionState::create(&directory, record)?;
+        Ok(Self::with_state(opencode, config, state))
+    }
+
+    /// Continues a mission from its state: stages already done are not run again, finished tasks stay
+    /// finished, and a task that was running is adopted (its Worker session still exists on the server: the
+    /// mission follows it to its answer) or started again.
+    ///
+    /// # Errors
+    ///
+    /// [`OrchestratorError::Opencode`] when the server cannot be asked about the sessions.
+    pub async fn resume(
+        opencode: Opencode,
+        config: MissionConfig,
+        state: MissionState,
+    ) -> Result<Self, OrchestratorError> {
+        state.update_mission(|mission| mission.status = MissionStatus::Running);
+        let mission = Self::with_state(opencode, config, state);
+        mission.ctx.recover().await?;
+        Ok(mission)
+    }
+
+    fn record(config: &MissionConfig, text: &str) -> Result<MissionRecord, OrchestratorError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(OrchestratorError::Mission(
@@ -258,9 +324,8 @@ impl Mission {
                 text.len()
             )));
         }
-        let id = format!("m{}", now_ms());
-        let state = MissionState::new(MissionRecord {
-            id: id.clone(),
+        Ok(MissionRecord {
+            id: format!("m{}", now_ms()),
             text: text.to_string(),
             project: config.project.display().to_string(),
             stage: Stage::Server,
@@ -270,9 +335,13 @@ impl Mission {
             plan_attempts: 0,
             stage_ms: BTreeMap::new(),
             started_ms: now_ms(),
-        });
+        })
+    }
+
+    fn with_state(opencode: Opencode, config: MissionConfig, state: MissionState) -> Self {
+        let text = state.mission().text;
         let monitor = Monitor::start(opencode.clone(), config.monitor.clone());
-        let sessions = Sessions::new(opencode, config.pool, &id);
+        let sessions = Sessions::new(opencode, config.pool, &state.mission().id);
         let commands = config
             .gate
             .clone()
@@ -293,10 +362,10 @@ impl Mission {
             )
             .build()
             .expect("a retry with at least one attempt is valid");
-        Ok(Self {
+        Self {
             ctx: Arc::new(Ctx {
                 config,
-                text: text.to_string(),
+                text,
                 state,
                 monitor,
                 sessions,
@@ -305,8 +374,17 @@ impl Mission {
                 model_retry,
                 model_failures: AtomicU32::new(0),
                 coordination: Mutex::new(()),
+                stop: tokio::sync::watch::Sender::new(None),
+                queue: Mutex::new(None),
             }),
-        })
+        }
+    }
+
+    /// A handle that interrupts this mission (for signal handlers and `orchestrator stop`).
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            ctx: Arc::clone(&self.ctx),
+        }
     }
 
     /// The mission's state (the progress view subscribes to it before [`run`](Self::run)).
@@ -323,13 +401,28 @@ impl Mission {
         let todo = ctx.config.project.join(".opencode").join("todo.md");
         let mut sources = (0, 0, 0);
         let outcome = async {
-            let brief = ctx.stage(Stage::Command, ctx.command()).await?;
-            let plan = ctx.stage(Stage::Plan, ctx.plan(&brief, &todo)).await?;
-            sources = ctx.stage(Stage::Work, Self::work(&self.ctx, plan)).await;
-            Ok::<(), OrchestratorError>(())
+            let known = ctx.state.mission();
+            let brief = match known.brief {
+                Some(brief) => brief,
+                None => ctx.stage(Stage::Command, ctx.command()).await?,
+            };
+            if ctx.state.view().tasks.is_empty() {
+                ctx.stage(Stage::Plan, ctx.plan(&brief, &todo)).await?;
+            }
+            sources = ctx.stage(Stage::Work, Self::work(&self.ctx)).await;
+            match *ctx.stop.borrow() {
+                Some(signal) => Err(OrchestratorError::Interrupted { signal }),
+                None => Ok(()),
+            }
         }
         .await;
         let status = match outcome {
+            Err(OrchestratorError::Interrupted { signal }) => MissionStatus::Stopped {
+                reason: format!(
+                    "interrupted by {signal}; continue it with `orchestrator resume {}`",
+                    ctx.state.mission().id
+                ),
+            },
             Err(error) => MissionStatus::Stopped {
                 reason: error.to_string(),
             },
@@ -361,10 +454,13 @@ impl Mission {
         }
     }
 
-    async fn work(ctx: &Arc<Ctx>, plan: Plan) -> (u64, u64, u64) {
-        let plan = Arc::new(plan);
+    async fn work(ctx: &Arc<Ctx>) -> (u64, u64, u64) {
         let slots = ctx.config.slots.max(1);
         let queue = Queue::new(slots);
+        *ctx.queue.lock().expect("no panic holds the lock") = Some(Arc::clone(&queue));
+        if ctx.stop.borrow().is_some() {
+            queue.close();
+        }
         let limit = Arc::new(
             AdaptiveLimit::aimd()
                 .initial_limit(u32::try_from(slots).unwrap_or(u32::MAX))
@@ -387,8 +483,8 @@ impl Mission {
                 }
             }
         };
-        let _ = &plan;
         queue.run(limit, runner).await;
+        *ctx.queue.lock().expect("no panic holds the lock") = None;
         let stats = queue.stats();
         (
             stats.local.load(Ordering::Relaxed),
@@ -508,7 +604,7 @@ impl Ctx {
         Ok(brief)
     }
 
-    async fn plan(&self, brief: &str, todo: &Path) -> Result<Plan, OrchestratorError> {
+    async fn plan(&self, brief: &str, todo: &Path) -> Result<(), OrchestratorError> {
         let lease = self.sessions.lease(Role::Planner, "plan").await?;
         self.state
             .update_mission(|mission| mission.sessions.push(lease.id.clone()));
@@ -526,7 +622,7 @@ impl Ctx {
                 Ok(plan) => {
                     self.state
                         .set_tasks(plan.tasks.iter().map(TaskRecord::from_plan).collect());
-                    return Ok(plan);
+                    return Ok(());
                 }
                 Err(found) => {
                     errors = found.to_string();
@@ -536,6 +632,49 @@ impl Ctx {
             }
         }
         Err(OrchestratorError::Plan { attempts, errors })
+    }
+
+    /// After a crash or a stop: tasks that were queued are pending again; a task that was running or
+    /// being reviewed is adopted if its Worker session still exists on the server (the next run follows it),
+    /// else it starts over in a new session.
+    async fn recover(&self) -> Result<(), OrchestratorError> {
+        for task in self.state.view().tasks.into_values() {
+            match &task.status {
+                TaskStatus::Queued => {
+                    self.state
+                        .update_task(&task.id, |task| task.status = TaskStatus::Pending);
+                }
+                TaskStatus::Running { .. } | TaskStatus::Reviewing { .. } => {
+                    let exists = match &task.worker_session {
+                        Some(session) => {
+                            let client = self.monitor.opencode().client();
+                            match client.session(session).await {
+                                Ok(_) => true,
+                                Err(error) if crate::server::is_transient(&error) => {
+                                    return Err(OrchestratorError::Opencode {
+                                        what: format!("look for session {session}"),
+                                        attempts: 1,
+                                        message: error.to_string(),
+                                    });
+                                }
+                                Err(_) => false,
+                            }
+                        }
+                        None => false,
+                    };
+                    tracing::info!(task = %task.id, adopt = exists, "recovering an interrupted task");
+                    self.state.update_task(&task.id, |task| {
+                        task.status = TaskStatus::Pending;
+                        task.adopt = exists;
+                        if !exists {
+                            task.worker_session = None;
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Queues every pending task whose dependencies are done, blocks those with a failed dependency, and
@@ -574,6 +713,10 @@ impl Ctx {
                 // A block can block others: decide again on the new state.
                 continue;
             }
+            if self.stop.borrow().is_some() {
+                queue.close();
+                return;
+            }
             ready.sort_by_key(|task| task.priority);
             let ids: Vec<String> = ready.iter().map(|task| task.id.clone()).collect();
             for id in &ids {
@@ -589,8 +732,19 @@ impl Ctx {
     }
 
     async fn run_task(&self, slot: usize, id: &str) -> Load {
-        match self.try_task(slot, id).await {
+        let mut stop = self.stop.subscribe();
+        if stop.borrow().is_some() {
+            return Load::Ok;
+        }
+        let outcome = tokio::select! {
+            outcome = self.try_task(slot, id) => outcome,
+            // Dropping the task's future cancels its calls and kills a running gate command's process group.
+            _ = stop.wait_for(Option::is_some) => Err(OrchestratorError::Interrupted { signal: "stop" }),
+        };
+        match outcome {
             Ok(load) => load,
+            // Left as it was (running or reviewing): `resume` looks at its session.
+            Err(OrchestratorError::Interrupted { .. }) => Load::Ok,
             Err(error) => {
                 self.state.update_task(id, |task| {
                     task.status = TaskStatus::Failed {
@@ -623,15 +777,24 @@ impl Ctx {
             .collect();
         let conventions = view.mission.brief.clone().unwrap_or_default();
         let project = self.config.project.display().to_string();
-        let lease = self
-            .sessions
-            .lease(Role::Worker, &format!("{id} {}", task.title))
-            .await?;
-        self.state
-            .update_task(id, |task| task.sessions.push(lease.id.clone()));
-        let mut findings: Option<String> = None;
+        let (session, mut adopt, first_attempt) = match (&task.worker_session, task.adopt) {
+            (Some(session), true) => (session.clone(), true, task.attempts.max(1)),
+            _ => {
+                let lease = self
+                    .sessions
+                    .lease(Role::Worker, &format!("{id} {}", task.title))
+                    .await?;
+                self.state.update_task(id, |task| {
+                    task.sessions.push(lease.id.clone());
+                    task.worker_session = Some(lease.id.clone());
+                });
+                (lease.id, false, task.attempts + 1)
+            }
+        };
+        self.state.update_task(id, |task| task.adopt = false);
+        let mut findings: Option<String> = task.findings.clone();
         let attempts = self.config.review_attempts.max(1);
-        for attempt in 1..=attempts {
+        for attempt in first_attempt..=attempts.max(first_attempt) {
             self.state.update_task(id, |task| {
                 task.attempts = attempt;
                 task.status = TaskStatus::Running { slot };
@@ -645,7 +808,7 @@ impl Ctx {
                 &project,
                 findings.as_deref(),
             );
-            let report = match self.work_turns(id, &lease.id, message).await? {
+            let report = match self.work_turns(id, &session, message, adopt).await? {
                 Work::Done(report) => report,
                 Work::Failed { reason, load } => {
                     self.state.update_task(id, |task| {
@@ -660,7 +823,8 @@ impl Ctx {
                 task.status = TaskStatus::Reviewing { slot };
                 task.result = Some(report.clone());
             });
-            let diff = review::session_diff(self.monitor.opencode(), &lease.id, true).await?;
+            adopt = false;
+            let diff = review::session_diff(self.monitor.opencode(), &session, true).await?;
             let files: Vec<String> = diff.iter().map(|file| file.file.clone()).collect();
             let verdict = review::review(
                 &ReviewInput {
@@ -717,15 +881,21 @@ impl Ctx {
         id: &str,
         session: &str,
         message: String,
+        adopt: bool,
     ) -> Result<Work, OrchestratorError> {
         let mut message = message;
         let mut previous: Option<String> = None;
         let mut nudges = 0;
         let mut diagnosed = false;
+        let mut adopt = adopt;
         loop {
-            let end = self
-                .turn(session, &self.prompt(Role::Worker, message), true)
-                .await?;
+            let end = if std::mem::take(&mut adopt) {
+                // The turn an earlier orchestrator started: follow it instead of prompting again.
+                self.monitor.adopt(session, true).await?
+            } else {
+                self.turn(session, &self.prompt(Role::Worker, message), true)
+                    .await?
+            };
             let reason = match end {
                 TurnEnd::Answered { text } => match prompts::worker_status(&text) {
                     WorkerStatus::Done(summary) => {

@@ -88,6 +88,8 @@ struct Shared {
     watches: Mutex<HashMap<String, Watch>>,
     changed: Notify,
     stream_up: AtomicBool,
+    /// Set by [`Monitor::interrupt`]: every turn ends with [`OrchestratorError::Interrupted`].
+    interrupted: Mutex<Option<&'static str>>,
 }
 
 /// Follows sessions on one OpenCode server.
@@ -125,13 +127,15 @@ impl Monitor {
     ///
     /// # Errors
     ///
-    /// [`OrchestratorError::Opencode`] when OpenCode cannot be reached for the prompt or the checks.
+    /// [`OrchestratorError::Opencode`] when OpenCode cannot be reached for the prompt or the checks;
+    /// [`OrchestratorError::Interrupted`] once [`interrupt`](Self::interrupt) was called.
     pub async fn turn(
         &self,
         session: &str,
         prompt: &Prompt,
         allow_permissions: bool,
     ) -> Result<TurnEnd, OrchestratorError> {
+        self.check_interrupted()?;
         let before = self
             .opencode
             .call("list messages", |client| async move {
@@ -139,42 +143,121 @@ impl Monitor {
             })
             .await?
             .len();
-        self.shared
+        self.watch(session, allow_permissions);
+        let outcome = async {
+            self.opencode
+                .call("send a prompt", |client| async move {
+                    client.prompt_async(session, prompt).await
+                })
+                .await?;
+            self.follow(session, before).await
+        }
+        .await;
+        self.unwatch(session);
+        outcome
+    }
+
+    /// Follows a turn that an earlier orchestrator started in `session` (one killed mid-turn): waits until
+    /// the session is idle with a final answer after its last user message.
+    ///
+    /// # Errors
+    ///
+    /// As [`turn`](Self::turn).
+    pub async fn adopt(
+        &self,
+        session: &str,
+        allow_permissions: bool,
+    ) -> Result<TurnEnd, OrchestratorError> {
+        self.check_interrupted()?;
+        let messages = self
+            .opencode
+            .call("list messages", |client| async move {
+                client.messages(session).await
+            })
+            .await?;
+        let before = messages
+            .iter()
+            .rposition(|message| matches!(message.info, Message::User(_)))
+            .map_or(0, |last_user| last_user + 1);
+        self.watch(session, allow_permissions);
+        let outcome = self.follow(session, before).await;
+        self.unwatch(session);
+        outcome
+    }
+
+    /// Ends every turn now and from now on with [`OrchestratorError::Interrupted`], aborting the sessions
+    /// being followed (`signal` names why, e.g. `SIGINT`). Returns the sessions aborted.
+    pub async fn interrupt(&self, signal: &'static str) -> Vec<String> {
+        *self
+            .shared
+            .interrupted
+            .lock()
+            .expect("no panic holds the lock") = Some(signal);
+        let sessions: Vec<String> = self
+            .shared
             .watches
             .lock()
             .expect("no panic holds the lock")
-            .insert(
-                session.to_string(),
-                Watch {
-                    allow_permissions,
-                    ..Watch::default()
-                },
-            );
-        let outcome = self.follow(session, prompt, before).await;
+            .keys()
+            .cloned()
+            .collect();
+        self.shared.changed.notify_waiters();
+        let aborts = sessions.iter().map(|session| async move {
+            // One attempt each, briefly: the orchestrator is stopping.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.opencode.client().abort(session),
+            )
+            .await;
+        });
+        futures_util::future::join_all(aborts).await;
+        sessions
+    }
+
+    /// Whether [`interrupt`](Self::interrupt) was called.
+    pub fn interrupted(&self) -> Option<&'static str> {
+        *self
+            .shared
+            .interrupted
+            .lock()
+            .expect("no panic holds the lock")
+    }
+
+    fn check_interrupted(&self) -> Result<(), OrchestratorError> {
+        match self.interrupted() {
+            Some(signal) => Err(OrchestratorError::Interrupted { signal }),
+            None => Ok(()),
+        }
+    }
+
+    fn watch(&self, session: &str, allow_permissions: bool) {
+        self.shared.watches.lock().expect("no panic holds the lock").insert(
+            session.to_string(),
+            Watch {
+                allow_permissions,
+                ..Watch::default()
+            },
+        );
+    }
+
+    fn unwatch(&self, session: &str) {
         self.shared
             .watches
             .lock()
             .expect("no panic holds the lock")
             .remove(session);
-        outcome
     }
 
-    async fn follow(
-        &self,
-        session: &str,
-        prompt: &Prompt,
-        before: usize,
-    ) -> Result<TurnEnd, OrchestratorError> {
-        self.opencode
-            .call("send a prompt", |client| async move {
-                client.prompt_async(session, prompt).await
-            })
-            .await?;
+    async fn follow(&self, session: &str, before: usize) -> Result<TurnEnd, OrchestratorError> {
         let started = Instant::now();
         let mut last_progress = Instant::now();
         let mut last_signature = None;
         let mut poll = self.config.min_poll;
+        // The first look does not trust the event stream: the turn may have ended before the watch began
+        // (an adopted turn), or the stream may still be connecting.
+        let mut first = true;
         loop {
+            self.check_interrupted()?;
             let (events, idle, error, retry) = {
                 let watches = self.shared.watches.lock().expect("no panic holds the lock");
                 let watch = watches
@@ -197,11 +280,12 @@ impl Monitor {
             }
             let stream_up = self.stream_up();
             // With the stream up, the events say when to look; without it, look at every poll.
-            let idle = if stream_up {
+            let idle = if stream_up && !first {
                 idle || error.is_some()
             } else {
-                self.is_idle(session).await?
+                self.is_idle(session).await? || idle
             };
+            first = false;
             let messages =
                 if idle || !stream_up || last_progress.elapsed() >= self.config.stall_after {
                     Some(

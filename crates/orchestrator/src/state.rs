@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mvcc_store::{Change, Store, Subscription};
+use mvcc_store::{Change, Durability, OpenError, Store, Subscription};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{self, Priority};
@@ -111,6 +112,13 @@ pub struct TaskRecord {
     pub findings: Option<String>,
     /// Files the task's sessions changed.
     pub files: Vec<String>,
+    /// The Worker's session of the current attempt.
+    #[serde(default)]
+    pub worker_session: Option<String>,
+    /// Set by `resume` for a task that was running when the orchestrator stopped and whose Worker session
+    /// still exists: the next run follows that session instead of starting over.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 impl TaskRecord {
@@ -140,6 +148,8 @@ impl TaskRecord {
             result: None,
             findings: None,
             files: Vec::new(),
+            worker_session: None,
+            adopt: false,
         }
     }
 }
@@ -237,6 +247,27 @@ pub enum Record {
     Task(TaskRecord),
 }
 
+/// A record as the store keeps it: serialized as one JSON string, so the durable log (postcard, which
+/// cannot encode internally tagged enums) stores the same JSON the `--json` output shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored(pub Record);
+
+impl Serialize for Stored {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&json)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stored {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = String::deserialize(deserializer)?;
+        serde_json::from_str(&json)
+            .map(Stored)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// The key of the mission record.
 pub const MISSION_KEY: &str = "mission";
 
@@ -257,7 +288,8 @@ pub fn now_ms() -> u64 {
 /// The mission's state: a multi-version store shared by every stage.
 #[derive(Debug, Clone)]
 pub struct MissionState {
-    store: Arc<Store<String, Record>>,
+    store: Arc<Store<String, Stored>>,
+    directory: Option<PathBuf>,
 }
 
 /// A consistent view of the whole mission at one version.
@@ -285,22 +317,88 @@ impl MissionView {
 }
 
 impl MissionState {
-    /// A new mission.
+    /// A new mission, in memory only.
     pub fn new(mission: MissionRecord) -> Self {
-        let store = Arc::new(Store::new());
+        Self::init(Store::new(), None, mission)
+    }
+
+    /// A new mission kept in `directory` (created): every change is in its log, synced before the commit
+    /// returns, so it survives the orchestrator being killed.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError`] when the directory cannot be created or already holds a store.
+    pub fn create(directory: &Path, mission: MissionRecord) -> Result<Self, StateError> {
+        if directory.exists() {
+            return Err(StateError::Exists {
+                directory: directory.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(directory).map_err(|source| StateError::Io {
+            directory: directory.to_path_buf(),
+            source,
+        })?;
+        let store = Store::open(directory, Durability::Fsync).map_err(|source| StateError::Open {
+            directory: directory.to_path_buf(),
+            source,
+        })?;
+        Ok(Self::init(store, Some(directory.to_path_buf()), mission))
+    }
+
+    /// Opens the mission kept in `directory`, recovering it from its log.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Missing`] when there is no mission there; [`StateError::Open`] when it is locked by
+    /// another orchestrator or damaged (the error names the file and byte).
+    pub fn open(directory: &Path) -> Result<Self, StateError> {
+        if !directory.is_dir() {
+            return Err(StateError::Missing {
+                directory: directory.to_path_buf(),
+            });
+        }
+        let store: Store<String, Stored> =
+            Store::open(directory, Durability::Fsync).map_err(|source| StateError::Open {
+                directory: directory.to_path_buf(),
+                source,
+            })?;
+        if !matches!(
+            store.get(MISSION_KEY).as_deref(),
+            Some(Stored(Record::Mission(_)))
+        ) {
+            return Err(StateError::Corrupt {
+                directory: directory.to_path_buf(),
+                message: "it holds no mission record".to_string(),
+            });
+        }
+        Ok(Self {
+            store: Arc::new(store),
+            directory: Some(directory.to_path_buf()),
+        })
+    }
+
+    fn init(store: Store<String, Stored>, directory: Option<PathBuf>, mission: MissionRecord) -> Self {
         store
-            .put(MISSION_KEY.to_string(), Record::Mission(mission))
+            .put(MISSION_KEY.to_string(), Stored(Record::Mission(mission)))
             .expect("the first write to a new store has nothing to conflict with");
-        Self { store }
+        Self {
+            store: Arc::new(store),
+            directory,
+        }
+    }
+
+    /// Where the mission is kept, if it is durable.
+    pub fn directory(&self) -> Option<&Path> {
+        self.directory.as_deref()
     }
 
     /// The store itself (the progress view subscribes to it).
-    pub fn store(&self) -> &Arc<Store<String, Record>> {
+    pub fn store(&self) -> &Arc<Store<String, Stored>> {
         &self.store
     }
 
     /// Every change from now on, in commit order.
-    pub fn subscribe(&self) -> Subscription<String, Record> {
+    pub fn subscribe(&self) -> Subscription<String, Stored> {
         self.store
             .subscribe::<std::ops::RangeFull>(.., None)
             .expect("a subscription from now on always starts")
@@ -311,7 +409,7 @@ impl MissionState {
         let snapshot = self.store.snapshot();
         let mut mission = None;
         let mut tasks = BTreeMap::new();
-        for (_, record) in snapshot.range::<String, _>(..) {
+        for (_, Stored(record)) in snapshot.range::<String, _>(..) {
             match record {
                 Record::Mission(record) => mission = Some(record.clone()),
                 Record::Task(task) => {
@@ -328,7 +426,7 @@ impl MissionState {
     /// One task.
     pub fn task(&self, id: &str) -> Option<TaskRecord> {
         match self.store.get(&task_key(id)).as_deref() {
-            Some(Record::Task(task)) => Some(task.clone()),
+            Some(Stored(Record::Task(task))) => Some(task.clone()),
             _ => None,
         }
     }
@@ -336,7 +434,7 @@ impl MissionState {
     /// The mission record.
     pub fn mission(&self) -> MissionRecord {
         match self.store.get(MISSION_KEY).as_deref() {
-            Some(Record::Mission(mission)) => mission.clone(),
+            Some(Stored(Record::Mission(mission))) => mission.clone(),
             _ => unreachable!("the mission record is written first and never deleted"),
         }
     }
@@ -345,12 +443,12 @@ impl MissionState {
     pub fn update_mission(&self, change: impl Fn(&mut MissionRecord)) {
         loop {
             let mut txn = self.store.begin_serializable();
-            let Some(Record::Mission(mission)) = txn.get(MISSION_KEY) else {
+            let Some(Stored(Record::Mission(mission))) = txn.get(MISSION_KEY) else {
                 unreachable!("the mission record is written first and never deleted")
             };
             let mut mission = mission.clone();
             change(&mut mission);
-            txn.put(MISSION_KEY.to_string(), Record::Mission(mission));
+            txn.put(MISSION_KEY.to_string(), Stored(Record::Mission(mission)));
             if txn.commit().is_ok() {
                 return;
             }
@@ -369,7 +467,7 @@ impl MissionState {
                 txn.delete(key);
             }
             for task in &tasks {
-                txn.put(task_key(&task.id), Record::Task(task.clone()));
+                txn.put(task_key(&task.id), Stored(Record::Task(task.clone())));
             }
             if txn.commit().is_ok() {
                 return;
@@ -382,12 +480,12 @@ impl MissionState {
         let key = task_key(id);
         loop {
             let mut txn = self.store.begin_serializable();
-            let Some(Record::Task(task)) = txn.get(&key) else {
+            let Some(Stored(Record::Task(task))) = txn.get(&key) else {
                 return None;
             };
             let mut task = task.clone();
             change(&mut task);
-            txn.put(key.clone(), Record::Task(task.clone()));
+            txn.put(key.clone(), Stored(Record::Task(task.clone())));
             if txn.commit().is_ok() {
                 return Some(task);
             }
@@ -423,9 +521,9 @@ pub enum StateEvent {
 
 impl StateEvent {
     /// The event for a change of the store, `None` for a deletion.
-    pub fn from_change(change: &Change<String, Record>) -> Option<Self> {
+    pub fn from_change(change: &Change<String, Stored>) -> Option<Self> {
         let version = change.version.get();
-        match change.value.as_deref()? {
+        match &change.value.as_deref()?.0 {
             Record::Mission(mission) => Some(Self::Mission {
                 version,
                 mission: mission.clone(),
@@ -436,4 +534,64 @@ impl StateEvent {
             }),
         }
     }
+}
+
+/// Why a mission's state could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// No mission is kept there.
+    #[error("no mission state in {}", directory.display())]
+    Missing {
+        /// The directory.
+        directory: PathBuf,
+    },
+    /// A mission is already kept there.
+    #[error("{} already holds a mission", directory.display())]
+    Exists {
+        /// The directory.
+        directory: PathBuf,
+    },
+    /// The store could not be opened: locked by another orchestrator, or damaged.
+    #[error("cannot open the mission state in {}: {source}", directory.display())]
+    Open {
+        /// The directory.
+        directory: PathBuf,
+        /// Why.
+        source: OpenError,
+    },
+    /// The store opened but does not hold a mission.
+    #[error("the mission state in {} is not usable: {message}", directory.display())]
+    Corrupt {
+        /// The directory.
+        directory: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A directory could not be created.
+    #[error("cannot create {}: {source}", directory.display())]
+    Io {
+        /// The directory.
+        directory: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where the missions of a project are kept: `<project>/.opencode/orchestrator/missions/`.
+pub fn missions_dir(project: &Path) -> PathBuf {
+    project.join(".opencode").join("orchestrator").join("missions")
+}
+
+/// The missions kept for a project, oldest first (their ids sort by start time).
+pub fn mission_ids(project: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(missions_dir(project))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    ids.sort_by_key(|id| (id.len(), id.clone()));
+    ids
 }
