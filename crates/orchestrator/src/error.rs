@@ -72,6 +72,12 @@ pub enum OrchestratorError {
     /// The mission's state could not be created or opened.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// OpenCode stopped answering in the middle of the work.
+    #[error("stopped: {reason}")]
+    Lost {
+        /// What failed, and how to continue.
+        reason: String,
+    },
     /// The mission was interrupted (Ctrl-C or SIGTERM).
     #[error("interrupted by {signal}")]
     Interrupted {

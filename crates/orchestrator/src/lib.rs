@@ -13,9 +13,11 @@ pub mod server;
 pub mod sessions;
 pub mod state;
 
+pub mod config;
 pub mod demo;
 mod error;
 pub mod mission;
 pub mod progress;
+pub mod shutdown;
 
 pub use error::OrchestratorError;

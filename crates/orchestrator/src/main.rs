@@ -1,14 +1,17 @@
-//! The `orchestrator` command: `orchestrator task [--demo] "<mission>"`.
+//! The `orchestrator` command: `task` runs a mission, `resume` continues one after a crash or a stop,
+//! `status` shows one, `stop` interrupts one running in another terminal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use orchestrator::mission::{Mission, MissionConfig};
+use orchestrator::mission::{Mission, MissionConfig, MissionReport};
 use orchestrator::progress::{Format, Progress};
 use orchestrator::review::gate::GateCommand;
-use orchestrator::server::{self, Opencode};
+use orchestrator::server::{self, DemoServer, Opencode};
+use orchestrator::shutdown::Shutdown;
+use orchestrator::state::{self, MissionState, MissionStatus};
 use orchestrator::{OrchestratorError, demo};
 
 /// Runs missions through OpenCode agents: Commander → Planner → parallel Workers → Reviewer.
@@ -23,16 +26,16 @@ struct Cli {
 enum Command {
     /// Runs one mission to its end and prints its summary.
     Task(TaskArgs),
+    /// Continues a mission that was stopped or whose orchestrator died (default: the latest).
+    Resume(ResumeArgs),
+    /// Shows a mission's tasks and where they are (default: the latest).
+    Status(StatusArgs),
+    /// Stops a mission running in another process: its sessions are aborted and its state kept.
+    Stop(StopArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct TaskArgs {
-    /// What the agents should do (or give --file).
-    #[arg(required_unless_present = "file")]
-    mission: Option<String>,
-    /// Read the mission from a file (`-` for standard input).
-    #[arg(long, conflicts_with = "mission")]
-    file: Option<PathBuf>,
+struct ServerArgs {
     /// Run offline: a scripted model stands in for an LLM, a real OpenCode server (installed from npm into
     /// a cache directory if none is found) works in a scratch project.
     #[arg(long)]
@@ -45,6 +48,10 @@ struct TaskArgs {
     /// directory).
     #[arg(long)]
     project: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
     /// Worker slots: tasks run at once, at most.
     #[arg(long, default_value_t = 4)]
     slots: usize,
@@ -63,25 +70,194 @@ struct TaskArgs {
     json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct TaskArgs {
+    /// What the agents should do (or give --file).
+    #[arg(required_unless_present = "file")]
+    mission: Option<String>,
+    /// Read the mission from a file (`-` for standard input).
+    #[arg(long, conflicts_with = "mission")]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ResumeArgs {
+    /// The mission's id (default: the project's latest mission).
+    id: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// The mission's id (default: the project's latest mission).
+    id: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
+    /// Print the mission as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct StopArgs {
+    /// The mission's id (default: the project's latest mission).
+    id: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
+}
+
+/// How the process ends.
+enum Exit {
+    Completed,
+    NotCompleted,
+    Interrupted(&'static str),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime starts");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Task(args) => task(args).await,
+            Command::Resume(args) => resume(args).await,
+            Command::Status(args) => status(&args),
+            Command::Stop(args) => stop(&args).await,
         }
     });
+    // Background tasks (the event stream, a gate being killed) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Exit::Completed) => ExitCode::SUCCESS,
+        Ok(Exit::NotCompleted) => ExitCode::from(1),
+        Ok(Exit::Interrupted("SIGTERM")) => ExitCode::from(143),
+        Ok(Exit::Interrupted(_)) => ExitCode::from(130),
         Err(error) => {
             eprintln!("orchestrator: {error}");
             ExitCode::from(2)
         }
     }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OrchestratorError {
+    let path = path.to_path_buf();
+    move |source| OrchestratorError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn project_dir(project: Option<&Path>) -> Result<PathBuf, OrchestratorError> {
+    let project = match project {
+        Some(project) => project.to_path_buf(),
+        None => std::env::current_dir()
+            .map_err(io_error("read the current directory", Path::new(".")))?,
+    };
+    project
+        .canonicalize()
+        .map_err(io_error("find the project directory", &project))
+}
+
+fn parse_model(run: &RunArgs) -> Result<Option<opencode_client::ModelRef>, OrchestratorError> {
+    match &run.model {
+        Some(model) => Ok(Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
+            OrchestratorError::Mission(format!(
+                "--model {model:?} is not provider/model (for example anthropic/claude-sonnet-4)"
+            ))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Connects to the server (or starts the demo's), returning the client, the project and the demo's
+/// gate. `scratch` makes a new scratch project for a demo without `--project`.
+async fn open_server(
+    args: &ServerArgs,
+    scratch: bool,
+) -> Result<(opencode_client::Client, PathBuf, Option<DemoServer>), OrchestratorError> {
+    if args.demo {
+        let project = match &args.project {
+            Some(project) => {
+                std::fs::create_dir_all(project).map_err(io_error("create", project))?;
+                project.canonicalize().map_err(io_error("find", project))?
+            }
+            None if scratch => tempfile::Builder::new()
+                .prefix("orchestrator-demo-")
+                .tempdir()
+                .map_err(io_error(
+                    "create a scratch directory in",
+                    &std::env::temp_dir(),
+                ))?
+                .keep(),
+            None => project_dir(None)?,
+        };
+        if scratch {
+            demo::prepare_project(&project)
+                .map_err(io_error("prepare the scratch project", &project))?;
+            opencode_client::testkit::init_git(&project).map_err(|error| {
+                OrchestratorError::Launch {
+                    message: error.to_string(),
+                }
+            })?;
+        }
+        println!(
+            "DEMO: a scripted model stands in for an LLM; it plays a fixed three-task mission"
+        );
+        println!("      whatever the mission text says.");
+        println!("      scratch project: {}", project.display());
+        println!("      starting a real OpenCode server (installed from npm on first use)...");
+        let started = server::start_demo(demo::script(&project), &project).await?;
+        println!(
+            "      OpenCode {} at {}",
+            started.server.binary().display(),
+            started.server.url()
+        );
+        let client = started.server.client();
+        Ok((client, project, Some(started)))
+    } else {
+        let url = args.url.as_deref().unwrap_or("http://127.0.0.1:4096");
+        let password = std::env::var("OPENCODE_SERVER_PASSWORD").ok();
+        let project = project_dir(args.project.as_deref())?;
+        let client = server::connect(url, password.as_deref(), project.to_str()).await?;
+        Ok((client, project, None))
+    }
+}
+
+fn mission_config(
+    project: &Path,
+    run: &RunArgs,
+    demo: bool,
+) -> Result<MissionConfig, OrchestratorError> {
+    let mut config = MissionConfig::new(project);
+    config.slots = run.slots.max(1);
+    config.gate_timeout = Duration::from_secs(run.check_timeout.max(1));
+    config.gate = if !run.checks.is_empty() {
+        Some(
+            run.checks
+                .iter()
+                .map(|line| GateCommand::shell(line))
+                .collect(),
+        )
+    } else if demo {
+        Some(demo::gate())
+    } else {
+        None
+    };
+    config.model = parse_model(run)?;
+    Ok(config)
 }
 
 fn mission_text(args: &TaskArgs) -> Result<String, OrchestratorError> {
@@ -137,102 +313,144 @@ fn mission_text(args: &TaskArgs) -> Result<String, OrchestratorError> {
     Ok(text)
 }
 
-async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
+async fn task(args: TaskArgs) -> Result<Exit, OrchestratorError> {
     // Check the mission and the options before anything is started for them.
-    let mission = mission_text(&args)?;
-    let model = match &args.model {
-        Some(model) => Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
-            OrchestratorError::Mission(format!(
-                "--model {model:?} is not provider/model (for example anthropic/claude-sonnet-4)"
-            ))
-        })?),
-        None => None,
-    };
-    let mut _demo = None;
-    let (client, project, gate) = if args.demo {
-        let project = match &args.project {
-            Some(project) => project.clone(),
-            None => tempfile::Builder::new()
-                .prefix("orchestrator-demo-")
-                .tempdir()
-                .map_err(|source| OrchestratorError::Io {
-                    action: "create a scratch directory in",
-                    path: std::env::temp_dir(),
-                    source,
-                })?
-                .keep(),
-        };
-        demo::prepare_project(&project).map_err(|source| OrchestratorError::Io {
-            action: "prepare the scratch project",
-            path: project.clone(),
-            source,
-        })?;
-        opencode_client::testkit::init_git(&project).map_err(|error| {
-            OrchestratorError::Launch {
-                message: error.to_string(),
-            }
-        })?;
-        println!(
-            "DEMO: a scripted model stands in for an LLM; it plays a fixed three-task mission"
-        );
-        println!("      whatever the mission text says.");
-        println!("      scratch project: {}", project.display());
-        println!("      starting a real OpenCode server (installed from npm on first use)...");
-        let started = server::start_demo(demo::script(&project), &project).await?;
-        println!(
-            "      OpenCode {} at {}",
-            started.server.binary().display(),
-            started.server.url()
-        );
-        let client = started.server.client();
-        _demo = Some(started);
-        (client, project, Some(demo::gate()))
-    } else {
-        let url = args.url.as_deref().unwrap_or("http://127.0.0.1:4096");
-        let password = std::env::var("OPENCODE_SERVER_PASSWORD").ok();
-        let project = match &args.project {
-            Some(project) => project.clone(),
-            None => std::env::current_dir().map_err(|source| OrchestratorError::Io {
-                action: "read the current directory",
-                path: PathBuf::from("."),
-                source,
-            })?,
-        };
-        let project = project
-            .canonicalize()
-            .map_err(|source| OrchestratorError::Io {
-                action: "find the project directory",
-                path: project.clone(),
-                source,
-            })?;
-        let client = server::connect(url, password.as_deref(), project.to_str()).await?;
-        (client, project, None)
-    };
-    let mut config = MissionConfig::new(&project);
-    config.slots = args.slots.max(1);
-    config.gate_timeout = Duration::from_secs(args.check_timeout.max(1));
-    config.gate = if args.checks.is_empty() {
-        gate
-    } else {
-        Some(
-            args.checks
-                .iter()
-                .map(|line| GateCommand::shell(line))
-                .collect(),
-        )
-    };
-    config.model = model;
+    let text = mission_text(&args)?;
+    parse_model(&args.run)?;
+    let (client, project, demo_server) = open_server(&args.server, true).await?;
+    let config = mission_config(&project, &args.run, demo_server.is_some())?;
     let opencode = Opencode::new(client, &config.calls);
-    let mission = Mission::new(opencode, config, &mission)?;
+    let mission = Mission::create(opencode, config, &text)?;
+    run(mission, &project, &args.run, demo_server).await
+}
+
+async fn resume(args: ResumeArgs) -> Result<Exit, OrchestratorError> {
+    parse_model(&args.run)?;
+    let project = match (&args.server.project, args.server.demo) {
+        (Some(project), _) => project_dir(Some(project))?,
+        (None, _) => project_dir(None)?,
+    };
+    let id = mission_id(&project, args.id.as_deref())?;
+    let directory = state::missions_dir(&project).join(&id);
+    // Open the state first: a mission another orchestrator still runs is locked.
+    let state = MissionState::open(&directory)?;
+    let mission = state.mission();
+    if mission.status == MissionStatus::Completed {
+        println!("Mission {id} is already completed.");
+        return Ok(Exit::Completed);
+    }
+    let server_args = ServerArgs {
+        demo: args.server.demo,
+        url: args.server.url.clone(),
+        project: Some(project.clone()),
+    };
+    let (client, project, demo_server) = open_server(&server_args, false).await?;
+    let config = mission_config(&project, &args.run, demo_server.is_some())?;
+    let opencode = Opencode::new(client, &config.calls);
+    println!("Resuming mission {id}: {}", first_line(&mission.text));
+    let mission = Mission::resume(opencode, config, state).await?;
+    run(mission, &project, &args.run, demo_server).await
+}
+
+/// Runs a mission with its progress view, signal handling and pid file, then prints its summary.
+async fn run(
+    mission: Mission,
+    project: &Path,
+    args: &RunArgs,
+    demo_server: Option<DemoServer>,
+) -> Result<Exit, OrchestratorError> {
+    let directory = mission
+        .state()
+        .directory()
+        .map(Path::to_path_buf)
+        .expect("missions run by the command are durable");
+    let pid_file = directory.join("pid");
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(io_error("write", &pid_file))?;
     let format = if args.json {
         Format::Json
     } else {
         Format::Lines
     };
-    let progress = Progress::start(mission.state(), format, std::io::stdout());
+    let progress = Progress::start(
+        mission.state(),
+        format,
+        std::io::stdout(),
+        Some(directory.join("status.json")),
+    );
+    let signals = tokio::spawn(watch_signals(
+        mission.interrupter(),
+        mission.state().clone(),
+    ));
     let report = mission.run().await;
+    signals.abort();
     progress.finish();
-    if args.json {
+    let _ = std::fs::remove_file(&pid_file);
+    print_report(&report, args.json, demo_server.as_ref().map(|_| project));
+    drop(demo_server);
+    Ok(match &report.view.mission.status {
+        MissionStatus::Completed => Exit::Completed,
+        MissionStatus::Stopped { reason } if reason.starts_with("interrupted by SIGTERM") => {
+            Exit::Interrupted("SIGTERM")
+        }
+        MissionStatus::Stopped { reason } if reason.starts_with("interrupted by") => {
+            Exit::Interrupted("SIGINT")
+        }
+        _ => Exit::NotCompleted,
+    })
+}
+
+/// The first SIGINT or SIGTERM stops the mission: shutdown handlers abort its sessions (3 s) and sync its
+/// state (1 s), and the process exits within 5 s whatever happens; a second signal exits at once.
+async fn watch_signals(interrupter: orchestrator::mission::Interrupter, state: MissionState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for signals");
+        return;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    let code = if name == "SIGTERM" { 143 } else { 130 };
+    eprintln!(
+        "orchestrator: {name}: stopping (aborting sessions, saving state); again to exit at once"
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            // Whatever the handlers do, the process is gone 5 s after the first signal.
+            () = tokio::time::sleep(Duration::from_millis(4800)) => {}
+        }
+        std::process::exit(code);
+    });
+    let mut shutdown = Shutdown::new();
+    shutdown.add(
+        0,
+        "abort sessions",
+        Duration::from_secs(3),
+        move || async move {
+            let aborted = interrupter.interrupt(name).await;
+            tracing::info!(?aborted, "sessions aborted");
+        },
+    );
+    shutdown.add(
+        1,
+        "sync state",
+        Duration::from_secs(1),
+        move || async move {
+            let _ = tokio::task::spawn_blocking(move || state.store().checkpoint()).await;
+        },
+    );
+    shutdown.run().await;
+}
+
+fn print_report(report: &MissionReport, json: bool, demo_project: Option<&Path>) {
+    if json {
         println!(
             "{}",
             serde_json::json!({
@@ -241,18 +459,153 @@ async fn task(args: TaskArgs) -> Result<bool, OrchestratorError> {
                 "completed": report.completed(),
                 "files": report.files(),
                 "sessions": report.session_count(),
-                "wall_ms": report.wall.as_millis() as u64,
+                "wall_ms": u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX),
             })
         );
     } else {
         println!();
         print!("{}", report.render());
-        if args.demo {
+        if let Some(project) = demo_project {
             println!(
                 "A scripted model stood in for an LLM. The scratch project is {}",
                 project.display()
             );
         }
     }
-    Ok(report.completed())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The given mission id, checked, or the project's latest.
+fn mission_id(project: &Path, id: Option<&str>) -> Result<String, OrchestratorError> {
+    let ids = state::mission_ids(project);
+    match id {
+        Some(id) if ids.iter().any(|known| known == id) => Ok(id.to_string()),
+        Some(id) => Err(OrchestratorError::Mission(format!(
+            "no mission {id} in {} (known: {})",
+            state::missions_dir(project).display(),
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        ))),
+        None => ids.last().cloned().ok_or_else(|| {
+            OrchestratorError::Mission(format!(
+                "no mission in {}: start one with `orchestrator task`",
+                state::missions_dir(project).display()
+            ))
+        }),
+    }
+}
+
+/// The pid of the orchestrator running a mission, if it is alive.
+fn running_pid(directory: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(directory.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("orchestrator")
+        .then_some(pid)
+}
+
+fn status(args: &StatusArgs) -> Result<Exit, OrchestratorError> {
+    let project = project_dir(args.project.as_deref())?;
+    let id = mission_id(&project, args.id.as_deref())?;
+    let directory = state::missions_dir(&project).join(&id);
+    let (view_json, running) = match MissionState::open(&directory) {
+        Ok(state) => {
+            let view = state.view();
+            (
+                serde_json::json!({ "mission": view.mission, "tasks": view.tasks }),
+                None,
+            )
+        }
+        Err(state::StateError::Open {
+            source: mvcc_store::OpenError::Locked { .. },
+            ..
+        }) => {
+            // Another orchestrator runs it: read the view it keeps up to date.
+            let path = directory.join("status.json");
+            let text = std::fs::read_to_string(&path).map_err(io_error("read", &path))?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+                OrchestratorError::Mission(format!("{} does not parse: {error}", path.display()))
+            })?;
+            (json, running_pid(&directory))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if args.json {
+        println!("{view_json}");
+        return Ok(Exit::Completed);
+    }
+    let mission = &view_json["mission"];
+    println!(
+        "Mission {id}: {}{}",
+        mission["status"]["outcome"].as_str().unwrap_or("?"),
+        running.map_or_else(String::new, |pid| format!(" (running, pid {pid})"))
+    );
+    if let Some(reason) = mission["status"]["reason"].as_str() {
+        println!("  {reason}");
+    }
+    println!(
+        "  mission: {}",
+        first_line(mission["text"].as_str().unwrap_or(""))
+    );
+    println!("  stage:   {}", mission["stage"].as_str().unwrap_or("?"));
+    println!(
+        "  {:<6} {:<10} {:>8} {:>5}  title",
+        "task", "status", "attempts", "runs"
+    );
+    if let Some(tasks) = view_json["tasks"].as_object() {
+        for task in tasks.values() {
+            println!(
+                "  {:<6} {:<10} {:>8} {:>5}  {}",
+                task["id"].as_str().unwrap_or("?"),
+                task["status"]["status"].as_str().unwrap_or("?"),
+                task["attempts"].as_u64().unwrap_or(0),
+                task["runs"].as_u64().unwrap_or(0),
+                task["title"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(Exit::Completed)
+}
+
+async fn stop(args: &StopArgs) -> Result<Exit, OrchestratorError> {
+    let project = project_dir(args.project.as_deref())?;
+    let id = mission_id(&project, args.id.as_deref())?;
+    let directory = state::missions_dir(&project).join(&id);
+    let Some(pid) = running_pid(&directory) else {
+        return Err(OrchestratorError::Mission(format!(
+            "mission {id} is not running"
+        )));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|error| {
+        OrchestratorError::Mission(format!(
+            "cannot signal the orchestrator (pid {pid}): {error}"
+        ))
+    })?;
+    println!(
+        "Sent SIGTERM to the orchestrator running mission {id} (pid {pid}); waiting for it to stop..."
+    );
+    for _ in 0..100 {
+        if running_pid(&directory).is_none() || !Path::new(&format!("/proc/{pid}")).exists() {
+            println!("Stopped. Continue it with `orchestrator resume {id}`.");
+            return Ok(Exit::Completed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(OrchestratorError::Mission(format!(
+        "the orchestrator (pid {pid}) did not stop within 10 s"
+    )))
 }

@@ -236,6 +236,8 @@ struct Ctx {
     stop: tokio::sync::watch::Sender<Option<&'static str>>,
     /// The work stage's queue, while it runs (an interrupt closes it).
     queue: Mutex<Option<Arc<Queue>>>,
+    /// Why the mission cannot go on, when a task found out (OpenCode unreachable past its retries).
+    fatal: Mutex<Option<String>>,
 }
 
 /// Interrupts a running mission from elsewhere (a signal handler): running sessions are aborted, no new
@@ -251,7 +253,13 @@ impl Interrupter {
     /// aborted.
     pub async fn interrupt(&self, signal: &'static str) -> Vec<String> {
         self.ctx.stop.send_replace(Some(signal));
-        if let Some(queue) = self.ctx.queue.lock().expect("no panic holds the lock").as_ref() {
+        if let Some(queue) = self
+            .ctx
+            .queue
+            .lock()
+            .expect("no panic holds the lock")
+            .as_ref()
+        {
             queue.close();
         }
         self.ctx.monitor.interrupt(signal).await
@@ -271,7 +279,11 @@ impl Mission {
         text: &str,
     ) -> Result<Self, OrchestratorError> {
         let record = Self::record(&config, text)?;
-        Ok(Self::with_state(opencode, config, MissionState::new(record)))
+        Ok(Self::with_state(
+            opencode,
+            config,
+            MissionState::new(record),
+        ))
     }
 
     /// Prepares a mission whose state is kept on disk, in
@@ -376,6 +388,7 @@ impl Mission {
                 coordination: Mutex::new(()),
                 stop: tokio::sync::watch::Sender::new(None),
                 queue: Mutex::new(None),
+                fatal: Mutex::new(None),
             }),
         }
     }
@@ -410,6 +423,9 @@ impl Mission {
                 ctx.stage(Stage::Plan, ctx.plan(&brief, &todo)).await?;
             }
             sources = ctx.stage(Stage::Work, Self::work(&self.ctx)).await;
+            if let Some(reason) = ctx.fatal.lock().expect("no panic holds the lock").take() {
+                return Err(OrchestratorError::Lost { reason });
+            }
             match *ctx.stop.borrow() {
                 Some(signal) => Err(OrchestratorError::Interrupted { signal }),
                 None => Ok(()),
@@ -536,12 +552,12 @@ impl Ctx {
                                     Err(Ok(message))
                                 }
                                 Ok(end) => Ok(end),
-                                Err(error) => Err(Err(error.to_string())),
+                                Err(error) => Err(Err(error)),
                             }
                         })
                         .await
                 },
-                |error: &CallError<Result<String, String>>| {
+                |error: &CallError<Result<String, OrchestratorError>>| {
                     matches!(error, CallError::Rejected(_) | CallError::Inner(Ok(_)))
                 },
             )
@@ -554,11 +570,8 @@ impl Ctx {
                     CallError::Inner(Ok(message)) => Ok(TurnEnd::ModelFailed {
                         message: format!("{message} ({attempts} attempt(s))"),
                     }),
-                    CallError::Inner(Err(message)) => Err(OrchestratorError::Opencode {
-                        what: "follow an agent's turn".to_string(),
-                        attempts,
-                        message,
-                    }),
+                    // OpenCode unreachable past its retries, or the mission interrupted: as it is.
+                    CallError::Inner(Err(error)) => Err(error),
                     CallError::Rejected(_) => Ok(TurnEnd::ModelFailed {
                         message: format!(
                             "the model's circuit breaker is open after {} consecutive failed turns",
@@ -745,6 +758,25 @@ impl Ctx {
             Ok(load) => load,
             // Left as it was (running or reviewing): `resume` looks at its session.
             Err(OrchestratorError::Interrupted { .. }) => Load::Ok,
+            // OpenCode is gone (past the retries and the breaker): no task can go on. The mission stops with
+            // this task left running, for `resume` to restart on a server that answers.
+            Err(error @ OrchestratorError::Opencode { .. }) => {
+                tracing::error!(task = id, %error, "OpenCode failed; stopping the mission");
+                self.fatal
+                    .lock()
+                    .expect("no panic holds the lock")
+                    .get_or_insert_with(|| {
+                        format!(
+                            "{error}; continue it with `orchestrator resume {}`",
+                            self.state.mission().id
+                        )
+                    });
+                self.stop.send_replace(Some("OpenCode failure"));
+                if let Some(queue) = self.queue.lock().expect("no panic holds the lock").as_ref() {
+                    queue.close();
+                }
+                Load::Overloaded
+            }
             Err(error) => {
                 self.state.update_task(id, |task| {
                     task.status = TaskStatus::Failed {

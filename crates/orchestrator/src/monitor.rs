@@ -231,13 +231,17 @@ impl Monitor {
     }
 
     fn watch(&self, session: &str, allow_permissions: bool) {
-        self.shared.watches.lock().expect("no panic holds the lock").insert(
-            session.to_string(),
-            Watch {
-                allow_permissions,
-                ..Watch::default()
-            },
-        );
+        self.shared
+            .watches
+            .lock()
+            .expect("no panic holds the lock")
+            .insert(
+                session.to_string(),
+                Watch {
+                    allow_permissions,
+                    ..Watch::default()
+                },
+            );
     }
 
     fn unwatch(&self, session: &str) {
@@ -253,9 +257,10 @@ impl Monitor {
         let mut last_progress = Instant::now();
         let mut last_signature = None;
         let mut poll = self.config.min_poll;
-        // The first look does not trust the event stream: the turn may have ended before the watch began
-        // (an adopted turn), or the stream may still be connecting.
-        let mut first = true;
+        // A look that does not trust the event stream: the first (the turn may have ended before the watch
+        // began, or the stream may still be connecting), and every one after a wait with no event (a stream
+        // that is reconnecting delivers nothing, and an event may have been lost).
+        let mut look = true;
         loop {
             self.check_interrupted()?;
             let (events, idle, error, retry) = {
@@ -280,24 +285,27 @@ impl Monitor {
             }
             let stream_up = self.stream_up();
             // With the stream up, the events say when to look; without it, look at every poll.
-            let idle = if stream_up && !first {
+            let idle = if stream_up && !look {
                 idle || error.is_some()
             } else {
                 self.is_idle(session).await? || idle
             };
-            first = false;
-            let messages =
-                if idle || !stream_up || last_progress.elapsed() >= self.config.stall_after {
-                    Some(
-                        self.opencode
-                            .call("list messages", |client| async move {
-                                client.messages(session).await
-                            })
-                            .await?,
-                    )
-                } else {
-                    None
-                };
+            let looked = std::mem::take(&mut look);
+            let messages = if idle
+                || !stream_up
+                || looked
+                || last_progress.elapsed() >= self.config.stall_after
+            {
+                Some(
+                    self.opencode
+                        .call("list messages", |client| async move {
+                            client.messages(session).await
+                        })
+                        .await?,
+                )
+            } else {
+                None
+            };
             if let Some(messages) = &messages {
                 let answer = messages.get(before..).unwrap_or_default();
                 if idle && let Some(end) = turn_end(answer) {
@@ -342,7 +350,9 @@ impl Monitor {
                     .saturating_sub(last_progress.elapsed()),
             );
             let changed = self.shared.changed.notified();
-            let _ = tokio::time::timeout(wait.max(Duration::from_millis(10)), changed).await;
+            look = tokio::time::timeout(wait.max(Duration::from_millis(10)), changed)
+                .await
+                .is_err();
             poll = (poll * 2).min(self.config.max_poll);
         }
     }

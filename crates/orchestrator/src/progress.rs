@@ -2,6 +2,7 @@
 //! a plain line or, with `--json`, as one JSON object per line.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -28,13 +29,28 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts following `state`, writing to `out`.
+    /// Starts following `state`, writing to `out`; with `status_file`, also keeps the whole mission's
+    /// current view there as JSON (replaced atomically after each change), which `orchestrator status`
+    /// reads while the mission runs and its store is locked.
     pub fn start(
         state: &MissionState,
         format: Format,
         mut out: impl Write + Send + 'static,
+        status_file: Option<PathBuf>,
     ) -> Self {
         let mut subscription = state.subscribe();
+        let viewer = state.clone();
+        let write_status = move || {
+            if let Some(path) = &status_file {
+                let view = viewer.view();
+                let json = serde_json::json!({ "pid": std::process::id(), "mission": view.mission, "tasks": view.tasks });
+                let temporary = path.with_extension("json.tmp");
+                if std::fs::write(&temporary, json.to_string()).is_ok() {
+                    let _ = std::fs::rename(&temporary, path);
+                }
+            }
+        };
+        write_status();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -67,6 +83,7 @@ impl Progress {
                         let Some(event) = StateEvent::from_change(&change) else {
                             continue;
                         };
+                        write_status();
                         let _ = match format {
                             Format::Quiet => Ok(()),
                             Format::Json => serde_json::to_string(&event)

@@ -338,10 +338,11 @@ impl MissionState {
             directory: directory.to_path_buf(),
             source,
         })?;
-        let store = Store::open(directory, Durability::Fsync).map_err(|source| StateError::Open {
-            directory: directory.to_path_buf(),
-            source,
-        })?;
+        let store =
+            Store::open(directory, Durability::Fsync).map_err(|source| StateError::Open {
+                directory: directory.to_path_buf(),
+                source,
+            })?;
         Ok(Self::init(store, Some(directory.to_path_buf()), mission))
     }
 
@@ -377,7 +378,11 @@ impl MissionState {
         })
     }
 
-    fn init(store: Store<String, Stored>, directory: Option<PathBuf>, mission: MissionRecord) -> Self {
+    fn init(
+        store: Store<String, Stored>,
+        directory: Option<PathBuf>,
+        mission: MissionRecord,
+    ) -> Self {
         store
             .put(MISSION_KEY.to_string(), Stored(Record::Mission(mission)))
             .expect("the first write to a new store has nothing to conflict with");
@@ -580,7 +585,10 @@ pub enum StateError {
 
 /// Where the missions of a project are kept: `<project>/.opencode/orchestrator/missions/`.
 pub fn missions_dir(project: &Path) -> PathBuf {
-    project.join(".opencode").join("orchestrator").join("missions")
+    project
+        .join(".opencode")
+        .join("orchestrator")
+        .join("missions")
 }
 
 /// The missions kept for a project, oldest first (their ids sort by start time).

@@ -1,0 +1,368 @@
+//! Missions that survive: the `orchestrator` binary killed with SIGKILL mid-mission, then `resume`; the
+//! OpenCode server killed mid-task, then `resume` on a new server; SIGINT stopping a mission within 5 s with
+//! its state saved; `stop` from another process. Against real OpenCode servers with scripted models
+//! (`ORCH_SKIP_OPENCODE=1` skips them).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use opencode_client::testkit::{Match, OpencodeServer, Reply, Rule, Script, ScriptedModel};
+use orchestrator::demo::{agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::prompts::Role;
+use serde_json::Value;
+
+const PLAN: &str = "# Mission: three files\n## M1: Files\n### T1.1: One\nWrite one.txt.\n### T1.2: Two\nWrite two.txt.\n### T1.3: Three | depends:T1.1,T1.2\nWrite three.txt.\n";
+
+/// The three-task script; `slow` makes that task's first Worker reply arrive after `delay`.
+fn script(project: &Path, slow: Option<(&str, Duration)>) -> Script {
+    let mut script = Script::new()
+        .rule(titles())
+        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
+        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(PLAN)));
+    for (id, file) in [
+        ("T1.1", "one.txt"),
+        ("T1.2", "two.txt"),
+        ("T1.3", "three.txt"),
+    ] {
+        let mut rules = worker_rules(
+            id,
+            vec![write(project, file, &format!("{id}\n"))],
+            &format!("Wrote {file}."),
+        );
+        if let Some((slow_id, delay)) = slow
+            && slow_id == id
+        {
+            let first = Match::All(vec![
+                agent(Role::Worker),
+                Match::AnyUserContains(format!("TASK {id}:")),
+                Match::Not(Box::new(Match::LastIsToolResult)),
+            ]);
+            script = script.rule(
+                Rule::when(first)
+                    .reply(
+                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
+                            .delayed(delay),
+                    )
+                    .times(1),
+            );
+        }
+        for rule in rules.drain(..) {
+            script = script.rule(rule);
+        }
+    }
+    script.rule(approve())
+}
+
+fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+    command
+        .args(args)
+        .args([
+            "--url",
+            server.url(),
+            "--project",
+            project.to_str().unwrap(),
+            "--check",
+            "true",
+        ])
+        .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
+        .stdin(Stdio::null());
+    command
+}
+
+fn status(project: &Path) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["status", "--json", "--project", project.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn task_status(status: &Value, id: &str) -> String {
+    status["tasks"][id]["status"]["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Waits until `done` holds for the model's requests.
+async fn until(
+    model: &ScriptedModel,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[opencode_client::testkit::ModelRequest]) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done(&model.requests()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn worker_first_turns(requests: &[opencode_client::testkit::ModelRequest], id: &str) -> usize {
+    let marker = format!("TASK {id}: ");
+    requests
+        .iter()
+        .filter(|request| {
+            request.system.contains("ROLE: Worker")
+                && request.last_user.starts_with(&marker)
+                && !request.last_user.contains("you have not reported a status")
+                && !request.is_tool_callback()
+        })
+        .count()
+}
+
+fn reviewed(requests: &[opencode_client::testkit::ModelRequest], id: &str) -> bool {
+    requests
+        .iter()
+        .any(|request| request.last_user.starts_with(&format!("REVIEW TASK {id}:")))
+}
+
+fn kill(child: &mut Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+fn wait_with_limit(child: Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = receiver
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the orchestrator did not exit within {limit:?}"))
+        .unwrap();
+    (output, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_mission_then_resume_runs_every_task_once() {
+    let Some(rig) =
+        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(8))))).await
+    else {
+        return;
+    };
+    let server = &rig.demo.server;
+    let mut child = orchestrator(server, &rig.project, &["task", "Three files"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once T1.1 is under review and T1.2's Worker is waiting on its (slow) model.
+    until(
+        &rig.demo.model,
+        Duration::from_secs(90),
+        "T1.1's review and T1.2's Worker",
+        |requests| reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(&mut child, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+    let before = status(&rig.project);
+    assert_eq!(
+        before["mission"]["status"]["outcome"], "running",
+        "{before}"
+    );
+    assert_ne!(task_status(&before, "T1.3"), "done");
+
+    let output = orchestrator(server, &rig.project, &["resume"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", show(&output));
+    let after = status(&rig.project);
+    assert_eq!(
+        after["mission"]["status"]["outcome"], "completed",
+        "{after}"
+    );
+    let requests = rig.requests();
+    for id in ["T1.1", "T1.2", "T1.3"] {
+        assert_eq!(task_status(&after, id), "done", "{after}");
+        // Never prompted twice: T1.1 finished before the kill, T1.2's running turn was adopted.
+        assert_eq!(worker_first_turns(&requests, id), 1, "{id}");
+    }
+    for file in ["one.txt", "two.txt", "three.txt"] {
+        assert!(rig.project.join(file).is_file(), "{file}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Resuming mission"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
+    let Some(mut rig) =
+        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(30))))).await
+    else {
+        return;
+    };
+    let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        &rig.demo.model,
+        Duration::from_secs(90),
+        "T1.1 done and T1.2 running",
+        |requests| reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.demo.server.kill();
+    // The orchestrator finds OpenCode gone, past its retries, and stops with the mission saved.
+    let (output, _) = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("STOPPED") && stdout.contains("orchestrator resume"),
+        "{stdout}"
+    );
+    let stopped = status(&rig.project);
+    assert_eq!(stopped["mission"]["status"]["outcome"], "stopped");
+    assert_eq!(task_status(&stopped, "T1.1"), "done");
+
+    // A new server (new model, nothing slow) on the same project.
+    let model = ScriptedModel::start(script(&rig.project, None))
+        .await
+        .unwrap();
+    let server = OpencodeServer::builder()
+        .model(model.base_url())
+        .project(&rig.project)
+        .start()
+        .await
+        .unwrap();
+    let output = orchestrator(&server, &rig.project, &["resume"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", show(&output));
+    let after = status(&rig.project);
+    assert_eq!(
+        after["mission"]["status"]["outcome"], "completed",
+        "{after}"
+    );
+    let requests = model.requests();
+    assert_eq!(
+        worker_first_turns(&requests, "T1.1"),
+        0,
+        "a finished task is not redone"
+    );
+    assert_eq!(
+        worker_first_turns(&requests, "T1.2"),
+        1,
+        "the interrupted task starts over once"
+    );
+    assert_eq!(worker_first_turns(&requests, "T1.3"), 1);
+    assert!(rig.project.join("three.txt").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_within_five_seconds_with_the_state_saved() {
+    let Some(rig) =
+        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
+    else {
+        return;
+    };
+    let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        &rig.demo.model,
+        Duration::from_secs(90),
+        "T1.1's Worker",
+        |requests| worker_first_turns(requests, "T1.1") == 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut child = child;
+    kill(&mut child, nix::sys::signal::Signal::SIGINT);
+    let (output, took) = wait_with_limit(child, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(5), "exited after {took:?}");
+    assert_eq!(output.status.code(), Some(130), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    let saved = status(&rig.project);
+    assert_eq!(saved["mission"]["status"]["outcome"], "stopped", "{saved}");
+    assert!(
+        saved["mission"]["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by SIGINT"),
+        "{saved}"
+    );
+    assert_eq!(task_status(&saved, "T1.1"), "running", "{saved}");
+    // The running session was aborted.
+    let client = rig.demo.server.client();
+    let session = saved["tasks"]["T1.1"]["worker_session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let statuses = client.session_status().await.unwrap();
+        if !statuses.contains_key(&session) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session {session} still {:?}",
+            statuses[&session]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_from_another_process() {
+    let Some(rig) =
+        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
+    else {
+        return;
+    };
+    let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        &rig.demo.model,
+        Duration::from_secs(90),
+        "T1.1's Worker",
+        |requests| worker_first_turns(requests, "T1.1") == 1,
+    )
+    .await;
+    let running = status(&rig.project);
+    assert!(
+        running["pid"].as_u64().is_some(),
+        "status reads the running mission's view: {running}"
+    );
+    let stop = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["stop", "--project", rig.project.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{}", show(&stop));
+    let (output, _) = wait_with_limit(child, Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(143), "{}", show(&output));
+    assert_eq!(
+        status(&rig.project)["mission"]["status"]["outcome"],
+        "stopped"
+    );
+}
