@@ -459,6 +459,11 @@ impl Config {
                     std::mem::take(&mut config.prompts).with_override(*role, module, text.clone());
             }
         }
+        for (role, agent) in &self.agents {
+            if let Some(model) = &agent.model {
+                config.models.insert(*role, model.clone());
+            }
+        }
         if let Some(model) = &self.model {
             config.model = Some(model.clone());
         }

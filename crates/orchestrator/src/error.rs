@@ -69,6 +69,9 @@ pub enum OrchestratorError {
         /// The error.
         source: std::io::Error,
     },
+    /// The project's configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The mission's state could not be created or opened.
     #[error(transparent)]
     State(#[from] crate::state::StateError),

@@ -15,7 +15,9 @@ pub mod state;
 
 pub mod config;
 pub mod demo;
+pub mod doctor;
 mod error;
+pub mod logging;
 pub mod mission;
 pub mod progress;
 pub mod shutdown;

@@ -32,6 +32,24 @@ enum Command {
     Status(StatusArgs),
     /// Stops a mission running in another process: its sessions are aborted and its state kept.
     Stop(StopArgs),
+    /// Serves `/task <mission>` typed in the OpenCode TUI: watches the server's events for the `task`
+    /// command and runs each mission, reporting through toasts and a final message in the session.
+    Attach(AttachArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AttachArgs {
+    /// The OpenCode server (default http://127.0.0.1:4096); its password from OPENCODE_SERVER_PASSWORD.
+    #[arg(long)]
+    url: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
+    /// Run one mission, then exit.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,16 +70,16 @@ struct ServerArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Worker slots: tasks run at once, at most.
-    #[arg(long, default_value_t = 4)]
-    slots: usize,
+    /// Worker slots: tasks run at once, at most (default 4, or the project's configuration).
+    #[arg(long)]
+    slots: Option<usize>,
     /// A review gate command, run with `sh -c` in the project (repeatable; default: detected from the
     /// project).
     #[arg(long = "check")]
     checks: Vec<String>,
-    /// How long a review gate command may run, in seconds.
-    #[arg(long, default_value_t = 300)]
-    check_timeout: u64,
+    /// How long a review gate command may run, in seconds (default 300, or the project's configuration).
+    #[arg(long)]
+    check_timeout: Option<u64>,
     /// The model every agent uses, as provider/model (default: the server's).
     #[arg(long)]
     model: Option<String>,
@@ -135,6 +153,7 @@ fn main() -> ExitCode {
             Command::Resume(args) => resume(args).await,
             Command::Status(args) => status(&args),
             Command::Stop(args) => stop(&args).await,
+            Command::Attach(args) => attach(args).await,
         }
     });
     // Background tasks (the event stream, a gate being killed) must not hold the exit up.
@@ -242,21 +261,30 @@ fn mission_config(
     demo: bool,
 ) -> Result<MissionConfig, OrchestratorError> {
     let mut config = MissionConfig::new(project);
-    config.slots = run.slots.max(1);
-    config.gate_timeout = Duration::from_secs(run.check_timeout.max(1));
-    config.gate = if !run.checks.is_empty() {
-        Some(
+    if demo {
+        config.gate = Some(demo::gate());
+    }
+    // The project's configuration, then the command line over it.
+    if let Some(file) = orchestrator::config::load(project)? {
+        file.apply(&mut config);
+    }
+    if let Some(slots) = run.slots {
+        config.slots = slots.max(1);
+    }
+    if let Some(seconds) = run.check_timeout {
+        config.gate_timeout = Duration::from_secs(seconds.max(1));
+    }
+    if !run.checks.is_empty() {
+        config.gate = Some(
             run.checks
                 .iter()
                 .map(|line| GateCommand::shell(line))
                 .collect(),
-        )
-    } else if demo {
-        Some(demo::gate())
-    } else {
-        None
-    };
-    config.model = parse_model(run)?;
+        );
+    }
+    if let Some(model) = parse_model(run)? {
+        config.model = Some(model);
+    }
     Ok(config)
 }
 
@@ -321,7 +349,7 @@ async fn task(args: TaskArgs) -> Result<Exit, OrchestratorError> {
     let config = mission_config(&project, &args.run, demo_server.is_some())?;
     let opencode = Opencode::new(client, &config.calls);
     let mission = Mission::create(opencode, config, &text)?;
-    run(mission, &project, &args.run, demo_server).await
+    Ok(run(mission, &project, &args.run, demo_server).await?.0)
 }
 
 async fn resume(args: ResumeArgs) -> Result<Exit, OrchestratorError> {
@@ -349,7 +377,7 @@ async fn resume(args: ResumeArgs) -> Result<Exit, OrchestratorError> {
     let opencode = Opencode::new(client, &config.calls);
     println!("Resuming mission {id}: {}", first_line(&mission.text));
     let mission = Mission::resume(opencode, config, state).await?;
-    run(mission, &project, &args.run, demo_server).await
+    Ok(run(mission, &project, &args.run, demo_server).await?.0)
 }
 
 /// Runs a mission with its progress view, signal handling and pid file, then prints its summary.
@@ -358,7 +386,7 @@ async fn run(
     project: &Path,
     args: &RunArgs,
     demo_server: Option<DemoServer>,
-) -> Result<Exit, OrchestratorError> {
+) -> Result<(Exit, MissionReport), OrchestratorError> {
     let directory = mission
         .state()
         .directory()
@@ -388,7 +416,7 @@ async fn run(
     let _ = std::fs::remove_file(&pid_file);
     print_report(&report, args.json, demo_server.as_ref().map(|_| project));
     drop(demo_server);
-    Ok(match &report.view.mission.status {
+    let exit = match &report.view.mission.status {
         MissionStatus::Completed => Exit::Completed,
         MissionStatus::Stopped { reason } if reason.starts_with("interrupted by SIGTERM") => {
             Exit::Interrupted("SIGTERM")
@@ -397,7 +425,8 @@ async fn run(
             Exit::Interrupted("SIGINT")
         }
         _ => Exit::NotCompleted,
-    })
+    };
+    Ok((exit, report))
 }
 
 /// The first SIGINT or SIGTERM stops the mission: shutdown handlers abort its sessions (3 s) and sync its
@@ -608,4 +637,183 @@ async fn stop(args: &StopArgs) -> Result<Exit, OrchestratorError> {
     Err(OrchestratorError::Mission(format!(
         "the orchestrator (pid {pid}) did not stop within 10 s"
     )))
+}
+
+async fn attach(args: AttachArgs) -> Result<Exit, OrchestratorError> {
+    use futures_util::StreamExt as _;
+    use opencode_client::{EventPayload, StreamItem, Toast, ToastVariant};
+
+    parse_model(&args.run)?;
+    let url = args.url.as_deref().unwrap_or("http://127.0.0.1:4096");
+    let password = std::env::var("OPENCODE_SERVER_PASSWORD").ok();
+    let project = project_dir(args.project.as_deref())?;
+    let client = server::connect(url, password.as_deref(), project.to_str()).await?;
+    let mut events = client
+        .events()
+        .await
+        .map_err(|error| OrchestratorError::Unreachable {
+            url: url.to_string(),
+            message: error.to_string(),
+        })?;
+    println!(
+        "Attached to OpenCode at {url}: waiting for `/task <mission>` in project {}",
+        project.display()
+    );
+    let mut last = Exit::Completed;
+    while let Some(item) = events.next().await {
+        let item = item.map_err(|error| OrchestratorError::Unreachable {
+            url: url.to_string(),
+            message: error.to_string(),
+        })?;
+        let StreamItem::Event(event) = item else {
+            continue;
+        };
+        let EventPayload::CommandExecuted {
+            name,
+            session_id,
+            arguments,
+            ..
+        } = event.payload
+        else {
+            continue;
+        };
+        if name != "task" {
+            continue;
+        }
+        println!("/task in session {session_id}: {}", first_line(&arguments));
+        let toast = |message: String, variant: ToastVariant| {
+            let client = client.clone();
+            async move {
+                let _ = client
+                    .show_toast(&Toast::new(message, variant).title("Orchestrator"))
+                    .await;
+            }
+        };
+        let config = mission_config(&project, &args.run, false)?;
+        let opencode = Opencode::new(client.clone(), &config.calls);
+        let mission = match Mission::create(opencode, config, &arguments) {
+            Ok(mission) => mission,
+            Err(error) => {
+                toast(
+                    format!("The mission was not started: {error}"),
+                    ToastVariant::Error,
+                )
+                .await;
+                post(
+                    &client,
+                    &session_id,
+                    &format!("The orchestrator did not start this mission: {error}"),
+                )
+                .await;
+                last = Exit::NotCompleted;
+                if args.once {
+                    break;
+                }
+                continue;
+            }
+        };
+        toast(
+            format!(
+                "Mission {} started: {}",
+                mission.state().mission().id,
+                first_line(&arguments)
+            ),
+            ToastVariant::Info,
+        )
+        .await;
+        let toasts = toast_progress(mission.state(), client.clone());
+        let (exit, report) = run(mission, &project, &args.run, None).await?;
+        toasts.abort();
+        let summary = summary_text(&report.view);
+        let (message, variant) = match exit {
+            Exit::Completed => ("Mission completed", ToastVariant::Success),
+            Exit::NotCompleted => ("Mission ended incomplete", ToastVariant::Warning),
+            Exit::Interrupted(_) => ("Mission stopped", ToastVariant::Warning),
+        };
+        toast(message.to_string(), variant).await;
+        post(&client, &session_id, &summary).await;
+        last = exit;
+        if args.once || matches!(last, Exit::Interrupted(_)) {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Posts `text` to a session as a message the agent does not answer.
+async fn post(client: &opencode_client::Client, session: &str, text: &str) {
+    let mut prompt = opencode_client::Prompt::text(text);
+    prompt.no_reply = Some(true);
+    if let Err(error) = client.prompt(session, &prompt).await {
+        eprintln!("orchestrator: could not post the summary to session {session}: {error}");
+    }
+}
+
+/// The mission's outcome and tasks, as posted to the session that asked for it.
+fn summary_text(view: &orchestrator::state::MissionView) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!("Orchestrator mission {}: ", view.mission.id);
+    let _ = match &view.mission.status {
+        MissionStatus::Completed => writeln!(text, "completed."),
+        MissionStatus::Running => writeln!(text, "still running."),
+        MissionStatus::Incomplete { reason } => writeln!(text, "incomplete: {reason}."),
+        MissionStatus::Stopped { reason } => writeln!(text, "stopped: {reason}."),
+    };
+    for task in view.tasks.values() {
+        let _ = writeln!(text, "- {} {}: {}", task.id, task.title, task.status);
+    }
+    text
+}
+
+/// Toasts the mission's stage changes and finished tasks, from its state subscription.
+fn toast_progress(
+    state: &MissionState,
+    client: opencode_client::Client,
+) -> tokio::task::JoinHandle<()> {
+    use opencode_client::{Toast, ToastVariant};
+    use orchestrator::state::{StateEvent, TaskStatus};
+
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut subscription = state.subscribe();
+    std::thread::spawn(move || {
+        let mut stage = None;
+        // Ends once the toasting task is gone (aborted at the mission's end).
+        while !sender.is_closed() {
+            let Some(Ok(change)) = subscription.next_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = match StateEvent::from_change(&change) {
+                Some(StateEvent::Mission { mission, .. }) if stage != Some(mission.stage) => {
+                    stage = Some(mission.stage);
+                    Some((
+                        format!("Stage: {}", mission.stage.name()),
+                        ToastVariant::Info,
+                    ))
+                }
+                Some(StateEvent::Task { task, .. }) => match &task.status {
+                    TaskStatus::Done => Some((
+                        format!("{} done: {}", task.id, task.title),
+                        ToastVariant::Success,
+                    )),
+                    TaskStatus::Failed { reason } => {
+                        Some((format!("{} failed: {reason}", task.id), ToastVariant::Error))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(message) = message
+                && sender.send(message).is_err()
+            {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((message, variant)) = receiver.recv().await {
+            let _ = client
+                .show_toast(&Toast::new(message, variant).title("Orchestrator"))
+                .await;
+        }
+    })
 }

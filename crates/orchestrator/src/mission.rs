@@ -60,6 +60,8 @@ pub struct MissionConfig {
     pub prompts: Prompts,
     /// The model every agent uses (`provider/model`); `None` uses the server's default.
     pub model: Option<ModelRef>,
+    /// Per-role models, over `model`.
+    pub models: BTreeMap<Role, ModelRef>,
 }
 
 impl MissionConfig {
@@ -82,6 +84,7 @@ impl MissionConfig {
             delegation_depth: 1,
             prompts: Prompts::new(),
             model: None,
+            models: BTreeMap::new(),
         }
     }
 }
@@ -524,7 +527,7 @@ impl Ctx {
         for (tool, enabled) in role.tools(self.config.delegation_depth > 0) {
             prompt = prompt.tool(tool, enabled);
         }
-        if let Some(model) = &self.config.model {
+        if let Some(model) = self.config.models.get(&role).or(self.config.model.as_ref()) {
             prompt = prompt.model(model.clone());
         }
         prompt
