@@ -230,9 +230,9 @@ async fn check_server(url: &str, options: &DoctorOptions) -> Vec<Check> {
 /// Why the health check failed, and what to do about it.
 fn server_failure(name: String, error: &ClientError, password_given: bool) -> Check {
     match error {
-        ClientError::Connect { .. } => Check::fail(
+        ClientError::Connect { url, source } => Check::fail(
             name,
-            error.to_string(),
+            format!("could not connect to {url}: {}", root_cause(source)),
             Some(
                 "start one with `opencode serve --port 4096`, or pass the URL of a running one (--url)"
                     .to_string(),
@@ -265,6 +265,16 @@ fn server_failure(name: String, error: &ClientError, password_given: bool) -> Ch
         ),
         _ => Check::fail(name, error.to_string(), None),
     }
+}
+
+/// The innermost error of `error`'s chain (`Connection refused (os error 111)`), which says more than
+/// reqwest's outer "error sending request for url (…)".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// The server's version against [`OPENCODE_VERSION`], the one the orchestrator is tested against.

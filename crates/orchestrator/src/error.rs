@@ -75,6 +75,14 @@ pub enum OrchestratorError {
     /// The mission's state could not be created or opened.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// One OpenCode server stopped answering while it ran a task (with others left, the task moves).
+    #[error("the OpenCode server at {url} stopped answering: {error}")]
+    ServerDown {
+        /// The server.
+        url: String,
+        /// The last error.
+        error: String,
+    },
     /// OpenCode stopped answering in the middle of the work.
     #[error("stopped: {reason}")]
     Lost {

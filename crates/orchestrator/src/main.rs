@@ -58,10 +58,11 @@ struct ServerArgs {
     /// a cache directory if none is found) works in a scratch project.
     #[arg(long)]
     demo: bool,
-    /// The OpenCode server to drive (default http://127.0.0.1:4096); its password from
+    /// An OpenCode server to drive (repeat for several: tasks spread over them, each server with its own
+    /// circuit breaker; default: the project's configuration, else http://127.0.0.1:4096); the password from
     /// OPENCODE_SERVER_PASSWORD.
-    #[arg(long, conflicts_with = "demo")]
-    url: Option<String>,
+    #[arg(long = "url", conflicts_with = "demo")]
+    urls: Vec<String>,
     /// The project the agents work in (default: the current directory; with --demo, a new scratch
     /// directory).
     #[arg(long)]
@@ -206,7 +207,7 @@ fn parse_model(run: &RunArgs) -> Result<Option<opencode_client::ModelRef>, Orche
 async fn open_server(
     args: &ServerArgs,
     scratch: bool,
-) -> Result<(opencode_client::Client, PathBuf, Option<DemoServer>), OrchestratorError> {
+) -> Result<(Vec<opencode_client::Client>, PathBuf, Option<DemoServer>), OrchestratorError> {
     if args.demo {
         let project = match &args.project {
             Some(project) => {
@@ -245,13 +246,26 @@ async fn open_server(
             started.server.url()
         );
         let client = started.server.client();
-        Ok((client, project, Some(started)))
+        Ok((vec![client], project, Some(started)))
     } else {
-        let url = args.url.as_deref().unwrap_or("http://127.0.0.1:4096");
-        let password = std::env::var("OPENCODE_SERVER_PASSWORD").ok();
         let project = project_dir(args.project.as_deref())?;
-        let client = server::connect(url, password.as_deref(), project.to_str()).await?;
-        Ok((client, project, None))
+        let file = orchestrator::config::load(&project)?;
+        let mut urls = args.urls.clone();
+        if urls.is_empty() {
+            urls = file.as_ref().map(|file| file.urls()).unwrap_or_default();
+        }
+        if urls.is_empty() {
+            urls.push("http://127.0.0.1:4096".to_string());
+        }
+        let password = file
+            .as_ref()
+            .and_then(|file| file.password())
+            .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+        let mut clients = Vec::new();
+        for url in &urls {
+            clients.push(server::connect(url, password.as_deref(), project.to_str()).await?);
+        }
+        Ok((clients, project, None))
     }
 }
 
@@ -345,10 +359,13 @@ async fn task(args: TaskArgs) -> Result<Exit, OrchestratorError> {
     // Check the mission and the options before anything is started for them.
     let text = mission_text(&args)?;
     parse_model(&args.run)?;
-    let (client, project, demo_server) = open_server(&args.server, true).await?;
+    let (clients, project, demo_server) = open_server(&args.server, true).await?;
     let config = mission_config(&project, &args.run, demo_server.is_some())?;
-    let opencode = Opencode::new(client, &config.calls);
-    let mission = Mission::create(opencode, config, &text)?;
+    let servers = clients
+        .into_iter()
+        .map(|client| Opencode::new(client, &config.calls))
+        .collect();
+    let mission = Mission::create(servers, config, &text)?;
     Ok(run(mission, &project, &args.run, demo_server).await?.0)
 }
 
@@ -369,14 +386,17 @@ async fn resume(args: ResumeArgs) -> Result<Exit, OrchestratorError> {
     }
     let server_args = ServerArgs {
         demo: args.server.demo,
-        url: args.server.url.clone(),
+        urls: args.server.urls.clone(),
         project: Some(project.clone()),
     };
-    let (client, project, demo_server) = open_server(&server_args, false).await?;
+    let (clients, project, demo_server) = open_server(&server_args, false).await?;
     let config = mission_config(&project, &args.run, demo_server.is_some())?;
-    let opencode = Opencode::new(client, &config.calls);
+    let servers = clients
+        .into_iter()
+        .map(|client| Opencode::new(client, &config.calls))
+        .collect();
     println!("Resuming mission {id}: {}", first_line(&mission.text));
-    let mission = Mission::resume(opencode, config, state).await?;
+    let mission = Mission::resume(servers, config, state).await?;
     Ok(run(mission, &project, &args.run, demo_server).await?.0)
 }
 
@@ -691,7 +711,7 @@ async fn attach(args: AttachArgs) -> Result<Exit, OrchestratorError> {
         };
         let config = mission_config(&project, &args.run, false)?;
         let opencode = Opencode::new(client.clone(), &config.calls);
-        let mission = match Mission::create(opencode, config, &arguments) {
+        let mission = match Mission::create(vec![opencode], config, &arguments) {
             Ok(mission) => mission,
             Err(error) => {
                 toast(

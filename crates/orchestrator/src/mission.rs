@@ -227,8 +227,8 @@ struct Ctx {
     config: MissionConfig,
     text: String,
     state: MissionState,
-    monitor: Monitor,
-    sessions: Sessions,
+    /// The OpenCode servers, the first preferred for the Commander and the Planner.
+    servers: Vec<Server>,
     gate: gate::Gate,
     model_breaker: CircuitBreaker,
     model_retry: Retry,
@@ -241,6 +241,34 @@ struct Ctx {
     queue: Mutex<Option<Arc<Queue>>>,
     /// Why the mission cannot go on, when a task found out (OpenCode unreachable past its retries).
     fatal: Mutex<Option<String>>,
+}
+
+/// One OpenCode server of the mission, with its own breaker (in its [`Opencode`]), event stream and
+/// session pools.
+#[derive(Debug)]
+struct Server {
+    url: String,
+    monitor: Monitor,
+    sessions: Sessions,
+    /// Set once a call to it failed past its retries: no new work goes to it.
+    down: std::sync::atomic::AtomicBool,
+    /// Tasks running on it now.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Server {
+    fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a task on a server while it runs.
+struct InFlight<'a>(&'a Server);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Interrupts a running mission from elsewhere (a signal handler): running sessions are aborted, no new
@@ -265,7 +293,11 @@ impl Interrupter {
         {
             queue.close();
         }
-        self.ctx.monitor.interrupt(signal).await
+        let mut aborted = Vec::new();
+        for server in &self.ctx.servers {
+            aborted.extend(server.monitor.interrupt(signal).await);
+        }
+        aborted
     }
 }
 
@@ -283,7 +315,7 @@ impl Mission {
     ) -> Result<Self, OrchestratorError> {
         let record = Self::record(&config, text)?;
         Ok(Self::with_state(
-            opencode,
+            vec![opencode],
             config,
             MissionState::new(record),
         ))
@@ -296,15 +328,22 @@ impl Mission {
     ///
     /// [`OrchestratorError::Mission`] for a bad mission text; [`OrchestratorError::State`] when the state
     /// cannot be created.
+    /// With several servers, each task runs on the least busy server that is up; a server that stops
+    /// answering gets no more work, and its running tasks go back to the queue for the others.
+    ///
+    /// # Panics
+    ///
+    /// If `servers` is empty.
     pub fn create(
-        opencode: Opencode,
+        servers: Vec<Opencode>,
         config: MissionConfig,
         text: &str,
     ) -> Result<Self, OrchestratorError> {
+        assert!(!servers.is_empty(), "a mission needs at least one server");
         let record = Self::record(&config, text)?;
         let directory = crate::state::missions_dir(&config.project).join(&record.id);
         let state = MissionState::create(&directory, record)?;
-        Ok(Self::with_state(opencode, config, state))
+        Ok(Self::with_state(servers, config, state))
     }
 
     /// Continues a mission from its state: stages already done are not run again, finished tasks stay
@@ -314,13 +353,18 @@ impl Mission {
     /// # Errors
     ///
     /// [`OrchestratorError::Opencode`] when the server cannot be asked about the sessions.
+    ///
+    /// # Panics
+    ///
+    /// If `servers` is empty.
     pub async fn resume(
-        opencode: Opencode,
+        servers: Vec<Opencode>,
         config: MissionConfig,
         state: MissionState,
     ) -> Result<Self, OrchestratorError> {
+        assert!(!servers.is_empty(), "a mission needs at least one server");
         state.update_mission(|mission| mission.status = MissionStatus::Running);
-        let mission = Self::with_state(opencode, config, state);
+        let mission = Self::with_state(servers, config, state);
         mission.ctx.recover().await?;
         Ok(mission)
     }
@@ -353,10 +397,19 @@ impl Mission {
         })
     }
 
-    fn with_state(opencode: Opencode, config: MissionConfig, state: MissionState) -> Self {
+    fn with_state(servers: Vec<Opencode>, config: MissionConfig, state: MissionState) -> Self {
         let text = state.mission().text;
-        let monitor = Monitor::start(opencode.clone(), config.monitor.clone());
-        let sessions = Sessions::new(opencode, config.pool, &state.mission().id);
+        let id = state.mission().id;
+        let servers = servers
+            .into_iter()
+            .map(|opencode| Server {
+                url: opencode.client().url().to_string(),
+                monitor: Monitor::start(opencode.clone(), config.monitor.clone()),
+                sessions: Sessions::new(opencode, config.pool, &id),
+                down: std::sync::atomic::AtomicBool::new(false),
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
+            })
+            .collect();
         let commands = config
             .gate
             .clone()
@@ -382,8 +435,7 @@ impl Mission {
                 config,
                 text,
                 state,
-                monitor,
-                sessions,
+                servers,
                 gate,
                 model_breaker,
                 model_retry,
@@ -468,7 +520,18 @@ impl Mission {
             sources,
             model_failures: ctx.model_failures.load(Ordering::Relaxed),
             model_breaker: ctx.model_breaker.state().to_string(),
-            opencode_breaker: ctx.monitor.opencode().breaker().state().to_string(),
+            opencode_breaker: ctx
+                .servers
+                .iter()
+                .map(|server| {
+                    format!(
+                        "{}{}",
+                        server.monitor.opencode().breaker().state(),
+                        if server.is_up() { "" } else { " (down)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             todo,
         }
     }
@@ -536,11 +599,12 @@ impl Ctx {
     /// One agent turn, retried while the model fails, under the model's circuit breaker.
     async fn turn(
         &self,
+        server: &Server,
         session: &str,
         prompt: &Prompt,
         allow_permissions: bool,
     ) -> Result<TurnEnd, OrchestratorError> {
-        let monitor = &self.monitor;
+        let monitor = &server.monitor;
         let breaker = &self.model_breaker;
         let failures = &self.model_failures;
         let result = self
@@ -589,11 +653,15 @@ impl Ctx {
     /// A turn of a non-Worker agent that must answer.
     async fn answer(
         &self,
+        server: &Server,
         role: Role,
         session: &str,
         text: String,
     ) -> Result<String, OrchestratorError> {
-        match self.turn(session, &self.prompt(role, text), false).await? {
+        match self
+            .turn(server, session, &self.prompt(role, text), false)
+            .await?
+        {
             TurnEnd::Answered { text } => Ok(text),
             other => Err(OrchestratorError::Turn {
                 role: role.name(),
@@ -603,13 +671,33 @@ impl Ctx {
         }
     }
 
+    /// The first server that is up, for the Commander and the Planner.
+    fn primary(&self) -> Result<&Server, OrchestratorError> {
+        self.servers
+            .iter()
+            .find(|server| server.is_up())
+            .ok_or_else(|| OrchestratorError::Lost {
+                reason: "every OpenCode server stopped answering".to_string(),
+            })
+    }
+
+    /// The least busy server that is up.
+    fn pick(&self) -> Option<&Server> {
+        self.servers
+            .iter()
+            .filter(|server| server.is_up())
+            .min_by_key(|server| server.in_flight.load(Ordering::Relaxed))
+    }
+
     async fn command(&self) -> Result<String, OrchestratorError> {
-        let lease = self.sessions.lease(Role::Commander, "brief").await?;
+        let server = self.primary()?;
+        let lease = server.sessions.lease(Role::Commander, "brief").await?;
         self.state
             .update_mission(|mission| mission.sessions.push(lease.id.clone()));
         let project = self.config.project.display().to_string();
         let brief = self
             .answer(
+                server,
                 Role::Commander,
                 &lease.id,
                 prompts::commander_message(&self.text, &project),
@@ -621,7 +709,8 @@ impl Ctx {
     }
 
     async fn plan(&self, brief: &str, todo: &Path) -> Result<(), OrchestratorError> {
-        let lease = self.sessions.lease(Role::Planner, "plan").await?;
+        let server = self.primary()?;
+        let lease = server.sessions.lease(Role::Planner, "plan").await?;
         self.state
             .update_mission(|mission| mission.sessions.push(lease.id.clone()));
         let project = self.config.project.display().to_string();
@@ -631,7 +720,9 @@ impl Ctx {
         for attempt in 1..=attempts {
             self.state
                 .update_mission(|mission| mission.plan_attempts = attempt);
-            let answer = self.answer(Role::Planner, &lease.id, message).await?;
+            let answer = self
+                .answer(server, Role::Planner, &lease.id, message)
+                .await?;
             let text = prompts::plan_text(&answer);
             write_atomically(todo, &text)?;
             match plan::parse(&text) {
@@ -661,9 +752,13 @@ impl Ctx {
                         .update_task(&task.id, |task| task.status = TaskStatus::Pending);
                 }
                 TaskStatus::Running { .. } | TaskStatus::Reviewing { .. } => {
-                    let exists = match &task.worker_session {
-                        Some(session) => {
-                            let client = self.monitor.opencode().client();
+                    let server = task
+                        .server
+                        .as_deref()
+                        .and_then(|url| self.servers.iter().find(|server| server.url == url));
+                    let exists = match (&task.worker_session, server) {
+                        (Some(session), Some(server)) => {
+                            let client = server.monitor.opencode().client();
                             match client.session(session).await {
                                 Ok(_) => true,
                                 Err(error) if crate::server::is_transient(&error) => {
@@ -676,7 +771,7 @@ impl Ctx {
                                 Err(_) => false,
                             }
                         }
-                        None => false,
+                        _ => false,
                     };
                     tracing::info!(task = %task.id, adopt = exists, "recovering an interrupted task");
                     self.state.update_task(&task.id, |task| {
@@ -763,8 +858,27 @@ impl Ctx {
             Err(OrchestratorError::Interrupted { .. }) => Load::Ok,
             // OpenCode is gone (past the retries and the breaker): no task can go on. The mission stops with
             // this task left running, for `resume` to restart on a server that answers.
-            Err(error @ OrchestratorError::Opencode { .. }) => {
-                tracing::error!(task = id, %error, "OpenCode failed; stopping the mission");
+            Err(OrchestratorError::ServerDown { url, error }) => {
+                // Its server stopped answering: the task goes back to the queue for the others, from the
+                // start (its session is on the lost server).
+                tracing::error!(task = id, url, %error, "an OpenCode server stopped answering");
+                if let Some(server) = self.servers.iter().find(|server| server.url == url) {
+                    server.down.store(true, Ordering::Relaxed);
+                }
+                if self.pick().is_some() {
+                    self.state.update_task(id, |task| {
+                        task.status = TaskStatus::Pending;
+                        task.worker_session = None;
+                        task.adopt = false;
+                    });
+                    return Load::Overloaded;
+                }
+                let error = OrchestratorError::Opencode {
+                    what: format!("run {id} on {url}"),
+                    attempts: 0,
+                    message: format!("every OpenCode server stopped answering (last: {error})"),
+                };
+                tracing::error!(task = id, %error, "no OpenCode server left; stopping the mission");
                 self.fatal
                     .lock()
                     .expect("no panic holds the lock")
@@ -792,9 +906,54 @@ impl Ctx {
     }
 
     async fn try_task(&self, slot: usize, id: &str) -> Result<Load, OrchestratorError> {
+        let Some(known) = self.state.task(id) else {
+            return Ok(Load::Ok);
+        };
+        // An adopted task stays on its server if that server is up; anything else goes to the least busy.
+        let adopted = known
+            .server
+            .as_deref()
+            .filter(|_| known.adopt)
+            .and_then(|url| {
+                self.servers
+                    .iter()
+                    .find(|server| server.url == url && server.is_up())
+            });
+        let Some(server) = adopted.or_else(|| self.pick()) else {
+            return Err(OrchestratorError::ServerDown {
+                url: known.server.unwrap_or_default(),
+                error: "no OpenCode server is up".to_string(),
+            });
+        };
+        if adopted.is_none() && known.adopt {
+            self.state.update_task(id, |task| {
+                task.adopt = false;
+                task.worker_session = None;
+            });
+        }
+        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(server);
+        match self.task_on(server, slot, id).await {
+            Err(OrchestratorError::Opencode { what, message, .. }) => {
+                Err(OrchestratorError::ServerDown {
+                    url: server.url.clone(),
+                    error: format!("{what}: {message}"),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn task_on(
+        &self,
+        server: &Server,
+        slot: usize,
+        id: &str,
+    ) -> Result<Load, OrchestratorError> {
         let Some(task) = self.state.update_task(id, |task| {
             task.status = TaskStatus::Running { slot };
             task.runs += 1;
+            task.server = Some(server.url.clone());
         }) else {
             return Ok(Load::Ok);
         };
@@ -815,7 +974,7 @@ impl Ctx {
         let (session, mut adopt, first_attempt) = match (&task.worker_session, task.adopt) {
             (Some(session), true) => (session.clone(), true, task.attempts.max(1)),
             _ => {
-                let lease = self
+                let lease = server
                     .sessions
                     .lease(Role::Worker, &format!("{id} {}", task.title))
                     .await?;
@@ -843,7 +1002,10 @@ impl Ctx {
                 &project,
                 findings.as_deref(),
             );
-            let report = match self.work_turns(id, &session, message, adopt).await? {
+            let report = match self
+                .work_turns(server, id, &session, message, adopt)
+                .await?
+            {
                 Work::Done(report) => report,
                 Work::Failed { reason, load } => {
                     self.state.update_task(id, |task| {
@@ -859,7 +1021,7 @@ impl Ctx {
                 task.result = Some(report.clone());
             });
             adopt = false;
-            let diff = review::session_diff(self.monitor.opencode(), &session, true).await?;
+            let diff = review::session_diff(server.monitor.opencode(), &session, true).await?;
             let files: Vec<String> = diff.iter().map(|file| file.file.clone()).collect();
             let verdict = review::review(
                 &ReviewInput {
@@ -871,8 +1033,8 @@ impl Ctx {
                 },
                 &self.gate,
                 &self.config.project,
-                &self.sessions,
-                &self.monitor,
+                &server.sessions,
+                &server.monitor,
                 &self.config.prompts,
             )
             .await?;
@@ -913,6 +1075,7 @@ impl Ctx {
     /// diagnostic prompt once it repeats itself or stops making progress.
     async fn work_turns(
         &self,
+        server: &Server,
         id: &str,
         session: &str,
         message: String,
@@ -926,9 +1089,9 @@ impl Ctx {
         loop {
             let end = if std::mem::take(&mut adopt) {
                 // The turn an earlier orchestrator started: follow it instead of prompting again.
-                self.monitor.adopt(session, true).await?
+                server.monitor.adopt(session, true).await?
             } else {
-                self.turn(session, &self.prompt(Role::Worker, message), true)
+                self.turn(server, session, &self.prompt(Role::Worker, message), true)
                     .await?
             };
             let reason = match end {

@@ -452,7 +452,7 @@ fn findings(answer: &str) -> String {
 
 fn clean(text: &str) -> String {
     text.trim()
-        .trim_start_matches([':', '-', '—'])
+        .trim_start_matches([':', '-', '—', '*', '`', ' '])
         .trim()
         .to_string()
 }

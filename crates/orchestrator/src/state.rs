@@ -112,6 +112,9 @@ pub struct TaskRecord {
     pub findings: Option<String>,
     /// Files the task's sessions changed.
     pub files: Vec<String>,
+    /// The URL of the OpenCode server the task runs on.
+    #[serde(default)]
+    pub server: Option<String>,
     /// The Worker's session of the current attempt.
     #[serde(default)]
     pub worker_session: Option<String>,
@@ -148,6 +151,7 @@ impl TaskRecord {
             result: None,
             findings: None,
             files: Vec::new(),
+            server: None,
             worker_session: None,
             adopt: false,
         }

@@ -366,3 +366,103 @@ async fn stop_from_another_process() {
         "stopped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_one_killed_mid_mission_still_complete() {
+    let Some(mut rig) =
+        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(60))))).await
+    else {
+        return;
+    };
+    // A second server on the same project and model, with the same password.
+    let mut second = OpencodeServer::builder()
+        .model(rig.demo.model.base_url())
+        .project(&rig.project)
+        .password(rig.demo.server.password().map(str::to_string))
+        .start()
+        .await
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args([
+            "task",
+            "--url",
+            rig.demo.server.url(),
+            "--url",
+            second.url(),
+        ])
+        .args([
+            "--project",
+            rig.project.to_str().unwrap(),
+            "--check",
+            "true",
+            "Three files",
+        ])
+        .env(
+            "OPENCODE_SERVER_PASSWORD",
+            rig.demo.server.password().unwrap_or(""),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        &rig.demo.model,
+        Duration::from_secs(90),
+        "T1.2's Worker",
+        |requests| worker_first_turns(requests, "T1.2") == 1,
+    )
+    .await;
+    // Kill the server T1.2 runs on (its model reply is still 60 s away).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let running = status(&rig.project);
+        if task_status(&running, "T1.2") == "running"
+            && let Some(url) = running["tasks"]["T1.2"]["server"].as_str()
+        {
+            break url.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "T1.2 never showed its server: {running}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let survivor = if url.starts_with(rig.demo.server.url()) {
+        rig.demo.server.kill();
+        second.url().to_string()
+    } else {
+        second.kill();
+        rig.demo.server.url().to_string()
+    };
+    let (output, _) = wait_with_limit(child, Duration::from_secs(120));
+    assert!(output.status.success(), "{}", show(&output));
+    let after = status(&rig.project);
+    assert_eq!(
+        after["mission"]["status"]["outcome"], "completed",
+        "{after}"
+    );
+    for id in ["T1.1", "T1.2", "T1.3"] {
+        assert_eq!(task_status(&after, id), "done", "{after}");
+    }
+    assert!(
+        after["tasks"]["T1.2"]["server"]
+            .as_str()
+            .unwrap()
+            .starts_with(&survivor),
+        "{after}"
+    );
+    let requests = rig.requests();
+    assert_eq!(
+        worker_first_turns(&requests, "T1.2"),
+        2,
+        "T1.2 moved to the other server once"
+    );
+    assert_eq!(worker_first_turns(&requests, "T1.1"), 1);
+    assert_eq!(worker_first_turns(&requests, "T1.3"), 1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("(down)"),
+        "the summary shows the lost server: {stdout}"
+    );
+}
