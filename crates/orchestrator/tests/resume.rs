@@ -224,7 +224,12 @@ async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
         |requests| reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill the server only once T1.1 is recorded done (its approval lands just after the review request).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while task_status(&status(&rig.project), "T1.1") != "done" {
+        assert!(Instant::now() < deadline, "T1.1 was never recorded done");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     rig.demo.server.kill();
     // The orchestrator finds OpenCode gone, past its retries, and stops with the mission saved.
     let (output, _) = wait_with_limit(child, Duration::from_secs(60));
