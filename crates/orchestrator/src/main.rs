@@ -35,6 +35,20 @@ enum Command {
     /// Serves `/task <mission>` typed in the OpenCode TUI: watches the server's events for the `task`
     /// command and runs each mission, reporting through toasts and a final message in the session.
     Attach(AttachArgs),
+    /// Checks what missions need: the OpenCode servers (reachable, version, providers), ripgrep, git, the
+    /// project's configuration, the state directory and the `/task` command.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// An OpenCode server to check (repeatable; default: the project's configuration, else
+    /// http://127.0.0.1:4096); the password from OPENCODE_SERVER_PASSWORD.
+    #[arg(long = "url")]
+    urls: Vec<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +169,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status(&args),
             Command::Stop(args) => stop(&args).await,
             Command::Attach(args) => attach(args).await,
+            Command::Doctor(args) => doctor(&args).await,
         }
     });
     // Background tasks (the event stream, a gate being killed) must not hold the exit up.
@@ -412,6 +427,7 @@ async fn run(
         .directory()
         .map(Path::to_path_buf)
         .expect("missions run by the command are durable");
+    let _log = start_logging(project);
     let pid_file = directory.join("pid");
     std::fs::write(&pid_file, std::process::id().to_string())
         .map_err(io_error("write", &pid_file))?;
@@ -836,4 +852,45 @@ fn toast_progress(
                 .await;
         }
     })
+}
+
+async fn doctor(args: &DoctorArgs) -> Result<Exit, OrchestratorError> {
+    let project = project_dir(args.project.as_deref())?;
+    // An invalid configuration is one of the findings, not a reason to stop checking.
+    let file = orchestrator::config::load(&project).ok().flatten();
+    let mut urls = args.urls.clone();
+    if urls.is_empty() {
+        urls = file.as_ref().map(|file| file.urls()).unwrap_or_default();
+    }
+    if urls.is_empty() {
+        urls.push("http://127.0.0.1:4096".to_string());
+    }
+    let password = file
+        .as_ref()
+        .and_then(|file| file.password())
+        .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+    let report = orchestrator::doctor::run(&orchestrator::doctor::DoctorOptions {
+        urls,
+        password,
+        project,
+    })
+    .await;
+    print!("{report}");
+    Ok(if report.ok() {
+        Exit::Completed
+    } else {
+        Exit::NotCompleted
+    })
+}
+
+/// Starts logging to the project's `.opencode/orchestrator/orchestrator.log` (rotated); a failure to is
+/// reported and the mission goes on without a log.
+fn start_logging(project: &Path) -> Option<orchestrator::logging::LogGuard> {
+    match orchestrator::logging::init(project) {
+        Ok(guard) => Some(guard),
+        Err(error) => {
+            eprintln!("orchestrator: no log file: {error}");
+            None
+        }
+    }
 }

@@ -579,9 +579,11 @@ impl Mission {
 impl Ctx {
     async fn stage<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
         self.state.update_mission(|mission| mission.stage = stage);
+        tracing::info!(mission = %self.state.mission().id, stage = stage.name(), "stage started");
         let started = Instant::now();
         let result = work.await;
         self.state.add_stage_time(stage, started.elapsed());
+        tracing::info!(stage = stage.name(), took = ?started.elapsed(), "stage ended");
         result
     }
 
@@ -1048,6 +1050,7 @@ impl Ctx {
                     task.sessions.push(session.clone());
                 }
             });
+            tracing::info!(task = id, attempt, approved = verdict.approved, gate = %verdict.gate_summary, "reviewed");
             if verdict.approved {
                 self.state.update_task(id, |task| {
                     task.status = TaskStatus::Done;
