@@ -69,6 +69,9 @@ pub enum OrchestratorError {
         /// The error.
         source: std::io::Error,
     },
+    /// `install` or `uninstall` failed (and says what it rolled back).
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     /// The project's configuration file is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 mod error;
+pub mod install;
 pub mod logging;
 pub mod mission;
 pub mod progress;

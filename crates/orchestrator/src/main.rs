@@ -38,6 +38,19 @@ enum Command {
     /// Checks what missions need: the OpenCode servers (reachable, version, providers), ripgrep, git, the
     /// project's configuration, the state directory and the `/task` command.
     Doctor(DoctorArgs),
+    /// Makes `/task <mission>` available in the OpenCode TUI of a project: writes
+    /// `.opencode/command/task.md` and an `orchestrator` agent into its OpenCode configuration (comments
+    /// kept), with backups, atomic writes and rollback.
+    Install(ProjectArgs),
+    /// Removes what `install` added, leaving the rest of the configuration as it was.
+    Uninstall(ProjectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProjectArgs {
+    /// The project (default: the current directory).
+    #[arg(long)]
+    project: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,6 +183,18 @@ fn main() -> ExitCode {
             Command::Stop(args) => stop(&args).await,
             Command::Attach(args) => attach(args).await,
             Command::Doctor(args) => doctor(&args).await,
+            Command::Install(args) => {
+                let project = project_dir(args.project.as_deref())?;
+                let report = orchestrator::install::install(&project)?;
+                print!("{report}");
+                Ok(Exit::Completed)
+            }
+            Command::Uninstall(args) => {
+                let project = project_dir(args.project.as_deref())?;
+                let report = orchestrator::install::uninstall(&project)?;
+                print!("{report}");
+                Ok(Exit::Completed)
+            }
         }
     });
     // Background tasks (the event stream, a gate being killed) must not hold the exit up.
@@ -433,6 +458,8 @@ async fn run(
         .map_err(io_error("write", &pid_file))?;
     let format = if args.json {
         Format::Json
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        Format::Bars
     } else {
         Format::Lines
     };
@@ -713,9 +740,16 @@ async fn attach(args: AttachArgs) -> Result<Exit, OrchestratorError> {
         else {
             continue;
         };
-        if name != "task" {
+        if name != orchestrator::install::COMMAND_NAME {
             continue;
         }
+        // OpenCode may pass the arguments quoted as typed.
+        let arguments = arguments.trim();
+        let arguments = arguments
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or(arguments)
+            .to_string();
         println!("/task in session {session_id}: {}", first_line(&arguments));
         let toast = |message: String, variant: ToastVariant| {
             let client = client.clone();

@@ -13,6 +13,8 @@ use crate::state::{MissionState, StateEvent, TaskStatus};
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Live bars on a terminal: the current stage, the mission's overall bar, one line per worker slot.
+    Bars,
     /// One readable line per change.
     Lines,
     /// One JSON object per change.
@@ -40,6 +42,7 @@ impl Progress {
     ) -> Self {
         let mut subscription = state.subscribe();
         let viewer = state.clone();
+        let viewer_for_bars = state.clone();
         let write_status = move || {
             if let Some(path) = &status_file {
                 let view = viewer.view();
@@ -58,6 +61,7 @@ impl Progress {
                 .name("progress".to_string())
                 .spawn(move || {
                     let mut last_stage = None;
+                    let mut bars = (format == Format::Bars).then(Bars::new);
                     loop {
                         let Some(next) = subscription.next_timeout(Duration::from_millis(100))
                         else {
@@ -84,8 +88,12 @@ impl Progress {
                             continue;
                         };
                         write_status();
+                        if let Some(bars) = &mut bars {
+                            bars.update(&event, &viewer_for_bars);
+                            continue;
+                        }
                         let _ = match format {
-                            Format::Quiet => Ok(()),
+                            Format::Quiet | Format::Bars => Ok(()),
                             Format::Json => serde_json::to_string(&event)
                                 .map_err(std::io::Error::other)
                                 .and_then(|line| writeln!(out, "{line}")),
@@ -137,5 +145,109 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The terminal view: a stage line, the overall bar and one line per worker slot.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    stage: indicatif::ProgressBar,
+    overall: indicatif::ProgressBar,
+    slots: Vec<indicatif::ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let multi = indicatif::MultiProgress::new();
+        let stage = multi.add(indicatif::ProgressBar::new_spinner());
+        stage.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .expect("the template is valid"),
+        );
+        stage.enable_steady_tick(Duration::from_millis(120));
+        let overall = multi.add(indicatif::ProgressBar::new(0));
+        overall.set_style(
+            indicatif::ProgressStyle::with_template("  tasks {bar:30} {pos}/{len} {msg}")
+                .expect("the template is valid"),
+        );
+        Self {
+            multi,
+            stage,
+            overall,
+            slots: Vec::new(),
+        }
+    }
+
+    fn slot(&mut self, slot: usize) -> &indicatif::ProgressBar {
+        while self.slots.len() <= slot {
+            let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("  slot {prefix}: {msg}")
+                    .expect("the template is valid"),
+            );
+            bar.set_prefix(self.slots.len().to_string());
+            bar.set_message("idle");
+            self.slots.push(bar);
+        }
+        &self.slots[slot]
+    }
+
+    fn update(&mut self, event: &StateEvent, state: &MissionState) {
+        match event {
+            StateEvent::Mission { mission, .. } => {
+                self.stage
+                    .set_message(format!("mission {}: {}", mission.id, mission.stage.name()));
+            }
+            StateEvent::Task { task, .. } => {
+                let view = state.view();
+                let finished = view
+                    .tasks
+                    .values()
+                    .filter(|task| task.status.is_finished())
+                    .count();
+                self.overall.set_length(view.tasks.len() as u64);
+                self.overall.set_position(finished as u64);
+                self.overall.set_message(format!(
+                    "{} done, {} failed, {} blocked",
+                    view.count("done"),
+                    view.count("failed"),
+                    view.count("blocked")
+                ));
+                match &task.status {
+                    TaskStatus::Running { slot } | TaskStatus::Reviewing { slot } => {
+                        let message = format!(
+                            "{} {} (attempt {}) {}",
+                            task.id,
+                            task.status.name(),
+                            task.attempts,
+                            task.title
+                        );
+                        self.slot(*slot).set_message(message);
+                    }
+                    _ => {
+                        // The slot that ran it is idle again.
+                        for bar in &self.slots {
+                            if bar.message().starts_with(&format!("{} ", task.id)) {
+                                bar.set_message(format!(
+                                    "idle (last: {} {})",
+                                    task.id,
+                                    task.status.name()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.stage.finish();
+        self.overall.finish();
+        for bar in &self.slots {
+            bar.finish();
+        }
     }
 }
