@@ -1,0 +1,154 @@
+//! `/task` from inside OpenCode: `orchestrator install` adds the command, `orchestrator attach` sees it
+//! executed (here through the server's command endpoint, as the TUI does) and runs the mission, reporting
+//! through toasts and a final message in the session. Against the real OpenCode server
+//! (`ORCH_SKIP_OPENCODE=1` skips it).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use opencode_client::testkit::{Reply, Rule, Script};
+use opencode_client::{CreateSession, EventPayload, StreamItem};
+use orchestrator::demo::{agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::prompts::Role;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_runs_the_mission_of_a_task_command() {
+    let Some(rig) = common::rig(|project| {
+        let mut script = Script::new()
+            .rule(titles())
+            .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("One file.")))
+            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
+                "# Mission: one\n## M1: One\n### T1.1: One\nWrite one.txt.\n",
+            )));
+        for rule in worker_rules(
+            "T1.1",
+            vec![write(project, "one.txt", "1\n")],
+            "Wrote one.txt.",
+        ) {
+            script = script.rule(rule);
+        }
+        script.rule(approve())
+    })
+    .await
+    else {
+        return;
+    };
+    let project = rig.project.to_str().unwrap().to_string();
+    let install = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["install", "--project", &project])
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert!(rig.project.join(".opencode/command/task.md").is_file());
+    let client = rig.demo.server.client();
+    // The running server reloads the project's commands and agents.
+    client.dispose_instance().await.unwrap();
+
+    let mut attach = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args([
+            "attach",
+            "--once",
+            "--url",
+            rig.demo.server.url(),
+            "--project",
+            &project,
+            "--check",
+            "true",
+        ])
+        .env(
+            "OPENCODE_SERVER_PASSWORD",
+            rig.demo.server.password().unwrap_or(""),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    // Wait until it listens, then keep its output for the end.
+    let stdout = attach.stdout.take().unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let first = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("attach prints that it listens");
+    assert!(first.starts_with("Attached to OpenCode"), "{first}");
+
+    let mut events = client.events().await.unwrap();
+    let session = client.create_session(&CreateSession::new()).await.unwrap();
+    client
+        .command(&session.id, "task", "Write one file")
+        .await
+        .unwrap();
+
+    // Toasts report the mission; the attach process ends after it (--once).
+    let mut toasts = Vec::new();
+    let outcome = tokio::time::timeout(Duration::from_secs(180), async {
+        while let Some(item) = events.next().await {
+            if let Ok(StreamItem::Event(event)) = item
+                && event.payload.kind() == "tui.toast.show"
+                && let EventPayload::Other { properties, .. } = &event.payload
+            {
+                let message = properties["message"].as_str().unwrap_or("").to_string();
+                let done = message.starts_with("Mission completed");
+                toasts.push(message);
+                if done {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "no completion toast; toasts: {toasts:?}");
+    assert!(
+        toasts.iter().any(|toast| toast.starts_with("Mission m")),
+        "{toasts:?}"
+    );
+    assert!(
+        toasts.iter().any(|toast| toast.starts_with("T1.1 done")),
+        "{toasts:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || attach.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let output: Vec<String> = receiver.try_iter().collect();
+    assert!(
+        output.iter().any(|line| line.contains("/task in session")),
+        "{output:?}"
+    );
+
+    // The summary is the session's last message.
+    let messages = client.messages(&session.id).await.unwrap();
+    let last = messages.last().unwrap().text();
+    assert!(
+        last.contains("Orchestrator mission") && last.contains("completed"),
+        "{last}"
+    );
+    assert!(last.contains("T1.1 One: done"), "{last}");
+    assert!(rig.project.join("one.txt").is_file());
+
+    // Uninstall takes it all back.
+    let uninstall = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["uninstall", "--project", &project])
+        .output()
+        .unwrap();
+    assert!(
+        uninstall.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uninstall.stderr)
+    );
+    assert!(!rig.project.join(".opencode/command/task.md").exists());
+}
