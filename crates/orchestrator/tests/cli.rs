@@ -140,3 +140,115 @@ fn a_mission_file_that_does_not_exist() {
         "{message}"
     );
 }
+
+#[test]
+fn an_unparsable_configuration_names_its_line() {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join(".opencode")).unwrap();
+    std::fs::write(
+        project.path().join(".opencode/orchestrator.toml"),
+        "[limits]\nslots = 4\nslot = 2\n",
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (output, _) = orchestrator(&[
+        "task",
+        "--url",
+        &url,
+        "--project",
+        project.path().to_str().unwrap(),
+        "Do",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("orchestrator.toml:3"), "{message}");
+    assert!(message.contains("slot"), "{message}");
+    assert!(
+        !project
+            .path()
+            .join(".opencode/orchestrator/missions")
+            .exists(),
+        "no mission was created"
+    );
+}
+
+#[test]
+fn a_mission_id_that_does_not_exist() {
+    let project = tempfile::tempdir().unwrap();
+    let path = project.path().to_str().unwrap();
+    for command in ["status", "resume", "stop"] {
+        let (output, _) = orchestrator(&[command, "m123", "--project", path]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let message = stderr(&output);
+        assert!(message.contains("no mission m123"), "{command}: {message}");
+    }
+    let (output, _) = orchestrator(&["status", "--project", path]);
+    assert!(
+        stderr(&output).contains("no mission in"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_corrupt_state_directory_is_reported_not_used() {
+    let project = tempfile::tempdir().unwrap();
+    let directory = project.path().join(".opencode/orchestrator/missions/m1");
+    std::fs::create_dir_all(&directory).unwrap();
+    // Not a store file: a snapshot-or-log name holding junk.
+    std::fs::write(
+        directory.join("log-00000000000000000001"),
+        b"this is not a commit log at all",
+    )
+    .unwrap();
+    let before = std::fs::read(directory.join("log-00000000000000000001")).unwrap();
+    let (output, _) = orchestrator(&[
+        "status",
+        "m1",
+        "--project",
+        project.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot open the mission state in"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(directory.join("log-00000000000000000001")).unwrap(),
+        before,
+        "nothing rewritten"
+    );
+}
+
+#[test]
+fn install_into_a_read_only_project_writes_nothing() {
+    let project = tempfile::tempdir().unwrap();
+    let path = project.path();
+    std::fs::write(path.join("opencode.json"), "{ \"model\": \"a/b\" }\n").unwrap();
+    let mut permissions = std::fs::metadata(path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o555);
+    std::fs::set_permissions(path, permissions.clone()).unwrap();
+    // Root writes anyway: only check when the directory is really read-only to us.
+    let read_only = std::fs::write(path.join("probe"), b"").is_err();
+    let (output, _) = orchestrator(&["install", "--project", path.to_str().unwrap()]);
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(path, permissions).unwrap();
+    if read_only {
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("not writable"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!path.join(".opencode").exists());
+    } else {
+        let _ = std::fs::remove_file(path.join("probe"));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(
+        std::fs::read_to_string(path.join("opencode.json"))
+            .unwrap()
+            .contains("\"model\"")
+    );
+}
