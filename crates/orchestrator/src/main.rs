@@ -231,6 +231,25 @@ fn project_dir(project: Option<&Path>) -> Result<PathBuf, OrchestratorError> {
         .map_err(io_error("find the project directory", &project))
 }
 
+/// The servers to use (the command line's, else the configuration's, else the default) and their password
+/// (the configuration's `password_env`, else `OPENCODE_SERVER_PASSWORD`).
+fn servers(
+    given: &[String],
+    file: Option<&orchestrator::config::Config>,
+) -> (Vec<String>, Option<String>) {
+    let mut urls = given.to_vec();
+    if urls.is_empty() {
+        urls = file.map(|file| file.urls()).unwrap_or_default();
+    }
+    if urls.is_empty() {
+        urls.push("http://127.0.0.1:4096".to_string());
+    }
+    let password = file
+        .and_then(|file| file.password())
+        .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+    (urls, password)
+}
+
 fn parse_model(run: &RunArgs) -> Result<Option<opencode_client::ModelRef>, OrchestratorError> {
     match &run.model {
         Some(model) => Ok(Some(opencode_client::ModelRef::parse(model).ok_or_else(|| {
@@ -290,17 +309,7 @@ async fn open_server(
     } else {
         let project = project_dir(args.project.as_deref())?;
         let file = orchestrator::config::load(&project)?;
-        let mut urls = args.urls.clone();
-        if urls.is_empty() {
-            urls = file.as_ref().map(|file| file.urls()).unwrap_or_default();
-        }
-        if urls.is_empty() {
-            urls.push("http://127.0.0.1:4096".to_string());
-        }
-        let password = file
-            .as_ref()
-            .and_then(|file| file.password())
-            .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+        let (urls, password) = servers(&args.urls, file.as_ref());
         let mut clients = Vec::new();
         for url in &urls {
             clients.push(server::connect(url, password.as_deref(), project.to_str()).await?);
@@ -892,17 +901,7 @@ async fn doctor(args: &DoctorArgs) -> Result<Exit, OrchestratorError> {
     let project = project_dir(args.project.as_deref())?;
     // An invalid configuration is one of the findings, not a reason to stop checking.
     let file = orchestrator::config::load(&project).ok().flatten();
-    let mut urls = args.urls.clone();
-    if urls.is_empty() {
-        urls = file.as_ref().map(|file| file.urls()).unwrap_or_default();
-    }
-    if urls.is_empty() {
-        urls.push("http://127.0.0.1:4096".to_string());
-    }
-    let password = file
-        .as_ref()
-        .and_then(|file| file.password())
-        .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+    let (urls, password) = servers(&args.urls, file.as_ref());
     let report = orchestrator::doctor::run(&orchestrator::doctor::DoctorOptions {
         urls,
         password,

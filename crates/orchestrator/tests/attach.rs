@@ -10,30 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use opencode_client::testkit::{Reply, Rule, Script};
 use opencode_client::{CreateSession, EventPayload, StreamItem};
-use orchestrator::demo::{agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::prompts::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
-    let Some(rig) = common::rig(|project| {
-        let mut script = Script::new()
-            .rule(titles())
-            .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("One file.")))
-            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
-                "# Mission: one\n## M1: One\n### T1.1: One\nWrite one.txt.\n",
-            )));
-        for rule in worker_rules(
-            "T1.1",
-            vec![write(project, "one.txt", "1\n")],
-            "Wrote one.txt.",
-        ) {
-            script = script.rule(rule);
-        }
-        script.rule(approve())
-    })
-    .await
+    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
     else {
         return;
     };

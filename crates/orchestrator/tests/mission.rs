@@ -257,25 +257,15 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_errors_are_retried_under_the_breaker_and_the_mission_completes() {
     let Some(rig) = common::rig(|project| {
-        let mut script = Script::new()
-            .rule(titles())
-            // The Commander's model fails twice with HTTP 500 before it answers.
-            .rule(Rule::when(agent(Role::Commander)).replies(vec![
+        // The Commander's model fails twice with HTTP 500 before it answers.
+        common::one_task(
+            project,
+            Rule::when(agent(Role::Commander)).replies(vec![
                 Reply::http_error(500, "upstream overloaded"),
                 Reply::http_error(500, "upstream overloaded"),
                 Reply::text("Brief."),
-            ]))
-            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
-                "# Mission: m\n## M1: m\n### T1.1: One\nWrite one.txt.\n",
-            )));
-        for rule in worker_rules(
-            "T1.1",
-            vec![write(project, "one.txt", "1\n")],
-            "Wrote one.txt.",
-        ) {
-            script = script.rule(rule);
-        }
-        script.rule(approve())
+            ]),
+        )
     })
     .await
     else {
@@ -365,23 +355,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
-    let Some(rig) = common::rig(|project| {
-        let mut script = Script::new()
-            .rule(titles())
-            .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Brief.")))
-            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
-                "# Mission: m\n## M1: m\n### T1.1: One\nWrite one.txt.\n",
-            )));
-        for rule in worker_rules(
-            "T1.1",
-            vec![write(project, "one.txt", "1\n")],
-            "Wrote one.txt.",
-        ) {
-            script = script.rule(rule);
-        }
-        script.rule(approve())
-    })
-    .await
+    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
     else {
         return;
     };

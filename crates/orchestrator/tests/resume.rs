@@ -277,13 +277,8 @@ async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
     assert!(rig.project.join("three.txt").is_file());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_stops_within_five_seconds_with_the_state_saved() {
-    let Some(rig) =
-        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
-    else {
-        return;
-    };
+/// Starts `orchestrator task` on the rig and waits until task `id`'s Worker has its first prompt.
+async fn start_until_worker(rig: &common::Rig, id: &str) -> Child {
     let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -292,10 +287,21 @@ async fn sigint_stops_within_five_seconds_with_the_state_saved() {
     until(
         &rig.demo.model,
         Duration::from_secs(90),
-        "T1.1's Worker",
-        |requests| worker_first_turns(requests, "T1.1") == 1,
+        &format!("{id}'s Worker"),
+        |requests| worker_first_turns(requests, id) == 1,
     )
     .await;
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_within_five_seconds_with_the_state_saved() {
+    let Some(rig) =
+        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
+    else {
+        return;
+    };
+    let child = start_until_worker(&rig, "T1.1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut child = child;
     kill(&mut child, nix::sys::signal::Signal::SIGINT);
@@ -342,18 +348,7 @@ async fn stop_from_another_process() {
     else {
         return;
     };
-    let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(
-        &rig.demo.model,
-        Duration::from_secs(90),
-        "T1.1's Worker",
-        |requests| worker_first_turns(requests, "T1.1") == 1,
-    )
-    .await;
+    let child = start_until_worker(&rig, "T1.1").await;
     let running = status(&rig.project);
     assert!(
         running["pid"].as_u64().is_some(),

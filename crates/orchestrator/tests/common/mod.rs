@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use opencode_client::testkit::{ModelRequest, Script};
-use orchestrator::demo;
+use opencode_client::testkit::{ModelRequest, Reply, Rule, Script};
+use orchestrator::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
 use orchestrator::mission::{Mission, MissionConfig, MissionReport};
+use orchestrator::prompts::Role;
 use orchestrator::server::{self, DemoServer, Opencode};
 
 /// A scratch project, a scripted model and a real OpenCode server on it.
@@ -122,4 +123,28 @@ impl Rig {
             })
             .count()
     }
+}
+
+/// A one-task mission (T1.1 writes one.txt) whose Commander answers with `commander`.
+pub fn one_task(project: &Path, commander: Rule) -> Script {
+    let mut script =
+        Script::new()
+            .rule(titles())
+            .rule(commander)
+            .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
+                "# Mission: one\n## M1: One\n### T1.1: One\nWrite one.txt.\n",
+            )));
+    for rule in worker_rules(
+        "T1.1",
+        vec![write(project, "one.txt", "1\n")],
+        "Wrote one.txt.",
+    ) {
+        script = script.rule(rule);
+    }
+    script.rule(approve())
+}
+
+/// A Commander that answers at once.
+pub fn commander() -> Rule {
+    Rule::when(agent(Role::Commander)).reply(Reply::text("Brief."))
 }
