@@ -46,7 +46,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    auth: Option<(String, String)>,
+    /// The `Authorization` header, encoded once (marked sensitive, so it is never logged).
+    auth: Option<reqwest::header::HeaderValue>,
     directory: Option<String>,
     timeout: Duration,
     prompt_timeout: Duration,
@@ -147,11 +148,15 @@ impl ClientBuilder {
                 path: String::new(),
                 source,
             })?;
+        let auth = self
+            .password
+            .map(|password| basic_auth_header(&http, &base, &self.username, &password))
+            .transpose()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base,
-                auth: self.password.map(|password| (self.username, password)),
+                auth,
                 directory: self.directory,
                 timeout: self.timeout,
                 prompt_timeout: self.prompt_timeout,
@@ -188,7 +193,7 @@ impl Client {
         &self.inner.http
     }
 
-    pub(crate) fn auth(&self) -> Option<&(String, String)> {
+    pub(crate) fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
         self.inner.auth.as_ref()
     }
 
@@ -256,8 +261,8 @@ impl Client {
             .http
             .request(method, self.url_for(path, query))
             .timeout(timeout);
-        if let Some((username, password)) = &self.inner.auth {
-            request = request.basic_auth(username, Some(password));
+        if let Some(auth) = &self.inner.auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -739,6 +744,11 @@ pub(crate) fn decode<T: DeserializeOwned>(
     path: &str,
     bytes: &[u8],
 ) -> Result<T, Error> {
+    // The plain decoder first: tracking the JSON path costs on every response, and is only needed to say
+    // where one that does not decode went wrong (decoding it again gives the same error, with its path).
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| Error::Decode {
         method,
@@ -747,4 +757,27 @@ pub(crate) fn decode<T: DeserializeOwned>(
         message: error.inner().to_string(),
         body: excerpt(bytes),
     })
+}
+
+/// The Basic `Authorization` header for `username` and `password`, as reqwest encodes it, built once.
+fn basic_auth_header(
+    http: &reqwest::Client,
+    base: &Url,
+    username: &str,
+    password: &str,
+) -> Result<reqwest::header::HeaderValue, Error> {
+    let request = http
+        .get(base.clone())
+        .basic_auth(username, Some(password))
+        .build()
+        .map_err(|source| Error::Transport {
+            method: "BUILD",
+            path: String::new(),
+            source,
+        })?;
+    Ok(request
+        .headers()
+        .get(reqwest::header::AUTHORIZATION)
+        .cloned()
+        .expect("basic_auth sets the Authorization header"))
 }

@@ -98,8 +98,8 @@ async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
         .http()
         .get(client.url_for(path, &[]))
         .header(reqwest::header::ACCEPT, "text/event-stream");
-    if let Some((username, password)) = client.auth() {
-        request = request.basic_auth(username, Some(password));
+    if let Some(auth) = client.auth() {
+        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
     }
     let response = request.send().await.map_err(|source| {
         if source.is_connect() {

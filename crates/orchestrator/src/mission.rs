@@ -959,11 +959,13 @@ impl Ctx {
         }) else {
             return Ok(Load::Ok);
         };
-        let view = self.state.view();
-        let dependencies: Vec<Dependency<'_>> = task
+        let done: Vec<TaskRecord> = task
             .depends
             .iter()
-            .filter_map(|dependency| view.tasks.get(dependency))
+            .filter_map(|dependency| self.state.task(dependency))
+            .collect();
+        let dependencies: Vec<Dependency<'_>> = done
+            .iter()
             .map(|dependency| Dependency {
                 id: &dependency.id,
                 title: &dependency.title,
@@ -971,7 +973,7 @@ impl Ctx {
                 files: &dependency.files,
             })
             .collect();
-        let conventions = view.mission.brief.clone().unwrap_or_default();
+        let conventions = self.state.mission().brief.unwrap_or_default();
         let project = self.config.project.display().to_string();
         let (session, mut adopt, first_attempt) = match (&task.worker_session, task.adopt) {
             (Some(session), true) => (session.clone(), true, task.attempts.max(1)),

@@ -43,7 +43,24 @@ impl Progress {
         let mut subscription = state.subscribe();
         let viewer = state.clone();
         let viewer_for_bars = state.clone();
-        let write_status = move || {
+        // Rewritten at most every 250 ms (and once more when the view stops): a mission of many tasks
+        // commits many changes, and each write serializes the whole mission.
+        let mut written_at: Option<std::time::Instant> = None;
+        let mut pending = false;
+        // `catch_up`: write only if a change is still unwritten (the first call always writes).
+        let mut write_status = move |catch_up: bool| {
+            if catch_up {
+                if !pending && written_at.is_some() {
+                    return;
+                }
+            } else {
+                pending = true;
+                if written_at.is_some_and(|at| at.elapsed() < Duration::from_millis(250)) {
+                    return;
+                }
+            }
+            pending = false;
+            written_at = Some(std::time::Instant::now());
             if let Some(path) = &status_file {
                 let view = viewer.view();
                 let json = serde_json::json!({ "pid": std::process::id(), "mission": view.mission, "tasks": view.tasks });
@@ -53,7 +70,7 @@ impl Progress {
                 }
             }
         };
-        write_status();
+        write_status(true);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -65,6 +82,8 @@ impl Progress {
                     loop {
                         let Some(next) = subscription.next_timeout(Duration::from_millis(100))
                         else {
+                            // A quiet moment: catch the status file up.
+                            write_status(true);
                             if stop.load(Ordering::Acquire) {
                                 // Drain what was committed before the stop.
                                 match subscription.try_next() {
@@ -87,7 +106,7 @@ impl Progress {
                         let Some(event) = StateEvent::from_change(&change) else {
                             continue;
                         };
-                        write_status();
+                        write_status(false);
                         if let Some(bars) = &mut bars {
                             bars.update(&event, &viewer_for_bars);
                             continue;
