@@ -232,6 +232,11 @@ mod tests {
             slots.lock().unwrap().len() > 1,
             "more than one slot ran tasks"
         );
+        // Slot 0 took a batch into its own deque and runs slowly: the others took from it.
+        assert!(
+            stats.stolen.load(Ordering::Relaxed) > 0,
+            "idle slots stole from the slow one"
+        );
     }
 
     #[tokio::test]
