@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz smoke run: every cargo-fuzz target in fuzz/fuzz_targets for FUZZ_SECONDS each (default 30).
+# Fuzz smoke run: every cargo-fuzz target in fuzz/fuzz_targets for FUZZ_SECONDS each (default 20).
 #
 # Usage: .ci/fuzz.sh [TARGET...]      (default: every target; FUZZ_SECONDS=600 for a longer hunt)
 #
@@ -23,7 +23,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     run cargo install cargo-fuzz --locked
 fi
 
-seconds=${FUZZ_SECONDS:-30}
+seconds=${FUZZ_SECONDS:-20}
 if (($#)); then
     targets=("$@")
 else

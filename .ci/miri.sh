@@ -32,10 +32,12 @@
 #   MIRI_CRATES   crates to run (default: ws-deque pools circuit mvcc-store)
 #   MIRI_FULL     1: every test file (about 25 minutes on 2 cores). By default (and in CI, for its 40-minute
 #                 budget) the files that repeat what others already put through Miri are left out: ws-deque's
-#                 fifo and lifo flavour files (the same buffer and steal code as `injector`, `steal` and
-#                 `stress`) and its proptest, and each crate's proptest, simulation and history files (model
-#                 checks whose value is in many cases, which Miri cannot afford; they run natively, under
-#                 TSan and, for the lock-free paths, under loom).
+#                 fifo and lifo flavour files and its stress file (the same buffer and steal code as
+#                 `injector` and `steal`) and its proptest; pools' `interner` file (five minutes under Miri;
+#                 the interner's unsafe code runs under Miri through its unit tests and `interner_alloc`, and
+#                 under loom and TSan); and each crate's proptest, simulation, history and concurrent files
+#                 (model checks whose value is in many cases, which Miri cannot afford; they run natively,
+#                 under TSan and, for the lock-free paths, under loom).
 set -euo pipefail
 
 cd "$(git rev-parse --show-toplevel)"
@@ -67,7 +69,7 @@ failed=0
 left_out() {
     [[ ${MIRI_FULL:-0} == 1 ]] && return 1
     case $1 in
-    fifo | lifo | *proptest* | *simulation* | history | concurrent) return 0 ;;
+    fifo | lifo | stress | interner | *proptest* | *simulation* | history | concurrent) return 0 ;;
     *) return 1 ;;
     esac
 }
