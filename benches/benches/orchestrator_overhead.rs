@@ -178,20 +178,26 @@ impl Run {
     }
 }
 
-/// Builds the orchestrator binary in release and returns its path (cargo says where it put it, so
-/// `CARGO_TARGET_DIR` and any configured target directory are respected).
-fn build_orchestrator() -> PathBuf {
+/// Builds the orchestrator binary (in release, or, for the `--test` smoke run, in the dev profile that
+/// `cargo test` has already built) and returns its path (cargo says where it put it, so `CARGO_TARGET_DIR`
+/// and any configured target directory are respected).
+fn build_orchestrator(release: bool) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("benches/ is inside the workspace");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let profile = if release {
+        "--release"
+    } else {
+        "--profile=dev"
+    };
     eprintln!(
-        "building the orchestrator: cargo build --release -p orchestrator --bin orchestrator"
+        "building the orchestrator: cargo build {profile} -p orchestrator --bin orchestrator"
     );
     let output = Command::new(cargo)
         .args([
             "build",
-            "--release",
+            profile,
             "-p",
             "orchestrator",
             "--bin",
@@ -205,7 +211,7 @@ fn build_orchestrator() -> PathBuf {
         .expect("cargo runs");
     assert!(
         output.status.success(),
-        "cargo build --release -p orchestrator failed ({})",
+        "cargo build {profile} -p orchestrator failed ({})",
         output.status
     );
     String::from_utf8_lossy(&output.stdout)
@@ -783,7 +789,7 @@ fn main() {
 
     let binary = match std::env::var_os("ORCHESTRATOR_BENCH_BINARY") {
         Some(binary) => PathBuf::from(binary),
-        None => build_orchestrator(),
+        None => build_orchestrator(!test_mode),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
