@@ -160,17 +160,11 @@ async fn sigkill_mid_mission_then_resume_runs_every_task_once() {
         return;
     };
     let server = &rig.demo.server;
-    let mut child = orchestrator(server, &rig.project, &["task", "Three files"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it once T1.1 is under review and T1.2's Worker is waiting on its (slow) model.
-    until(
-        &rig.demo.model,
-        Duration::from_secs(90),
+    let mut child = start_until(
+        &rig,
         "T1.1's review and T1.2's Worker",
-        |requests| reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1,
+        t11_reviewed_t12_running,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -212,16 +206,10 @@ async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
     else {
         return;
     };
-    let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(
-        &rig.demo.model,
-        Duration::from_secs(90),
-        "T1.1 done and T1.2 running",
-        |requests| reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1,
+    let child = start_until(
+        &rig,
+        "T1.1's review and T1.2's Worker",
+        t11_reviewed_t12_running,
     )
     .await;
     // Kill the server only once T1.1 is recorded done (its approval lands just after the review request).
@@ -277,21 +265,32 @@ async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
     assert!(rig.project.join("three.txt").is_file());
 }
 
-/// Starts `orchestrator task` on the rig and waits until task `id`'s Worker has its first prompt.
-async fn start_until_worker(rig: &common::Rig, id: &str) -> Child {
+/// Starts `orchestrator task` on the rig and waits until `ready` holds for the model's requests.
+async fn start_until(
+    rig: &common::Rig,
+    what: &str,
+    ready: impl Fn(&[opencode_client::testkit::ModelRequest]) -> bool,
+) -> Child {
     let child = orchestrator(&rig.demo.server, &rig.project, &["task", "Three files"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    until(
-        &rig.demo.model,
-        Duration::from_secs(90),
-        &format!("{id}'s Worker"),
-        |requests| worker_first_turns(requests, id) == 1,
-    )
-    .await;
+    until(&rig.demo.model, Duration::from_secs(90), what, ready).await;
     child
+}
+
+/// Starts `orchestrator task` on the rig and waits until task `id`'s Worker has its first prompt.
+async fn start_until_worker(rig: &common::Rig, id: &str) -> Child {
+    start_until(rig, &format!("{id}'s Worker"), |requests| {
+        worker_first_turns(requests, id) == 1
+    })
+    .await
+}
+
+/// T1.1 is under review and T1.2's Worker has its first prompt.
+fn t11_reviewed_t12_running(requests: &[opencode_client::testkit::ModelRequest]) -> bool {
+    reviewed(requests, "T1.1") && worker_first_turns(requests, "T1.2") == 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
