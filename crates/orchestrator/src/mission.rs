@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use circuit::{AdaptiveLimit, Backoff, CallError, CircuitBreaker, Jitter, Retry};
 use opencode_client::{ModelRef, Prompt};
 
+use crate::adapters::gate;
 use crate::error::OrchestratorError;
 use crate::monitor::{Monitor, MonitorConfig, TurnEnd};
 use crate::plan;
 use crate::prompts::{self, Dependency, Prompts, Role, WorkerStatus};
-use crate::review::{self, ReviewInput, gate};
+use crate::review::{self, ReviewInput};
 use crate::schedule::{Load, Queue};
 use crate::server::{CallPolicy, Opencode};
 use crate::sessions::{PoolConfig, Sessions};

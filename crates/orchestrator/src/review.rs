@@ -2,7 +2,7 @@
 //! output kept), then the Reviewer agent on the diff of the Worker's session and the gate's results. A
 //! failed review sends the task back to its Worker with the findings, a bounded number of times.
 
-pub mod gate;
+use crate::adapters::gate;
 
 use std::time::Duration;
 

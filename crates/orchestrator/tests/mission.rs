@@ -360,7 +360,7 @@ async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
         return;
     };
     let mut config = rig.config();
-    config.gate = Some(vec![orchestrator::review::gate::GateCommand::shell(
+    config.gate = Some(vec![orchestrator::adapters::gate::GateCommand::shell(
         "sleep 600",
     )]);
     config.gate_timeout = std::time::Duration::from_secs(2);

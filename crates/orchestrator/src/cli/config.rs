@@ -48,9 +48,9 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use crate::adapters::gate::GateCommand;
 use crate::mission::MissionConfig;
 use crate::prompts::Role;
-use crate::review::gate::GateCommand;
 
 /// The prompt modules a role's `prompts` table may override, in the order `prompts` assembles them.
 pub const PROMPT_MODULES: [&str; 8] = [

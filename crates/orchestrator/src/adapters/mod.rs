@@ -1,0 +1,3 @@
+//! What the engine talks to: gate commands.
+
+pub mod gate;
