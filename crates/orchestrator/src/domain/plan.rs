@@ -37,7 +37,7 @@
 //! # Example
 //!
 //! ```
-//! use orchestrator::plan::{self, Priority, Status};
+//! use orchestrator::domain::plan::{self, Priority, Progress, Status};
 //!
 //! let text = concat!(
 //!     "## M1: Core\n",
@@ -48,19 +48,16 @@
 //! let plan = plan::parse(text)?;
 //! assert_eq!(plan.task("T1").map(|task| task.status), Some(Status::Done));
 //! assert_eq!(plan.task("T1").map(|task| task.priority), Some(Priority::High));
-//! assert_eq!(plan.topological_order(), ["T1", "T2"]);
 //!
-//! let finished = |id: &str| id == "T1";
-//! let ready: Vec<&str> = plan.ready(&finished).iter().map(|task| task.id.as_str()).collect();
-//! assert_eq!(ready, ["T2"]);
+//! let nodes = plan.nodes(|task| if task.id == "T1" { Progress::Done } else { Progress::Waiting });
+//! assert_eq!(plan::readiness(&nodes).ready, ["T2"]);
 //!
 //! let errors = plan::parse("### T1: Loop | depends:T1\n").unwrap_err();
 //! assert_eq!(errors.to_string(), "line 1: T1 depends on itself; remove T1 from its `depends`");
 //! # Ok::<(), plan::PlanErrors>(())
 //! ```
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -89,7 +86,7 @@ pub fn parse(text: &str) -> Result<Plan, PlanErrors> {
 /// A validated plan: the mission title, its milestones and the task DAG.
 ///
 /// A plan from [`parse`] has unique task ids, only known dependencies and no cycle. A plan built by hand or
-/// deserialized has not been checked; [`Plan::topological_order`] and [`Plan::ready`] still terminate on one.
+/// deserialized has not been checked; [`readiness`] still terminates on one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The mission title from the `# ` line, without its `Mission:` prefix.
@@ -247,70 +244,17 @@ impl Plan {
         self.tasks.iter().find(|task| task.id == id)
     }
 
-    /// Ids in an order where every task comes after its dependencies; ties broken by priority then file
-    /// order.
-    ///
-    /// Among the tasks whose dependencies are all placed, the next one is always the most urgent, earliest
-    /// in the file, so the order is also a sensible serial schedule. Dependencies on unknown ids are
-    /// ignored; tasks on or behind a cycle (only possible in a plan not from [`parse`]) are left out.
-    pub fn topological_order(&self) -> Vec<&str> {
-        let index_of = self.index_by_id();
-        let mut waiting_on = vec![0_usize; self.tasks.len()];
-        let mut dependents = vec![Vec::new(); self.tasks.len()];
-        for (index, task) in self.tasks.iter().enumerate() {
-            let mut counted = HashSet::new();
-            for dependency in &task.depends {
-                if let Some(&dependency) = index_of.get(dependency.as_str()) {
-                    if counted.insert(dependency) {
-                        waiting_on[index] += 1;
-                        dependents[dependency].push(index);
-                    }
-                }
-            }
-        }
-        let mut available: BinaryHeap<Reverse<(Priority, usize)>> = (0..self.tasks.len())
-            .filter(|&index| waiting_on[index] == 0)
-            .map(|index| Reverse((self.tasks[index].priority, index)))
-            .collect();
-        let mut order = Vec::with_capacity(self.tasks.len());
-        while let Some(Reverse((_, index))) = available.pop() {
-            order.push(self.tasks[index].id.as_str());
-            for &dependent in &dependents[index] {
-                waiting_on[dependent] -= 1;
-                if waiting_on[dependent] == 0 {
-                    available.push(Reverse((self.tasks[dependent].priority, dependent)));
-                }
-            }
-        }
-        order
-    }
-
-    /// Tasks not finished whose dependencies are all in `finished`, by priority then file order.
-    ///
-    /// A task counts as finished when `finished` says so or when its own status in the plan
-    /// [is finished](Status::is_finished), so a plan re-read from a `todo.md` with `[x]` boxes and the
-    /// mission state agree.
-    pub fn ready<'a>(&'a self, finished: &dyn Fn(&str) -> bool) -> Vec<&'a Task> {
-        let mut status_of: HashMap<&str, Status> = HashMap::new();
-        for task in &self.tasks {
-            status_of.entry(task.id.as_str()).or_insert(task.status);
-        }
-        let is_finished =
-            |id: &str| finished(id) || status_of.get(id).is_some_and(|status| status.is_finished());
-        let mut ready: Vec<(usize, &Task)> = self
-            .tasks
+    /// The plan's tasks as [`readiness`] sees them, each with the progress `progress` gives it.
+    pub fn nodes(&self, progress: impl Fn(&Task) -> Progress) -> Vec<Node<'_>> {
+        self.tasks
             .iter()
-            .enumerate()
-            .filter(|(_, task)| {
-                !is_finished(&task.id)
-                    && task
-                        .depends
-                        .iter()
-                        .all(|dependency| is_finished(dependency))
+            .map(|task| Node {
+                id: &task.id,
+                depends: &task.depends,
+                priority: task.priority,
+                progress: progress(task),
             })
-            .collect();
-        ready.sort_by_key(|&(index, task)| (task.priority, index));
-        ready.into_iter().map(|(_, task)| task).collect()
+            .collect()
     }
 
     /// Renders the plan back in the seed format (parse(render(p)) == p up to line numbers and description
@@ -333,6 +277,107 @@ impl Plan {
             index_of.entry(task.id.as_str()).or_insert(index);
         }
         index_of
+    }
+}
+
+/// How far a task has got, as [`readiness`] needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Not started: it runs once its dependencies are done.
+    Waiting,
+    /// Queued or running.
+    Underway,
+    /// Done: its dependents may run.
+    Done,
+    /// Failed, blocked or skipped: its dependents never run.
+    Gone,
+}
+
+/// One task of the dependency graph, for [`readiness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The ids it depends on.
+    pub depends: &'a [String],
+    /// Its priority.
+    pub priority: Priority,
+    /// How far it has got.
+    pub progress: Progress,
+}
+
+/// What can happen next in a dependency graph: see [`readiness`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Waiting tasks whose dependencies are all done, most urgent first, ties in the order given.
+    pub ready: Vec<String>,
+    /// Waiting tasks that can never run, each with the dependency that stops it (gone, unknown, or itself
+    /// skipped here), each after the one that stops it.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The one place that decides which tasks may run: a waiting task is ready when every dependency is done,
+/// and skipped when a dependency is gone, unknown or skipped (so a failure skips everything downstream of it
+/// at once). Tasks on a cycle (only in a plan not from [`parse`]) stay waiting.
+///
+/// ```
+/// use orchestrator::domain::plan::{Node, Priority, Progress, readiness};
+///
+/// let depends = [String::from("T1")];
+/// let nodes = [
+///     Node { id: "T1", depends: &[], priority: Priority::Medium, progress: Progress::Gone },
+///     Node { id: "T2", depends: &depends, priority: Priority::High, progress: Progress::Waiting },
+///     Node { id: "T3", depends: &[], priority: Priority::Low, progress: Progress::Waiting },
+/// ];
+/// let next = readiness(&nodes);
+/// assert_eq!(next.ready, ["T3"]);
+/// assert_eq!(next.skipped, [("T2".to_string(), "T1".to_string())]);
+/// ```
+pub fn readiness(nodes: &[Node<'_>]) -> Readiness {
+    let mut progress: HashMap<&str, Progress> = HashMap::new();
+    for node in nodes {
+        progress.entry(node.id).or_insert(node.progress);
+    }
+    let mut skipped = Vec::new();
+    // A skip makes its dependents skippable: go round until nothing changes (at most one round per level).
+    loop {
+        let mut changed = false;
+        for node in nodes {
+            if progress.get(node.id) != Some(&Progress::Waiting) {
+                continue;
+            }
+            let stopped_by = node.depends.iter().find(|dependency| {
+                matches!(
+                    progress.get(dependency.as_str()),
+                    None | Some(Progress::Gone)
+                )
+            });
+            if let Some(dependency) = stopped_by {
+                progress.insert(node.id, Progress::Gone);
+                skipped.push((node.id.to_string(), dependency.clone()));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let skipped_ids: HashSet<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
+    let mut ready: Vec<(Priority, usize, &str)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.progress == Progress::Waiting && !skipped_ids.contains(node.id))
+        .filter(|(_, node)| {
+            node.depends
+                .iter()
+                .all(|dependency| progress.get(dependency.as_str()) == Some(&Progress::Done))
+        })
+        .map(|(index, node)| (node.priority, index, node.id))
+        .collect();
+    ready.sort();
+    Readiness {
+        ready: ready.into_iter().map(|(_, _, id)| id.to_string()).collect(),
+        skipped,
     }
 }
 
@@ -1833,51 +1878,57 @@ line 11: second mission title (the first is on line 1); keep a single `# Mission
     }
 
     #[test]
-    fn topological_order_breaks_ties_by_priority_then_file_order() {
-        let plan = parsed(
-            "\
-### T1: Low root | priority:low
-### T2: Medium root
-### T3: High after T1 | depends:T1 | priority:high
-### T4: High root | priority:high
-### T5: Medium root
-### T6: Needs all | depends:T3,T5,T2 | priority:high
-",
-        );
-        assert_eq!(
-            plan.topological_order(),
-            ["T4", "T2", "T5", "T1", "T3", "T6"]
-        );
-    }
-
-    #[test]
-    fn topological_order_of_a_hand_built_plan_skips_cycles_and_unknown_ids() {
-        let mut plan = parsed("### T1: A\n### T2: B | depends:T1\n### T3: C\n");
-        plan.tasks[0].depends = vec!["T2".into()];
-        plan.tasks[2].depends = vec!["T99".into()];
-        assert_eq!(plan.topological_order(), ["T3"]);
-    }
-
-    #[test]
     fn ready_tasks_by_priority_then_file_order() {
         let plan = parsed(
             "\
 ### T1: Root
 ### T2: Low | depends:T1 | priority:low
 ### T3: High | depends:T1 | priority:high
-### [x] T4: Done already | priority:high
+### T4: Done already | priority:high
 ### T5: Needs T4 | depends:T4
 ### T6: Needs T2 and T3 | depends:T2,T3
 ",
         );
-        let nothing = |_: &str| false;
-        assert_eq!(ids(&plan.ready(&nothing)), ["T1", "T5"]);
-        let root_done = |id: &str| id == "T1";
-        assert_eq!(ids(&plan.ready(&root_done)), ["T3", "T5", "T2"]);
-        let most_done = |id: &str| ["T1", "T2", "T3", "T5"].contains(&id);
-        assert_eq!(ids(&plan.ready(&most_done)), ["T6"]);
-        let all_done = |_: &str| true;
-        assert!(plan.ready(&all_done).is_empty());
+        let ready = |done: &[&str]| {
+            let nodes = plan.nodes(|task| {
+                if done.contains(&task.id.as_str()) {
+                    Progress::Done
+                } else {
+                    Progress::Waiting
+                }
+            });
+            readiness(&nodes).ready
+        };
+        assert_eq!(ready(&["T4"]), ["T1", "T5"]);
+        assert_eq!(ready(&["T1", "T4"]), ["T3", "T5", "T2"]);
+        assert_eq!(ready(&["T1", "T2", "T3", "T4", "T5"]), ["T6"]);
+        assert!(ready(&["T1", "T2", "T3", "T4", "T5", "T6"]).is_empty());
+    }
+
+    #[test]
+    fn a_gone_task_skips_everything_downstream_and_nothing_else() {
+        let plan = parsed(
+            "\
+### T1: Root
+### T2: After T1 | depends:T1
+### T3: After T2 | depends:T2
+### T4: Independent
+### T5: After T4 and T3 | depends:T4,T3
+",
+        );
+        let nodes = plan.nodes(|task| match task.id.as_str() {
+            "T1" => Progress::Gone,
+            "T4" => Progress::Underway,
+            _ => Progress::Waiting,
+        });
+        let next = readiness(&nodes);
+        assert!(next.ready.is_empty());
+        let skipped: Vec<(&str, &str)> = next
+            .skipped
+            .iter()
+            .map(|(id, by)| (id.as_str(), by.as_str()))
+            .collect();
+        assert_eq!(skipped, [("T2", "T1"), ("T3", "T2"), ("T5", "T3")]);
     }
 
     #[test]
@@ -2139,50 +2190,21 @@ More notes after the steps.
         }
 
         #[test]
-        fn topological_order_is_the_greedy_schedule(plan in dag_plan(1)) {
-            let plan = parse_for_proptest(&plan.render())?;
-            let order = plan.topological_order();
-            prop_assert_eq!(order.len(), plan.tasks.len());
-            let mut placed: HashSet<&str> = HashSet::new();
-            for &id in &order {
-                let task = plan
-                    .task(id)
-                    .ok_or_else(|| TestCaseError::fail(format!("unknown {id}")))?;
-                for dependency in &task.depends {
-                    prop_assert!(
-                        placed.contains(dependency.as_str()),
-                        "{} before its dependency {}", id, dependency
-                    );
-                }
-                // The chosen task is the most urgent, earliest of those whose dependencies are placed.
-                let best = plan
-                    .tasks
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, task)| {
-                        !placed.contains(task.id.as_str())
-                            && task
-                                .depends
-                                .iter()
-                                .all(|dependency| placed.contains(dependency.as_str()))
-                    })
-                    .min_by_key(|&(index, task)| (task.priority, index))
-                    .map(|(_, task)| task.id.as_str());
-                prop_assert_eq!(Some(id), best);
-                placed.insert(id);
-            }
-        }
-
-        #[test]
         fn finishing_ready_tasks_finishes_the_plan(plan in dag_plan(1)) {
             let plan = parse_for_proptest(&plan.render())?;
             let mut finished: HashSet<String> = HashSet::new();
-            let is_finished = |finished: &HashSet<String>, id: &str| {
-                finished.contains(id) || plan.task(id).is_some_and(|task| task.status.is_finished())
-            };
+            let is_finished = |finished: &HashSet<String>, id: &str| finished.contains(id);
             loop {
-                let snapshot = finished.clone();
-                let ready = plan.ready(&|id: &str| snapshot.contains(id));
+                let nodes = plan.nodes(|task| {
+                    if finished.contains(&task.id) { Progress::Done } else { Progress::Waiting }
+                });
+                let next = readiness(&nodes);
+                prop_assert!(next.skipped.is_empty());
+                let ready: Vec<&Task> = next
+                    .ready
+                    .iter()
+                    .map(|id| plan.task(id).ok_or_else(|| TestCaseError::fail(format!("unknown {id}"))))
+                    .collect::<Result<_, _>>()?;
                 let Some(first) = ready.first() else { break };
                 for task in &ready {
                     prop_assert!(!is_finished(&finished, &task.id));
@@ -2204,7 +2226,8 @@ More notes after the steps.
                     keys.windows(2).all(|pair| pair[0] < pair[1]),
                     "not sorted: {:?}", keys
                 );
-                finished.insert(first.id.clone());
+                let first = first.id.clone();
+                finished.insert(first);
             }
             for task in &plan.tasks {
                 prop_assert!(is_finished(&finished, &task.id), "{} never became ready", task.id);
