@@ -189,14 +189,6 @@ impl Client {
         &self.inner.base
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
-
-    pub(crate) fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
-        self.inner.auth.as_ref()
-    }
-
     /// The URL of `path` with the client's directory parameter and `query`.
     pub(crate) fn url_for(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let mut url = self
@@ -219,31 +211,80 @@ impl Client {
         url
     }
 
-    fn send_error(
+    /// A request for `path`, as every call and the event stream send it: the URL with the client's
+    /// `directory` parameter and `query`, and the `Authorization` header when the client has a password.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let request = self.inner.http.request(method, self.url_for(path, query));
+        match &self.inner.auth {
+            Some(auth) => request.header(reqwest::header::AUTHORIZATION, auth.clone()),
+            None => request,
+        }
+    }
+
+    /// The [`Error`] for a request to `path` that failed in reqwest: nothing listening is
+    /// [`Error::Connect`], an expired `timeout` (if the request had one) [`Error::Timeout`], anything else
+    /// [`Error::Transport`].
+    pub(crate) fn transport_error(
         &self,
         method: &'static str,
         path: &str,
-        timeout: Duration,
+        timeout: Option<Duration>,
         source: reqwest::Error,
     ) -> Error {
-        if source.is_connect() {
-            Error::Connect {
+        match timeout {
+            _ if source.is_connect() => Error::Connect {
                 url: self.inner.base.to_string(),
                 source,
-            }
-        } else if source.is_timeout() {
-            Error::Timeout {
+            },
+            Some(after) if source.is_timeout() => Error::Timeout {
                 method,
                 path: path.to_string(),
-                after: timeout,
-            }
-        } else {
-            Error::Transport {
+                after,
+            },
+            _ => Error::Transport {
                 method,
                 path: path.to_string(),
                 source,
-            }
+            },
         }
+    }
+
+    /// Sends `request` (built by [`request`](Self::request) for `method` and `path`) and returns the
+    /// response if its status is a success; an error status is [`Error::Status`] with the start of the body
+    /// and a hint, a failure to send is mapped by [`transport_error`](Self::transport_error).
+    pub(crate) async fn execute(
+        &self,
+        method: &'static str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Error> {
+        let request = match timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|source| self.transport_error(method, path, timeout, source))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        // The status says what went wrong; a body that cannot be read only loses the detail.
+        let body = response.bytes().await.unwrap_or_default();
+        Err(Error::Status {
+            method,
+            path: path.to_string(),
+            status: status.as_u16(),
+            body: excerpt(&body),
+            hint: Error::hint_for(status.as_u16()),
+        })
     }
 
     /// Sends a request and returns the body of a successful answer.
@@ -256,35 +297,17 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
         let method_name = method_name(&method);
-        let mut request = self
-            .inner
-            .http
-            .request(method, self.url_for(path, query))
-            .timeout(timeout);
-        if let Some(auth) = &self.inner.auth {
-            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-        }
+        let mut request = self.request(method, path, query);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| self.send_error(method_name, path, timeout, source))?;
-        let status = response.status();
+        let response = self
+            .execute(method_name, path, request, Some(timeout))
+            .await?;
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| self.send_error(method_name, path, timeout, source))?;
-        if !status.is_success() {
-            return Err(Error::Status {
-                method: method_name,
-                path: path.to_string(),
-                status: status.as_u16(),
-                body: excerpt(&bytes),
-                hint: Error::hint_for(status.as_u16()),
-            });
-        }
+            .map_err(|source| self.transport_error(method_name, path, Some(timeout), source))?;
         Ok(bytes.to_vec())
     }
 

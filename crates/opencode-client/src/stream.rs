@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_util::StreamExt;
+use reqwest::Method;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -91,41 +92,15 @@ impl Stream for EventStream {
     }
 }
 
-/// Connects to `/event` and returns the response, checking its status.
+/// Connects to `/event` and returns the response, checking its status and that it is an event stream.
 async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
     let path = "/event";
-    let mut request = client
-        .http()
-        .get(client.url_for(path, &[]))
+    let request = client
+        .request(Method::GET, path, &[])
         .header(reqwest::header::ACCEPT, "text/event-stream");
-    if let Some(auth) = client.auth() {
-        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-    }
-    let response = request.send().await.map_err(|source| {
-        if source.is_connect() {
-            Error::Connect {
-                url: client.url().to_string(),
-                source,
-            }
-        } else {
-            Error::Transport {
-                method: "GET",
-                path: path.to_string(),
-                source,
-            }
-        }
-    })?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.bytes().await.unwrap_or_default();
-        return Err(Error::Status {
-            method: "GET",
-            path: path.to_string(),
-            status: status.as_u16(),
-            body: excerpt(&body),
-            hint: Error::hint_for(status.as_u16()),
-        });
-    }
+    // No total timeout: the stream lasts as long as the server runs. A silent connection is caught by the
+    // idle timeout while reading.
+    let response = client.execute("GET", path, request, None).await?;
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -134,7 +109,7 @@ async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
     if !content_type.starts_with("text/event-stream") {
         return Err(Error::NotOpenCode {
             url: client.url().to_string(),
-            detail: format!("GET /event answered `{content_type}`, not an event stream"),
+            detail: format!("GET {path} answered `{content_type}`, not an event stream"),
         });
     }
     Ok(response)

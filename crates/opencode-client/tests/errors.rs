@@ -126,6 +126,55 @@ async fn an_error_status_keeps_the_body() {
 }
 
 #[tokio::test]
+async fn the_event_stream_and_the_calls_report_a_refusal_alike() {
+    // One request path: the same directory parameter, the same auth header, the same error for a status.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&seen);
+    let url = serve(
+        Router::new().fallback(move |request: axum::extract::Request| {
+            let recorder = Arc::clone(&recorder);
+            async move {
+                recorder.lock().unwrap().push((
+                    request.uri().to_string(),
+                    request
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .map(|value| value.to_str().unwrap().to_string()),
+                ));
+                (StatusCode::UNAUTHORIZED, "Unauthorized")
+            }
+        }),
+    )
+    .await;
+    let client = Client::builder(&url)
+        .password("secret")
+        .directory("/work/a b")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let call = client.sessions().await.unwrap_err();
+    let stream = client.events().await.unwrap_err();
+    for (error, path) in [(&call, "/session"), (&stream, "/event")] {
+        assert_eq!(error.status(), Some(401), "{error:?}");
+        assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "GET {path} failed with HTTP 401 (wrong or missing password: set it with \
+                 `ClientBuilder::password`): Unauthorized"
+            )
+        );
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (uri, auth) in &seen {
+        assert!(uri.ends_with("?directory=%2Fwork%2Fa+b"), "{uri}");
+        // `opencode:secret` in base64.
+        assert_eq!(auth.as_deref(), Some("Basic b3BlbmNvZGU6c2VjcmV0"));
+    }
+}
+
+#[tokio::test]
 async fn a_slow_server_times_out() {
     let url = serve(Router::new().route(
         "/session",
