@@ -42,7 +42,7 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     http: reqwest::Client,
     base: Url,
@@ -108,7 +108,8 @@ impl ClientBuilder {
 
     /// How long the event stream keeps trying to reconnect after it drops before it gives up (default 60 s),
     /// and how long it waits for any byte before it takes the connection for dead (default 45 s: the server
-    /// sends a heartbeat every 10 s or so).
+    /// sends a heartbeat every 10 s or so). [`Duration::MAX`] for `reconnect_for` reconnects for as long as
+    /// the stream is read; for `idle_timeout`, never takes a silent connection for dead.
     pub fn event_stream(mut self, reconnect_for: Duration, idle_timeout: Duration) -> Self {
         self.stream = StreamConfig {
             reconnect_for,
@@ -187,6 +188,40 @@ impl Client {
     /// The server's base URL.
     pub fn url(&self) -> &Url {
         &self.inner.base
+    }
+
+    /// The project directory this client's requests are about (the `directory` parameter it sends), or
+    /// `None` for the server's own.
+    pub fn directory(&self) -> Option<&str> {
+        self.inner.directory.as_deref()
+    }
+
+    /// A client for the same server whose requests are about `directory` instead: OpenCode serves one
+    /// instance per directory (its configuration, agents, file tools and sessions), chosen by the
+    /// `directory` parameter of each request. The new client shares this one's connection pool, password,
+    /// timeouts and event stream settings; this client is unchanged.
+    ///
+    /// Sessions created through it work in `directory` (their [`Session::directory`]), so their tools do
+    /// too; its [`events`](Self::events) are that instance's.
+    ///
+    /// ```no_run
+    /// use opencode_client::{Client, CreateSession};
+    ///
+    /// # async fn run() -> Result<(), opencode_client::Error> {
+    /// let client = Client::builder("http://127.0.0.1:4096").build()?;
+    /// let worktree = client.with_directory("/work/worktrees/task-7");
+    /// let session = worktree.create_session(&CreateSession::new()).await?;
+    /// assert_eq!(session.directory, "/work/worktrees/task-7");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_directory(&self, directory: impl Into<String>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                directory: Some(directory.into()),
+                ..(*self.inner).clone()
+            }),
+        }
     }
 
     /// The URL of `path` with the client's directory parameter and `query`.
@@ -599,6 +634,10 @@ impl Client {
 
     /// A session's messages with their parts, oldest first (`GET /session/{id}/message`).
     ///
+    /// OpenCode 1.18.33 answers this with HTTP 400 for a session that was sent a prompt with a
+    /// [`format`](crate::Prompt::format): see [`OutputFormat`](crate::OutputFormat) and
+    /// [`recent_messages`](Self::recent_messages).
+    ///
     /// # Errors
     ///
     /// As any call.
@@ -607,6 +646,54 @@ impl Client {
             Method::GET,
             &format!("/session/{id}/message"),
             &[],
+            NO_BODY,
+            self.inner.timeout,
+        )
+        .await
+    }
+
+    /// One message of a session with its parts (`GET /session/{id}/message/{messageID}`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Status`] 404 if there is no such message; as any call.
+    pub async fn message(&self, id: &str, message_id: &str) -> Result<MessageWithParts, Error> {
+        self.call(
+            Method::GET,
+            &format!("/session/{id}/message/{message_id}"),
+            &[],
+            NO_BODY,
+            self.inner.timeout,
+        )
+        .await
+    }
+
+    /// The newest `limit` messages of a session with their parts, oldest first
+    /// (`GET /session/{id}/message?limit=`): the end of a long session without reading all of it, and the
+    /// answer of a structured prompt, whose session OpenCode 1.18.33 can no longer list whole (see
+    /// [`OutputFormat`](crate::OutputFormat)).
+    ///
+    /// ```no_run
+    /// # async fn run(client: opencode_client::Client, session: &str) -> Result<(), opencode_client::Error> {
+    /// if let Some(last) = client.recent_messages(session, 1).await?.pop() {
+    ///     println!("{}", last.text());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As any call.
+    pub async fn recent_messages(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageWithParts>, Error> {
+        self.call(
+            Method::GET,
+            &format!("/session/{id}/message"),
+            &[("limit", &limit.to_string())],
             NO_BODY,
             self.inner.timeout,
         )
@@ -738,8 +825,9 @@ impl Client {
     }
 
     /// Opens the server's event stream (`GET /event`). It reconnects by itself after a dropped connection
-    /// and says so ([`StreamItem::Reconnected`](crate::StreamItem::Reconnected)), since events sent while it
-    /// was down are lost.
+    /// and says so, when it drops ([`StreamItem::Dropped`](crate::StreamItem::Dropped)) and when it is back
+    /// ([`StreamItem::Reconnected`](crate::StreamItem::Reconnected)), since events sent while it was down
+    /// are lost.
     ///
     /// # Errors
     ///

@@ -31,8 +31,9 @@ pub use event::{Event, EventDecodeError, EventPayload};
 pub use sse::{SseDecoder, SseMessage};
 pub use stream::{EventStream, Gap, StreamItem};
 pub use types::{
-    AssistantMessage, CreateSession, FileContent, FileDiff, Health, Message, MessageError,
-    MessageTime, MessageWithParts, ModelRef, Part, PartInput, PermissionReply, PermissionRequest,
-    Prompt, Session, SessionStatus, SessionTime, StepFinishPart, TextMatch, TextPart, TextValue,
-    Toast, ToastVariant, ToolPart, ToolState, UserMessage,
+    AssistantMessage, CacheTokens, CreateSession, FileContent, FileDiff, Health, Message,
+    MessageError, MessageTime, MessageWithParts, ModelRef, OutputFormat, Part, PartInput,
+    PermissionReply, PermissionRequest, Prompt, Session, SessionStatus, SessionTime,
+    StepFinishPart, TextMatch, TextPart, TextValue, Toast, ToastVariant, Tokens, ToolPart,
+    ToolState, UserMessage,
 };
