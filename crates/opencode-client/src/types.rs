@@ -970,3 +970,141 @@ impl OutputFormat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(extra: Value) -> AssistantMessage {
+        let mut body =
+            json!({"id": "msg_1", "sessionID": "ses_1", "time": {"created": 1, "completed": 2}});
+        merge_fields(&mut body, extra);
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn merge_fields(base: &mut Value, extra: Value) {
+        if let (Value::Object(base), Value::Object(extra)) = (base, extra) {
+            base.extend(extra);
+        }
+    }
+
+    #[test]
+    fn tokens_read_integers_and_integral_floats_and_default_when_absent() {
+        let tokens = answer(json!({"tokens": {
+            "input": 1200, "output": 80.0, "reasoning": 3, "cache": {"read": 1e3, "write": 0}, "total": 2283.0
+        }}))
+        .tokens;
+        assert_eq!(
+            (tokens.input, tokens.output, tokens.reasoning),
+            (1200, 80, 3)
+        );
+        assert_eq!((tokens.cache.read, tokens.cache.write), (1000, 0));
+        assert_eq!(tokens.total, Some(2283));
+        assert_eq!(tokens.sum(), 2283);
+
+        let old = answer(json!({}));
+        assert_eq!(old.tokens, Tokens::default());
+        assert_eq!(old.structured, None);
+        let partial = answer(json!({"tokens": {"input": 5, "total": null}})).tokens;
+        assert_eq!((partial.input, partial.output, partial.total), (5, 0, None));
+    }
+
+    #[test]
+    fn tokens_refuse_fractions_and_negative_counts() {
+        for bad in [json!(1.5), json!(-1), json!(-2.0), json!("12"), json!(1e30)] {
+            let body = json!({"input": bad, "output": 0, "reasoning": 0, "cache": {"read": 0, "write": 0}});
+            assert!(
+                serde_json::from_value::<Tokens>(body).is_err(),
+                "{bad} is not a count"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_add_up_and_round_trip() {
+        let turn: Tokens = serde_json::from_value(json!({
+            "input": 10, "output": 2, "reasoning": 1, "cache": {"read": 4, "write": 3}, "total": 20
+        }))
+        .unwrap();
+        let mut sum = turn;
+        sum += turn;
+        assert_eq!(
+            (
+                sum.input,
+                sum.output,
+                sum.reasoning,
+                sum.cache.read,
+                sum.cache.write,
+                sum.total
+            ),
+            (20, 4, 2, 8, 6, Some(40))
+        );
+        sum += Tokens::default();
+        assert_eq!(sum.total, None, "an unknown total makes the sum's unknown");
+        let json = serde_json::to_value(turn).unwrap();
+        assert_eq!(serde_json::from_value::<Tokens>(json).unwrap(), turn);
+    }
+
+    #[test]
+    fn errors_and_endings_are_told_apart() {
+        let aborted = answer(
+            json!({"error": {"name": "MessageAbortedError", "data": {"message": "Aborted"}}}),
+        );
+        assert!(aborted.was_aborted() && aborted.is_final() && !aborted.was_cut_off());
+        let length = answer(json!({"error": {"name": "MessageOutputLengthError", "data": {}}}));
+        assert!(length.was_cut_off() && !length.was_aborted());
+        assert!(length.error.as_ref().unwrap().is_output_length());
+        let stopped_at_length = answer(json!({"finish": "length"}));
+        assert!(stopped_at_length.was_cut_off() && stopped_at_length.is_final());
+        let stopped = answer(json!({"finish": "stop"}));
+        assert!(!stopped.was_cut_off() && !stopped.was_aborted() && stopped.is_final());
+        let api = answer(
+            json!({"error": {"name": "APIError", "data": {"message": "no", "statusCode": 400}}}),
+        );
+        let error = api.error.as_ref().unwrap();
+        assert!(error.is_api() && !error.is_aborted() && !error.is_structured_output());
+        assert_eq!(error.status_code(), Some(400));
+    }
+
+    #[test]
+    fn a_structured_answer_is_final_although_it_stopped_for_a_tool_call() {
+        let structured = answer(json!({"finish": "tool-calls", "structured": {"ok": true}}));
+        assert!(structured.is_final());
+        assert_eq!(structured.structured, Some(json!({"ok": true})));
+        let tool_step = answer(json!({"finish": "tool-calls"}));
+        assert!(!tool_step.is_final(), "a tool step is followed by another");
+    }
+
+    #[test]
+    fn a_prompt_sends_a_json_schema_format_and_never_a_text_one() {
+        let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}});
+        let prompt =
+            Prompt::text("go").format(OutputFormat::json_schema(schema.clone()).retries(4));
+        assert_eq!(
+            serde_json::to_value(&prompt).unwrap()["format"],
+            json!({"type": "json_schema", "schema": schema, "retryCount": 4})
+        );
+        let without_retries = Prompt::text("go").format(OutputFormat::json_schema(schema.clone()));
+        assert_eq!(
+            serde_json::to_value(&without_retries).unwrap()["format"],
+            json!({"type": "json_schema", "schema": schema})
+        );
+        for prompt in [
+            Prompt::text("go"),
+            Prompt::text("go").format(OutputFormat::text()),
+        ] {
+            assert!(
+                serde_json::to_value(&prompt)
+                    .unwrap()
+                    .get("format")
+                    .is_none()
+            );
+        }
+        assert_eq!(OutputFormat::text().retries(3), OutputFormat::Text);
+        assert_eq!(
+            serde_json::to_value(OutputFormat::text()).unwrap(),
+            json!({"type": "text"})
+        );
+    }
+}
