@@ -42,7 +42,7 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     http: reqwest::Client,
     base: Url,
@@ -108,7 +108,8 @@ impl ClientBuilder {
 
     /// How long the event stream keeps trying to reconnect after it drops before it gives up (default 60 s),
     /// and how long it waits for any byte before it takes the connection for dead (default 45 s: the server
-    /// sends a heartbeat every 10 s or so).
+    /// sends a heartbeat every 10 s or so). [`Duration::MAX`] for `reconnect_for` reconnects for as long as
+    /// the stream is read; for `idle_timeout`, never takes a silent connection for dead.
     pub fn event_stream(mut self, reconnect_for: Duration, idle_timeout: Duration) -> Self {
         self.stream = StreamConfig {
             reconnect_for,
@@ -189,12 +190,38 @@ impl Client {
         &self.inner.base
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The project directory this client's requests are about (the `directory` parameter it sends), or
+    /// `None` for the server's own.
+    pub fn directory(&self) -> Option<&str> {
+        self.inner.directory.as_deref()
     }
 
-    pub(crate) fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
-        self.inner.auth.as_ref()
+    /// A client for the same server whose requests are about `directory` instead: OpenCode serves one
+    /// instance per directory (its configuration, agents, file tools and sessions), chosen by the
+    /// `directory` parameter of each request. The new client shares this one's connection pool, password,
+    /// timeouts and event stream settings; this client is unchanged.
+    ///
+    /// Sessions created through it work in `directory` (their [`Session::directory`]), so their tools do
+    /// too; its [`events`](Self::events) are that instance's.
+    ///
+    /// ```no_run
+    /// use opencode_client::{Client, CreateSession};
+    ///
+    /// # async fn run() -> Result<(), opencode_client::Error> {
+    /// let client = Client::builder("http://127.0.0.1:4096").build()?;
+    /// let worktree = client.with_directory("/work/worktrees/task-7");
+    /// let session = worktree.create_session(&CreateSession::new()).await?;
+    /// assert_eq!(session.directory, "/work/worktrees/task-7");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_directory(&self, directory: impl Into<String>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                directory: Some(directory.into()),
+                ..(*self.inner).clone()
+            }),
+        }
     }
 
     /// The URL of `path` with the client's directory parameter and `query`.
@@ -219,31 +246,80 @@ impl Client {
         url
     }
 
-    fn send_error(
+    /// A request for `path`, as every call and the event stream send it: the URL with the client's
+    /// `directory` parameter and `query`, and the `Authorization` header when the client has a password.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let request = self.inner.http.request(method, self.url_for(path, query));
+        match &self.inner.auth {
+            Some(auth) => request.header(reqwest::header::AUTHORIZATION, auth.clone()),
+            None => request,
+        }
+    }
+
+    /// The [`Error`] for a request to `path` that failed in reqwest: nothing listening is
+    /// [`Error::Connect`], an expired `timeout` (if the request had one) [`Error::Timeout`], anything else
+    /// [`Error::Transport`].
+    pub(crate) fn transport_error(
         &self,
         method: &'static str,
         path: &str,
-        timeout: Duration,
+        timeout: Option<Duration>,
         source: reqwest::Error,
     ) -> Error {
-        if source.is_connect() {
-            Error::Connect {
+        match timeout {
+            _ if source.is_connect() => Error::Connect {
                 url: self.inner.base.to_string(),
                 source,
-            }
-        } else if source.is_timeout() {
-            Error::Timeout {
+            },
+            Some(after) if source.is_timeout() => Error::Timeout {
                 method,
                 path: path.to_string(),
-                after: timeout,
-            }
-        } else {
-            Error::Transport {
+                after,
+            },
+            _ => Error::Transport {
                 method,
                 path: path.to_string(),
                 source,
-            }
+            },
         }
+    }
+
+    /// Sends `request` (built by [`request`](Self::request) for `method` and `path`) and returns the
+    /// response if its status is a success; an error status is [`Error::Status`] with the start of the body
+    /// and a hint, a failure to send is mapped by [`transport_error`](Self::transport_error).
+    pub(crate) async fn execute(
+        &self,
+        method: &'static str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Error> {
+        let request = match timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|source| self.transport_error(method, path, timeout, source))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        // The status says what went wrong; a body that cannot be read only loses the detail.
+        let body = response.bytes().await.unwrap_or_default();
+        Err(Error::Status {
+            method,
+            path: path.to_string(),
+            status: status.as_u16(),
+            body: excerpt(&body),
+            hint: Error::hint_for(status.as_u16()),
+        })
     }
 
     /// Sends a request and returns the body of a successful answer.
@@ -256,35 +332,17 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
         let method_name = method_name(&method);
-        let mut request = self
-            .inner
-            .http
-            .request(method, self.url_for(path, query))
-            .timeout(timeout);
-        if let Some(auth) = &self.inner.auth {
-            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-        }
+        let mut request = self.request(method, path, query);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| self.send_error(method_name, path, timeout, source))?;
-        let status = response.status();
+        let response = self
+            .execute(method_name, path, request, Some(timeout))
+            .await?;
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| self.send_error(method_name, path, timeout, source))?;
-        if !status.is_success() {
-            return Err(Error::Status {
-                method: method_name,
-                path: path.to_string(),
-                status: status.as_u16(),
-                body: excerpt(&bytes),
-                hint: Error::hint_for(status.as_u16()),
-            });
-        }
+            .map_err(|source| self.transport_error(method_name, path, Some(timeout), source))?;
         Ok(bytes.to_vec())
     }
 
@@ -576,6 +634,10 @@ impl Client {
 
     /// A session's messages with their parts, oldest first (`GET /session/{id}/message`).
     ///
+    /// OpenCode 1.18.33 answers this with HTTP 400 for a session that was sent a prompt with a
+    /// [`format`](crate::Prompt::format): see [`OutputFormat`](crate::OutputFormat) and
+    /// [`recent_messages`](Self::recent_messages).
+    ///
     /// # Errors
     ///
     /// As any call.
@@ -584,6 +646,54 @@ impl Client {
             Method::GET,
             &format!("/session/{id}/message"),
             &[],
+            NO_BODY,
+            self.inner.timeout,
+        )
+        .await
+    }
+
+    /// One message of a session with its parts (`GET /session/{id}/message/{messageID}`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Status`] 404 if there is no such message; as any call.
+    pub async fn message(&self, id: &str, message_id: &str) -> Result<MessageWithParts, Error> {
+        self.call(
+            Method::GET,
+            &format!("/session/{id}/message/{message_id}"),
+            &[],
+            NO_BODY,
+            self.inner.timeout,
+        )
+        .await
+    }
+
+    /// The newest `limit` messages of a session with their parts, oldest first
+    /// (`GET /session/{id}/message?limit=`): the end of a long session without reading all of it, and the
+    /// answer of a structured prompt, whose session OpenCode 1.18.33 can no longer list whole (see
+    /// [`OutputFormat`](crate::OutputFormat)).
+    ///
+    /// ```no_run
+    /// # async fn run(client: opencode_client::Client, session: &str) -> Result<(), opencode_client::Error> {
+    /// if let Some(last) = client.recent_messages(session, 1).await?.pop() {
+    ///     println!("{}", last.text());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As any call.
+    pub async fn recent_messages(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageWithParts>, Error> {
+        self.call(
+            Method::GET,
+            &format!("/session/{id}/message"),
+            &[("limit", &limit.to_string())],
             NO_BODY,
             self.inner.timeout,
         )
@@ -715,8 +825,9 @@ impl Client {
     }
 
     /// Opens the server's event stream (`GET /event`). It reconnects by itself after a dropped connection
-    /// and says so ([`StreamItem::Reconnected`](crate::StreamItem::Reconnected)), since events sent while it
-    /// was down are lost.
+    /// and says so, when it drops ([`StreamItem::Dropped`](crate::StreamItem::Dropped)) and when it is back
+    /// ([`StreamItem::Reconnected`](crate::StreamItem::Reconnected)), since events sent while it was down
+    /// are lost.
     ///
     /// # Errors
     ///

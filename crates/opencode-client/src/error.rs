@@ -139,3 +139,67 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> Error {
+        Error::Status {
+            method: "GET",
+            path: "/session".to_string(),
+            status,
+            body: String::new(),
+            hint: Error::hint_for(status),
+        }
+    }
+
+    #[test]
+    fn statuses_that_may_pass_are_retryable_and_the_others_not() {
+        for code in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(status(code).is_retryable(), "HTTP {code} may pass");
+        }
+        for code in [400, 401, 403, 404, 409, 422, 499] {
+            assert!(
+                !status(code).is_retryable(),
+                "HTTP {code} will not get better"
+            );
+        }
+    }
+
+    #[test]
+    fn other_errors_are_retryable_by_kind() {
+        let decode = Error::Decode {
+            method: "GET",
+            path: "/session".to_string(),
+            json_path: "[0].id".to_string(),
+            message: "invalid type".to_string(),
+            body: "[{\"id\":5}]".to_string(),
+        };
+        let not_opencode = Error::NotOpenCode {
+            url: "http://127.0.0.1:1/".to_string(),
+            detail: "HTML".to_string(),
+        };
+        let invalid = Error::InvalidUrl {
+            url: "ftp://x".to_string(),
+            reason: "scheme".to_string(),
+        };
+        for error in [&decode, &not_opencode, &invalid] {
+            assert!(!error.is_retryable(), "{error}");
+        }
+        let timeout = Error::Timeout {
+            method: "POST",
+            path: "/session".to_string(),
+            after: Duration::from_secs(1),
+        };
+        let lost = Error::StreamLost {
+            url: "http://127.0.0.1:1/".to_string(),
+            reason: "gone".to_string(),
+        };
+        for error in [&timeout, &lost] {
+            assert!(error.is_retryable(), "{error}");
+        }
+        assert_eq!(decode.status(), None);
+        assert_eq!(status(429).status(), Some(429));
+    }
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_util::StreamExt;
+use reqwest::Method;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -41,6 +42,14 @@ impl Default for StreamConfig {
 pub enum StreamItem {
     /// An event.
     Event(Event),
+    /// The connection dropped; the stream is about to reconnect. Until [`Reconnected`](Self::Reconnected)
+    /// (or a final error) nothing arrives, so a consumer that waits on events should poll meanwhile (session
+    /// status, messages) instead of waiting for the stream to come back.
+    Dropped {
+        /// Why the connection dropped (the server closed it, a read failed, or it was silent for the idle
+        /// timeout).
+        cause: String,
+    },
     /// The connection dropped and is back: events sent meanwhile are lost (the server does not replay them),
     /// so a consumer that tracks state should read it again (session status, messages).
     Reconnected(Gap),
@@ -68,9 +77,31 @@ pub struct Gap {
 /// The server's events, as a [`Stream`] of [`StreamItem`]s (from [`Client::events`]).
 ///
 /// A background task on the current tokio runtime owns the connection: it reads the server-sent events,
-/// decodes them, and after a drop reconnects with backoff (100 ms doubling to 2 s) for up to the configured
-/// time, yielding [`StreamItem::Reconnected`] when back, or a final [`Error::StreamLost`]. Dropping the stream
-/// stops the task.
+/// decodes them, and after a drop yields [`StreamItem::Dropped`] at once, then reconnects with backoff
+/// (100 ms doubling to 2 s) for up to the configured time, yielding [`StreamItem::Reconnected`] when back,
+/// or a final [`Error::StreamLost`]. Dropping the stream stops the task.
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use opencode_client::{Client, StreamItem};
+///
+/// # async fn run() -> Result<(), opencode_client::Error> {
+/// let client = Client::builder("http://127.0.0.1:4096")
+///     // Never give up reconnecting; a connection silent for 30 s is dead.
+///     .event_stream(std::time::Duration::MAX, std::time::Duration::from_secs(30))
+///     .build()?;
+/// let mut events = client.events().await?;
+/// while let Some(item) = events.next().await {
+///     match item? {
+///         StreamItem::Event(event) => println!("{}", event.kind()),
+///         StreamItem::Dropped { cause } => eprintln!("stream down ({cause}): polling until it is back"),
+///         StreamItem::Reconnected(gap) => eprintln!("stream back after {:?}: reading state again", gap.down_for),
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct EventStream {
     receiver: mpsc::Receiver<Result<StreamItem, Error>>,
@@ -91,41 +122,15 @@ impl Stream for EventStream {
     }
 }
 
-/// Connects to `/event` and returns the response, checking its status.
+/// Connects to `/event` and returns the response, checking its status and that it is an event stream.
 async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
     let path = "/event";
-    let mut request = client
-        .http()
-        .get(client.url_for(path, &[]))
+    let request = client
+        .request(Method::GET, path, &[])
         .header(reqwest::header::ACCEPT, "text/event-stream");
-    if let Some(auth) = client.auth() {
-        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-    }
-    let response = request.send().await.map_err(|source| {
-        if source.is_connect() {
-            Error::Connect {
-                url: client.url().to_string(),
-                source,
-            }
-        } else {
-            Error::Transport {
-                method: "GET",
-                path: path.to_string(),
-                source,
-            }
-        }
-    })?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.bytes().await.unwrap_or_default();
-        return Err(Error::Status {
-            method: "GET",
-            path: path.to_string(),
-            status: status.as_u16(),
-            body: excerpt(&body),
-            hint: Error::hint_for(status.as_u16()),
-        });
-    }
+    // No total timeout: the stream lasts as long as the server runs. A silent connection is caught by the
+    // idle timeout while reading.
+    let response = client.execute("GET", path, request, None).await?;
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -134,7 +139,7 @@ async fn connect(client: &Client) -> Result<reqwest::Response, Error> {
     if !content_type.starts_with("text/event-stream") {
         return Err(Error::NotOpenCode {
             url: client.url().to_string(),
-            detail: format!("GET /event answered `{content_type}`, not an event stream"),
+            detail: format!("GET {path} answered `{content_type}`, not an event stream"),
         });
     }
     Ok(response)
@@ -191,6 +196,13 @@ async fn run(
             return;
         };
         tracing::debug!(url = %client.url(), %cause, "OpenCode event stream dropped; reconnecting");
+        // Said before the first attempt: reconnecting may take a while, and a consumer can poll meanwhile.
+        let dropped = StreamItem::Dropped {
+            cause: cause.clone(),
+        };
+        if sender.send(Ok(dropped)).await.is_err() {
+            return;
+        }
         let down_since = Instant::now();
         let mut attempts = 0u32;
         let mut delay = Duration::from_millis(100);

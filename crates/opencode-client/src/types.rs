@@ -114,6 +114,9 @@ impl MessageWithParts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 #[non_exhaustive]
+// Most messages of a session are the assistant's, so boxing that variant would cost an allocation for most
+// messages to save space on the few user ones (and would change the variant's public type).
+#[allow(clippy::large_enum_variant)]
 pub enum Message {
     /// What was sent to the agent.
     User(UserMessage),
@@ -184,23 +187,185 @@ pub struct AssistantMessage {
     /// What went wrong, if the answer failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<MessageError>,
-    /// What it cost, in the provider's currency.
+    /// What it cost, in the provider's currency: OpenCode computes it from the tokens and the model's price
+    /// in its configuration (`cost` per million tokens), so it is 0 for a model without a price.
     #[serde(default)]
     pub cost: f64,
+    /// The tokens the answer used, as the provider reported them (all zero until the model's step ends, and
+    /// in bodies of servers that do not send them).
+    #[serde(default)]
+    pub tokens: Tokens,
+    /// The structured output, when the prompt asked for one with [`OutputFormat::JsonSchema`]: the JSON the
+    /// model gave, which OpenCode checked against the schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<Value>,
 }
 
 impl AssistantMessage {
     /// Whether the answer is over: failed, or completed and not stopped to run tool calls (after which the
-    /// agent goes on with a new message). An aborted answer is completed with no finish reason.
+    /// agent goes on with a new message). A completed answer that holds the structured output is over too,
+    /// although its finish reason is `tool-calls` (the model gave it by calling a tool; see
+    /// [`OutputFormat`]). An aborted answer is completed with no finish reason.
     pub fn is_final(&self) -> bool {
         self.error.is_some()
-            || (self.time.completed.is_some() && self.finish.as_deref() != Some("tool-calls"))
+            || (self.time.completed.is_some()
+                && (self.finish.as_deref() != Some("tool-calls") || self.structured.is_some()))
     }
 
-    /// Whether the answer was cut short: completed without a finish reason or an error (an abort).
+    /// Whether the answer was cut short by an abort: a [`MessageError::is_aborted`] error (what OpenCode
+    /// 1.18.33 records when the session is aborted while the model streams or a tool runs), or completed
+    /// without a finish reason or an error (an abort while OpenCode waited to retry a failed model call).
     pub fn was_aborted(&self) -> bool {
-        self.time.completed.is_some() && self.finish.is_none() && self.error.is_none()
+        self.error.as_ref().is_some_and(MessageError::is_aborted)
+            || (self.time.completed.is_some() && self.finish.is_none() && self.error.is_none())
     }
+
+    /// Whether the model stopped because it reached its output limit: finish reason `length`, or a
+    /// [`MessageError::is_output_length`] error. The answer is incomplete; asking again for less (or with a
+    /// larger `limit.output` for the model) may help.
+    ///
+    /// ```
+    /// # use opencode_client::AssistantMessage;
+    /// let answer: AssistantMessage = serde_json::from_value(serde_json::json!({
+    ///     "id": "msg_1", "sessionID": "ses_1", "time": {"created": 1, "completed": 2}, "finish": "length"
+    /// })).unwrap();
+    /// assert!(answer.was_cut_off());
+    /// ```
+    pub fn was_cut_off(&self) -> bool {
+        self.finish.as_deref() == Some("length")
+            || self
+                .error
+                .as_ref()
+                .is_some_and(MessageError::is_output_length)
+    }
+}
+
+/// The tokens an answer used (`AssistantMessage::tokens`), as OpenCode counts them from the provider's
+/// report.
+///
+/// Counts are whole numbers; the server sends them as JSON numbers, and `12.0` reads as 12. They add up with
+/// `+=`, to sum a session's or a task's usage.
+///
+/// ```
+/// use opencode_client::Tokens;
+///
+/// let turn: Tokens = serde_json::from_str(
+///     r#"{"input": 1200, "output": 80.0, "reasoning": 0, "cache": {"read": 300, "write": 0}}"#,
+/// ).unwrap();
+/// let mut task = Tokens::default();
+/// task += turn;
+/// task += turn;
+/// assert_eq!(task.output, 160);
+/// assert_eq!(task.sum(), 2 * (1200 + 80 + 300));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Tokens {
+    /// Prompt tokens read without the cache.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub input: u64,
+    /// Tokens generated, reasoning excluded.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub output: u64,
+    /// Reasoning ("thinking") tokens generated.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub reasoning: u64,
+    /// Prompt tokens read from and written to the provider's cache.
+    #[serde(default)]
+    pub cache: CacheTokens,
+    /// The total, when the server states one (not every version does; [`sum`](Tokens::sum) adds the
+    /// parts).
+    #[serde(
+        default,
+        deserialize_with = "optional_whole_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total: Option<u64>,
+}
+
+impl Tokens {
+    /// Every token counted: input, output, reasoning, cache read and cache write.
+    pub fn sum(&self) -> u64 {
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.reasoning)
+            .saturating_add(self.cache.read)
+            .saturating_add(self.cache.write)
+    }
+}
+
+impl std::ops::AddAssign for Tokens {
+    /// Adds every count; the totals add when both are known, else the sum has none.
+    fn add_assign(&mut self, other: Tokens) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+        self.cache.read = self.cache.read.saturating_add(other.cache.read);
+        self.cache.write = self.cache.write.saturating_add(other.cache.write);
+        self.total = self
+            .total
+            .zip(other.total)
+            .map(|(a, b)| a.saturating_add(b));
+    }
+}
+
+/// Prompt tokens served from, and stored into, the provider's prompt cache (`Tokens::cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CacheTokens {
+    /// Tokens read from the cache.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub read: u64,
+    /// Tokens written to the cache.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub write: u64,
+}
+
+/// A count sent as a JSON number: an integer, or a float with no fractional part (OpenCode's schema types
+/// token counts as `number`).
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct WholeNumber;
+
+    impl serde::de::Visitor<'_> for WholeNumber {
+        type Value = u64;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a whole, non-negative number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value).map_err(|_| E::custom(format!("a negative count: {value}")))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<u64, E> {
+            // 2^64 as a float: every whole float below it fits in a u64.
+            const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+            if value.fract() == 0.0 && (0.0..LIMIT).contains(&value) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(value as u64)
+            } else {
+                Err(E::custom(format!(
+                    "not a whole, non-negative count: {value}"
+                )))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(WholeNumber)
+}
+
+/// [`whole_number`], or `null`.
+fn optional_whole_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Count(#[serde(deserialize_with = "whole_number")] u64);
+
+    Ok(Option::<Count>::deserialize(deserializer)?.map(|Count(count)| count))
 }
 
 /// A message's times (ms since the epoch).
@@ -234,6 +399,38 @@ impl MessageError {
     /// The HTTP status of a failed model call (`APIError`), if known.
     pub fn status_code(&self) -> Option<u64> {
         self.data.get("statusCode").and_then(Value::as_u64)
+    }
+
+    /// Whether the answer was stopped by an abort (`MessageAbortedError`): what a message gets when its
+    /// session is aborted while the model streams or a tool runs.
+    ///
+    /// ```
+    /// # use opencode_client::MessageError;
+    /// let error: MessageError = serde_json::from_str(
+    ///     r#"{"name": "MessageAbortedError", "data": {"message": "The operation was aborted."}}"#,
+    /// ).unwrap();
+    /// assert!(error.is_aborted());
+    /// assert!(!error.is_output_length());
+    /// ```
+    pub fn is_aborted(&self) -> bool {
+        self.name == "MessageAbortedError"
+    }
+
+    /// Whether the model stopped at its output limit (`MessageOutputLengthError`).
+    pub fn is_output_length(&self) -> bool {
+        self.name == "MessageOutputLengthError"
+    }
+
+    /// Whether the model did not give the structured output a prompt asked for (`StructuredOutputError`,
+    /// see [`OutputFormat`]).
+    pub fn is_structured_output(&self) -> bool {
+        self.name == "StructuredOutputError"
+    }
+
+    /// Whether the model call failed (`APIError`: an HTTP error of the provider, with
+    /// [`status_code`](Self::status_code)).
+    pub fn is_api(&self) -> bool {
+        self.name == "APIError"
     }
 }
 
@@ -619,6 +816,16 @@ pub struct Prompt {
     /// Store the message without asking the agent.
     #[serde(rename = "noReply", skip_serializing_if = "Option::is_none")]
     pub no_reply: Option<bool>,
+    /// The form of the answer: text (the default) or JSON following a schema. A text format is not sent:
+    /// it is what the server does without one, and OpenCode 1.18.33 cannot list a session's messages once a
+    /// user message stored a format (see [`OutputFormat`]).
+    #[serde(default, skip_serializing_if = "is_text_or_absent")]
+    pub format: Option<OutputFormat>,
+}
+
+/// Whether a prompt's format need not be sent: none, or text (the server's default).
+fn is_text_or_absent(format: &Option<OutputFormat>) -> bool {
+    matches!(format, None | Some(OutputFormat::Text))
 }
 
 impl Prompt {
@@ -656,5 +863,251 @@ impl Prompt {
     pub fn tool(mut self, name: impl Into<String>, enabled: bool) -> Self {
         self.tools.insert(name.into(), enabled);
         self
+    }
+
+    /// With the answer in `format`, such as JSON following a schema ([`OutputFormat::json_schema`]).
+    ///
+    /// ```
+    /// use opencode_client::{OutputFormat, Prompt};
+    /// use serde_json::json;
+    ///
+    /// let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+    /// let prompt = Prompt::text("Is the build green?").format(OutputFormat::json_schema(schema));
+    /// assert_eq!(serde_json::to_value(&prompt).unwrap()["format"]["type"], "json_schema");
+    /// ```
+    #[must_use]
+    pub fn format(mut self, format: OutputFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+}
+
+/// The form a prompt's answer takes (`format` of `POST /session/{id}/message`, set with
+/// [`Prompt::format`]): text, or JSON that follows a JSON schema, which OpenCode puts in
+/// [`AssistantMessage::structured`].
+///
+/// # How OpenCode 1.18.33 does it
+///
+/// Measured against `opencode serve` with an `@ai-sdk/openai-compatible` provider (the testkit's scripted
+/// model):
+///
+/// * **The request.** OpenCode adds a tool named `StructuredOutput` to the model's tools, whose
+///   `parameters` are the schema; sets `tool_choice: "required"`; and ends the system prompt with an
+///   instruction to give the final answer by calling that tool, not as text. There is no `response_format`.
+/// * **The answer it expects.** A call of `StructuredOutput` whose arguments are the JSON. OpenCode ends the
+///   turn there (no further model call): the assistant message is completed with finish reason
+///   `tool-calls`, holds a completed `StructuredOutput` tool part, and its `structured` is the arguments.
+///   The model may call other tools first; OpenCode runs them and calls it again as usual. OpenCode does
+///   **not** check the arguments against the schema: what the model sent is what `structured` holds.
+/// * **A text answer** (the model ends with `stop` without calling the tool) ends the turn at once with an
+///   error on the assistant message: `StructuredOutputError` with `{"message": "Model did not produce
+///   structured output", "retries": 0}` ([`MessageError::is_structured_output`]), the text in its text
+///   part, and no `structured`. A synchronous [`Client::prompt`](crate::Client::prompt) still succeeds: it
+///   returns that message. The model is **not** asked again: `retryCount` is stored but not used.
+/// * **Listing the session breaks.** OpenCode stores the format on the user message and then fails to
+///   encode it: `GET /session/{id}/message` ([`Client::messages`](crate::Client::messages)), and the user
+///   message's own `GET`, answer **HTTP 400** (`BadRequest`, "Expected OutputFormatJsonSchema, got …
+///   at \[0\].info.format") for that session from then on. The answer itself still reads through the
+///   synchronous prompt's result, [`Client::message`](crate::Client::message), or
+///   [`Client::recent_messages`](crate::Client::recent_messages) with a limit that stays below the user
+///   message. So run a structured prompt in a session of its own. A `{"type": "text"}` format does the
+///   same damage, which is why [`Prompt`] never sends [`OutputFormat::Text`].
+///
+/// ```
+/// use opencode_client::{OutputFormat, Prompt};
+/// use serde_json::json;
+///
+/// let plan = json!({
+///     "type": "object",
+///     "properties": {"tasks": {"type": "array", "items": {"type": "string"}}},
+///     "required": ["tasks"],
+/// });
+/// let prompt = Prompt::text("Plan the work").format(OutputFormat::json_schema(plan));
+/// assert_eq!(serde_json::to_value(&prompt).unwrap()["format"]["schema"]["required"][0], "tasks");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// A text answer (what a prompt without a format gets).
+    Text,
+    /// JSON following `schema`.
+    JsonSchema {
+        /// The JSON schema the answer must follow (an object schema).
+        schema: Value,
+        /// How many times OpenCode should ask the model again when it does not give the structured output.
+        /// OpenCode 1.18.33 stores it (2 when absent) but does not use it: a text answer fails at once.
+        #[serde(
+            rename = "retryCount",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        retry_count: Option<u32>,
+    },
+}
+
+impl OutputFormat {
+    /// A text answer.
+    pub fn text() -> Self {
+        OutputFormat::Text
+    }
+
+    /// JSON following `schema` (an object schema), without a `retryCount`.
+    pub fn json_schema(schema: Value) -> Self {
+        OutputFormat::JsonSchema {
+            schema,
+            retry_count: None,
+        }
+    }
+
+    /// With `retries` as the JSON schema format's `retryCount` (a text format is returned as it is). OpenCode
+    /// 1.18.33 does not use it yet (see above).
+    #[must_use]
+    pub fn retries(self, retries: u32) -> Self {
+        match self {
+            OutputFormat::JsonSchema { schema, .. } => OutputFormat::JsonSchema {
+                schema,
+                retry_count: Some(retries),
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(extra: Value) -> AssistantMessage {
+        let mut body =
+            json!({"id": "msg_1", "sessionID": "ses_1", "time": {"created": 1, "completed": 2}});
+        merge_fields(&mut body, extra);
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn merge_fields(base: &mut Value, extra: Value) {
+        if let (Value::Object(base), Value::Object(extra)) = (base, extra) {
+            base.extend(extra);
+        }
+    }
+
+    #[test]
+    fn tokens_read_integers_and_integral_floats_and_default_when_absent() {
+        let tokens = answer(json!({"tokens": {
+            "input": 1200, "output": 80.0, "reasoning": 3, "cache": {"read": 1e3, "write": 0}, "total": 2283.0
+        }}))
+        .tokens;
+        assert_eq!(
+            (tokens.input, tokens.output, tokens.reasoning),
+            (1200, 80, 3)
+        );
+        assert_eq!((tokens.cache.read, tokens.cache.write), (1000, 0));
+        assert_eq!(tokens.total, Some(2283));
+        assert_eq!(tokens.sum(), 2283);
+
+        let old = answer(json!({}));
+        assert_eq!(old.tokens, Tokens::default());
+        assert_eq!(old.structured, None);
+        let partial = answer(json!({"tokens": {"input": 5, "total": null}})).tokens;
+        assert_eq!((partial.input, partial.output, partial.total), (5, 0, None));
+    }
+
+    #[test]
+    fn tokens_refuse_fractions_and_negative_counts() {
+        for bad in [json!(1.5), json!(-1), json!(-2.0), json!("12"), json!(1e30)] {
+            let body = json!({"input": bad, "output": 0, "reasoning": 0, "cache": {"read": 0, "write": 0}});
+            assert!(
+                serde_json::from_value::<Tokens>(body).is_err(),
+                "{bad} is not a count"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_add_up_and_round_trip() {
+        let turn: Tokens = serde_json::from_value(json!({
+            "input": 10, "output": 2, "reasoning": 1, "cache": {"read": 4, "write": 3}, "total": 20
+        }))
+        .unwrap();
+        let mut sum = turn;
+        sum += turn;
+        assert_eq!(
+            (
+                sum.input,
+                sum.output,
+                sum.reasoning,
+                sum.cache.read,
+                sum.cache.write,
+                sum.total
+            ),
+            (20, 4, 2, 8, 6, Some(40))
+        );
+        sum += Tokens::default();
+        assert_eq!(sum.total, None, "an unknown total makes the sum's unknown");
+        let json = serde_json::to_value(turn).unwrap();
+        assert_eq!(serde_json::from_value::<Tokens>(json).unwrap(), turn);
+    }
+
+    #[test]
+    fn errors_and_endings_are_told_apart() {
+        let aborted = answer(
+            json!({"error": {"name": "MessageAbortedError", "data": {"message": "Aborted"}}}),
+        );
+        assert!(aborted.was_aborted() && aborted.is_final() && !aborted.was_cut_off());
+        let length = answer(json!({"error": {"name": "MessageOutputLengthError", "data": {}}}));
+        assert!(length.was_cut_off() && !length.was_aborted());
+        assert!(length.error.as_ref().unwrap().is_output_length());
+        let stopped_at_length = answer(json!({"finish": "length"}));
+        assert!(stopped_at_length.was_cut_off() && stopped_at_length.is_final());
+        let stopped = answer(json!({"finish": "stop"}));
+        assert!(!stopped.was_cut_off() && !stopped.was_aborted() && stopped.is_final());
+        let api = answer(
+            json!({"error": {"name": "APIError", "data": {"message": "no", "statusCode": 400}}}),
+        );
+        let error = api.error.as_ref().unwrap();
+        assert!(error.is_api() && !error.is_aborted() && !error.is_structured_output());
+        assert_eq!(error.status_code(), Some(400));
+    }
+
+    #[test]
+    fn a_structured_answer_is_final_although_it_stopped_for_a_tool_call() {
+        let structured = answer(json!({"finish": "tool-calls", "structured": {"ok": true}}));
+        assert!(structured.is_final());
+        assert_eq!(structured.structured, Some(json!({"ok": true})));
+        let tool_step = answer(json!({"finish": "tool-calls"}));
+        assert!(!tool_step.is_final(), "a tool step is followed by another");
+    }
+
+    #[test]
+    fn a_prompt_sends_a_json_schema_format_and_never_a_text_one() {
+        let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}});
+        let prompt =
+            Prompt::text("go").format(OutputFormat::json_schema(schema.clone()).retries(4));
+        assert_eq!(
+            serde_json::to_value(&prompt).unwrap()["format"],
+            json!({"type": "json_schema", "schema": schema, "retryCount": 4})
+        );
+        let without_retries = Prompt::text("go").format(OutputFormat::json_schema(schema.clone()));
+        assert_eq!(
+            serde_json::to_value(&without_retries).unwrap()["format"],
+            json!({"type": "json_schema", "schema": schema})
+        );
+        for prompt in [
+            Prompt::text("go"),
+            Prompt::text("go").format(OutputFormat::text()),
+        ] {
+            assert!(
+                serde_json::to_value(&prompt)
+                    .unwrap()
+                    .get("format")
+                    .is_none()
+            );
+        }
+        assert_eq!(OutputFormat::text().retries(3), OutputFormat::Text);
+        assert_eq!(
+            serde_json::to_value(OutputFormat::text()).unwrap(),
+            json!({"type": "text"})
+        );
     }
 }

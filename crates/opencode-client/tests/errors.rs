@@ -126,6 +126,55 @@ async fn an_error_status_keeps_the_body() {
 }
 
 #[tokio::test]
+async fn the_event_stream_and_the_calls_report_a_refusal_alike() {
+    // One request path: the same directory parameter, the same auth header, the same error for a status.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&seen);
+    let url = serve(
+        Router::new().fallback(move |request: axum::extract::Request| {
+            let recorder = Arc::clone(&recorder);
+            async move {
+                recorder.lock().unwrap().push((
+                    request.uri().to_string(),
+                    request
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .map(|value| value.to_str().unwrap().to_string()),
+                ));
+                (StatusCode::UNAUTHORIZED, "Unauthorized")
+            }
+        }),
+    )
+    .await;
+    let client = Client::builder(&url)
+        .password("secret")
+        .directory("/work/a b")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let call = client.sessions().await.unwrap_err();
+    let stream = client.events().await.unwrap_err();
+    for (error, path) in [(&call, "/session"), (&stream, "/event")] {
+        assert_eq!(error.status(), Some(401), "{error:?}");
+        assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "GET {path} failed with HTTP 401 (wrong or missing password: set it with \
+                 `ClientBuilder::password`): Unauthorized"
+            )
+        );
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (uri, auth) in &seen {
+        assert!(uri.ends_with("?directory=%2Fwork%2Fa+b"), "{uri}");
+        // `opencode:secret` in base64.
+        assert_eq!(auth.as_deref(), Some("Basic b3BlbmNvZGU6c2VjcmV0"));
+    }
+}
+
+#[tokio::test]
 async fn a_slow_server_times_out() {
     let url = serve(Router::new().route(
         "/session",
@@ -187,7 +236,7 @@ async fn the_event_stream_reconnects_and_reports_the_gap() {
     let url = serve(dropping_event_server(Arc::clone(&connections))).await;
     let mut events = client(&url).events().await.unwrap();
     let mut items = Vec::new();
-    while items.len() < 9 {
+    while items.len() < 10 {
         let item = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("items keep coming")
@@ -218,13 +267,17 @@ async fn the_event_stream_reconnects_and_reports_the_gap() {
         other => panic!("{other:?}"),
     }
     match &items[4] {
+        StreamItem::Dropped { cause } => assert!(cause.contains("closed"), "{cause}"),
+        other => panic!("the stream says it dropped: {other:?}"),
+    }
+    match &items[5] {
         StreamItem::Reconnected(gap) => {
             assert!(gap.attempts >= 1);
             assert!(gap.cause.contains("closed"), "{gap:?}");
         }
         other => panic!("after the drop the stream says it reconnected: {other:?}"),
     }
-    assert_eq!(idle(&items[6]), Some("ses_1".into()));
+    assert_eq!(idle(&items[7]), Some("ses_1".into()));
     assert!(connections.load(Ordering::SeqCst) >= 2);
 }
 
@@ -256,5 +309,77 @@ async fn the_event_stream_gives_up_after_its_reconnect_window() {
             assert!(reason.contains("attempts"), "{reason}")
         }
         other => panic!("the stream ends with StreamLost, got {other:?}"),
+    }
+}
+
+/// The next item of a stream, failing after 10 s.
+async fn next_item(events: &mut opencode_client::EventStream) -> StreamItem {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an item within 10 s")
+        .expect("the stream goes on")
+        .expect("no error")
+}
+
+#[tokio::test]
+async fn a_drop_is_reported_before_reconnecting_and_reconnecting_can_last_forever() {
+    // The first connection sends its events and closes; after that the server refuses `/event` (503) until
+    // the test lets it answer again, which it does only once the stream has said it dropped: so `Dropped`
+    // must come before any reconnection succeeds, not with it.
+    let connections = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let router = {
+        let connections = Arc::clone(&connections);
+        let open = Arc::clone(&open);
+        Router::new().route(
+            "/event",
+            get(move || {
+                let attempt = connections.fetch_add(1, Ordering::SeqCst);
+                let open = open.swap(false, Ordering::SeqCst);
+                async move {
+                    if !open {
+                        return (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response();
+                    }
+                    let body = format!(
+                        "data: {{\"type\":\"session.idle\",\"properties\":{{\"sessionID\":\"ses_{attempt}\"}}}}\n\n"
+                    );
+                    Response::builder()
+                        .header(header::CONTENT_TYPE, "text/event-stream")
+                        .body(Body::from(body))
+                        .unwrap()
+                        .into_response()
+                }
+            }),
+        )
+    };
+    let url = serve(router).await;
+    // Reconnect for ever, and never take a silent connection for dead: neither may overflow a deadline.
+    let client = Client::builder(&url)
+        .event_stream(Duration::MAX, Duration::MAX)
+        .build()
+        .unwrap();
+    let mut events = client.events().await.unwrap();
+    assert!(matches!(next_item(&mut events).await, StreamItem::Event(_)));
+    match next_item(&mut events).await {
+        StreamItem::Dropped { cause } => assert!(cause.contains("closed"), "{cause}"),
+        other => panic!("the stream says it dropped at once: {other:?}"),
+    }
+    // Refused a few times (each a retryable 503, which the endless window keeps retrying), then let in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connections.load(Ordering::SeqCst) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the stream retries");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    open.store(true, Ordering::SeqCst);
+    match next_item(&mut events).await {
+        StreamItem::Reconnected(gap) => {
+            assert!(gap.attempts >= 2, "{gap:?}");
+            assert!(gap.cause.contains("closed"), "{gap:?}");
+        }
+        other => panic!("then that it is back: {other:?}"),
+    }
+    match next_item(&mut events).await {
+        StreamItem::Event(event) => assert!(event.session_id().is_some_and(|id| id != "ses_0")),
+        other => panic!("and the new connection's events follow: {other:?}"),
     }
 }

@@ -1,10 +1,14 @@
 //! Event streams recorded from the real server (`tests/fixtures/*.sse`, written by `tests/record.rs`) decode
 //! without loss: every event decodes, typed events agree with the JSON they came from, events this client
 //! does not model come back exactly as sent, and the result does not depend on how the bytes were chunked.
+//! Message bodies recorded the same way (`tests/fixtures/*.json`) decode into what they say: usage, cost,
+//! structured output, and the errors of a structured prompt answered in text and of an abort.
 
 use std::path::PathBuf;
 
-use opencode_client::{Event, EventPayload, Part, SseDecoder, ToolState};
+use opencode_client::{
+    AssistantMessage, Event, EventPayload, Message, MessageWithParts, Part, SseDecoder, ToolState,
+};
 use serde_json::Value;
 
 const FIXTURES: [&str; 4] = [
@@ -168,4 +172,112 @@ fn the_scenarios_are_in_their_recordings() {
         &event.payload,
         EventPayload::SessionError { error: Some(error), .. } if error.message().is_some()
     )));
+}
+
+fn read_json(name: &str) -> (Value, Vec<u8>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(format!("{name}.json"));
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    (serde_json::from_slice(&bytes).unwrap(), bytes)
+}
+
+fn answer_of(message: &MessageWithParts) -> &AssistantMessage {
+    match &message.info {
+        Message::Assistant(answer) => answer,
+        other => panic!("an assistant message: {other:?}"),
+    }
+}
+
+#[test]
+fn recorded_usage_and_cost_decode_as_sent() {
+    let (json, bytes) = read_json("answer-usage");
+    let message: MessageWithParts = serde_json::from_slice(&bytes).unwrap();
+    let answer = answer_of(&message);
+    let tokens = &json["info"]["tokens"];
+    assert_eq!(answer.tokens.input, tokens["input"].as_u64().unwrap());
+    assert_eq!(answer.tokens.output, tokens["output"].as_u64().unwrap());
+    assert_eq!(
+        answer.tokens.reasoning,
+        tokens["reasoning"].as_u64().unwrap()
+    );
+    assert_eq!(
+        answer.tokens.cache.read,
+        tokens["cache"]["read"].as_u64().unwrap()
+    );
+    assert_eq!(
+        answer.tokens.cache.write,
+        tokens["cache"]["write"].as_u64().unwrap()
+    );
+    assert_eq!(answer.tokens.total, tokens["total"].as_u64());
+    assert!(answer.tokens.sum() > 0, "the recording carries usage");
+    assert_eq!(answer.cost, json["info"]["cost"].as_f64().unwrap());
+    assert!(answer.cost > 0.0, "the recording was made with a price");
+    // The step-finish part repeats the usage; it is kept whole.
+    assert!(
+        message
+            .parts
+            .iter()
+            .any(|part| matches!(part, Part::StepFinish(step) if step.reason == "stop"))
+    );
+}
+
+#[test]
+fn a_recorded_structured_answer_holds_the_output_and_is_final() {
+    let (json, bytes) = read_json("answer-structured");
+    let message: MessageWithParts = serde_json::from_slice(&bytes).unwrap();
+    let answer = answer_of(&message);
+    assert_eq!(
+        answer.structured.as_ref(),
+        Some(&json["info"]["structured"])
+    );
+    assert!(
+        answer
+            .structured
+            .as_ref()
+            .is_some_and(|value| value.is_object())
+    );
+    assert_eq!(answer.finish.as_deref(), Some("tool-calls"));
+    assert!(answer.is_final() && answer.error.is_none());
+    assert!(message.parts.iter().any(|part| matches!(
+        part,
+        Part::Tool(tool) if tool.tool == "StructuredOutput" && matches!(tool.state, ToolState::Completed { .. })
+    )));
+}
+
+#[test]
+fn a_recorded_text_answer_to_a_structured_prompt_is_a_structured_output_error() {
+    let (_, bytes) = read_json("answer-structured-text");
+    let message: MessageWithParts = serde_json::from_slice(&bytes).unwrap();
+    let answer = answer_of(&message);
+    let error = answer.error.as_ref().expect("an error");
+    assert!(error.is_structured_output(), "{error:?}");
+    assert!(!error.is_aborted() && !error.is_output_length());
+    assert_eq!(answer.structured, None);
+    assert!(answer.is_final() && !answer.was_aborted() && !answer.was_cut_off());
+    assert!(
+        !message.text().is_empty(),
+        "the text the model gave is kept"
+    );
+}
+
+#[test]
+fn a_recorded_abort_while_a_tool_ran_is_an_aborted_answer() {
+    let (json, bytes) = read_json("messages-aborted");
+    let messages: Vec<MessageWithParts> = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(messages.len(), json.as_array().unwrap().len());
+    let answer = messages
+        .iter()
+        .rev()
+        .find_map(|message| match &message.info {
+            Message::Assistant(answer) => Some(answer),
+            _ => None,
+        })
+        .expect("an assistant message");
+    let error = answer.error.as_ref().expect("an error");
+    assert!(error.is_aborted(), "{error:?}");
+    assert!(answer.was_aborted() && answer.is_final() && !answer.was_cut_off());
+    assert_eq!(answer.finish, None);
 }

@@ -7,15 +7,19 @@
 //!
 //! Each scenario captures the raw bytes of `GET /event` while a scripted model drives one session: a text
 //! answer, a tool round trip (the `write` tool), a permission asked and answered, and a model that fails with
-//! HTTP 500.
+//! HTTP 500. The `answer-*.json` and `messages-*.json` fixtures are message bodies as the server sent them: a
+//! structured answer, a text answer to a structured prompt, an answer with usage and a price, and a session
+//! aborted while a tool ran.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use opencode_client::testkit::{Match, OpencodeServer, Reply, Rule, Script, ScriptedModel};
-use opencode_client::{CreateSession, EventPayload, PermissionReply, Prompt};
-use serde_json::json;
+use opencode_client::testkit::{
+    Match, ModelPrice, OpencodeServer, Reply, Rule, Script, ScriptedModel, Usage,
+};
+use opencode_client::{CreateSession, EventPayload, Part, PermissionReply, Prompt, ToolState};
+use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -142,4 +146,152 @@ async fn record_model_error() {
         body: r#"{"error":{"message":"scripted failure"}}"#.into(),
     });
     record("model-error", script, None, "This will fail", false).await;
+}
+
+fn json_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(format!("{name}.json"))
+}
+
+/// Writes a JSON body as a fixture, with the scratch project's path replaced.
+fn write_json(name: &str, server: &OpencodeServer, body: &[u8]) {
+    let value: Value = serde_json::from_slice(body).unwrap();
+    let text = serde_json::to_string_pretty(&value).unwrap().replace(
+        &server.project_dir().to_string_lossy().to_string(),
+        "/project",
+    );
+    std::fs::write(json_fixture(name), text + "\n").unwrap();
+}
+
+/// Sends `prompt` (raw JSON) synchronously in a fresh session and records the server's answer as it came.
+async fn record_answer(name: &str, script: Script, price: Option<ModelPrice>, prompt: Value) {
+    let model = ScriptedModel::start(script).await.unwrap();
+    let mut builder = OpencodeServer::builder().model(model.base_url());
+    if let Some(price) = price {
+        builder = builder.model_price(price);
+    }
+    let server = builder.start().await.unwrap();
+    let session = server
+        .client()
+        .create_session(&CreateSession::new().title(name))
+        .await
+        .unwrap();
+    let body = reqwest::Client::new()
+        .post(format!("{}/session/{}/message", server.url(), session.id))
+        .basic_auth("opencode", server.password())
+        .json(&prompt)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    write_json(name, &server, &body);
+}
+
+fn plan_schema() -> Value {
+    json!({"type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "string"}}}, "required": ["tasks"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records fixtures from the real server; run by hand"]
+async fn record_structured_answer() {
+    let script = Script::new()
+        .rule(Rule::when(Match::HasTools(false)).reply(Reply::text("A title")))
+        .fallback(Reply::structured(json!({"tasks": ["parse", "test"]})));
+    let prompt = json!({
+        "parts": [{"type": "text", "text": "Plan it"}],
+        "format": {"type": "json_schema", "schema": plan_schema()},
+    });
+    record_answer("answer-structured", script, None, prompt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records fixtures from the real server; run by hand"]
+async fn record_structured_text_answer() {
+    let script = Script::new()
+        .rule(Rule::when(Match::HasTools(false)).reply(Reply::text("A title")))
+        .fallback(Reply::text("A plan in prose."));
+    let prompt = json!({
+        "parts": [{"type": "text", "text": "Plan it"}],
+        "format": {"type": "json_schema", "schema": plan_schema(), "retryCount": 2},
+    });
+    record_answer("answer-structured-text", script, None, prompt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records fixtures from the real server; run by hand"]
+async fn record_usage_answer() {
+    let script = Script::new()
+        .rule(Rule::when(Match::HasTools(false)).reply(Reply::text("A title")))
+        .fallback(
+            Reply::text("Counted.").with_usage(Usage::new(1000, 300).cached(200).reasoning(50)),
+        );
+    let prompt = json!({"parts": [{"type": "text", "text": "Count"}]});
+    let price = ModelPrice::new(3.0, 15.0).cache(0.3, 3.75);
+    record_answer("answer-usage", script, Some(price), prompt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records fixtures from the real server; run by hand"]
+async fn record_aborted_messages() {
+    let script = Script::new()
+        .rule(Rule::when(Match::HasTools(false)).reply(Reply::text("A title")))
+        .fallback(Reply::tool(
+            "bash",
+            json!({"command": "sleep 60", "description": "Wait"}),
+        ));
+    let model = ScriptedModel::start(script).await.unwrap();
+    let server = OpencodeServer::builder()
+        .model(model.base_url())
+        .start()
+        .await
+        .unwrap();
+    let client = server.client();
+    let session = client
+        .create_session(&CreateSession::new().title("aborted"))
+        .await
+        .unwrap();
+    let mut events = client.events().await.unwrap();
+    client
+        .prompt_async(&session.id, &Prompt::text("Wait a minute"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut aborted = false;
+    loop {
+        let item = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let opencode_client::StreamItem::Event(event) = item else {
+            continue;
+        };
+        match &event.payload {
+            EventPayload::MessagePartUpdated {
+                part: Part::Tool(tool),
+                ..
+            } if !aborted && matches!(tool.state, ToolState::Running { .. }) => {
+                client.abort(&session.id).await.unwrap();
+                aborted = true;
+            }
+            EventPayload::SessionIdle { session_id } if *session_id == session.id => break,
+            _ => {}
+        }
+    }
+    let body = reqwest::Client::new()
+        .get(format!("{}/session/{}/message", server.url(), session.id))
+        .basic_auth("opencode", server.password())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    write_json("messages-aborted", &server, &body);
 }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use opencode_client::testkit::{Match, ModelRequest, Reply, Rule, Script, ScriptedModel, ToolCall};
+use opencode_client::testkit::{
+    Match, ModelRequest, Reply, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptedModel, ToolCall,
+    Usage,
+};
 use serde_json::{Value, json};
 
 /// A body like OpenCode's: system prompt, a user message as content parts, a tool list.
@@ -772,5 +775,85 @@ async fn debug_output_is_readable() {
     assert!(
         debug.contains(&model.base_url()) && debug.contains("requests: 0"),
         "{debug}"
+    );
+}
+
+#[tokio::test]
+async fn with_usage_reports_the_given_counts_in_the_last_chunk() {
+    let usage = Usage::new(1234, 321).cached(200).reasoning(21);
+    let script = Script::new()
+        .rule(
+            Rule::when(Match::LastUserContains("counted".into())).reply(
+                // Nested in another wrapper, and around a tool call: the usage still rides on the last chunk.
+                Reply::tool("write", json!({"filePath": "a", "content": "b"}))
+                    .with_usage(usage)
+                    .delayed(Duration::from_millis(10)),
+            ),
+        )
+        .fallback(Reply::text("estimated"));
+    let model = ScriptedModel::start(script).await.unwrap();
+    let counted = read_stream(post(&model, &request("counted")).await).await;
+    let last = counted.chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        last["usage"],
+        json!({
+            "prompt_tokens": 1234,
+            "completion_tokens": 321,
+            "total_tokens": 1555,
+            "prompt_tokens_details": {"cached_tokens": 200},
+            "completion_tokens_details": {"reasoning_tokens": 21},
+        })
+    );
+    let usage_chunks = counted
+        .chunks
+        .iter()
+        .filter(|chunk| chunk.get("usage").is_some())
+        .count();
+    assert_eq!(usage_chunks, 1, "only the last chunk carries usage");
+    // Without it, the estimate (which never matches those counts).
+    let estimated = read_stream(post(&model, &request("other")).await).await;
+    let usage = &estimated.chunks.last().unwrap()["usage"];
+    assert_ne!(usage["prompt_tokens"], 1234);
+    assert!(usage.get("prompt_tokens_details").is_none());
+
+    // A non-streamed completion carries it too.
+    let mut body = request("counted");
+    body["stream"] = json!(false);
+    let whole: Value = post(&model, &body).await.json().await.unwrap();
+    assert_eq!(whole["usage"]["completion_tokens"], 321);
+    assert_eq!(
+        whole["usage"]["prompt_tokens_details"]["cached_tokens"],
+        200
+    );
+}
+
+#[tokio::test]
+async fn structured_output_requests_are_matched_and_answered_with_the_tool_call() {
+    let answer = json!({"tasks": ["a", "b"], "done": false});
+    let script = Script::new()
+        .rule(Rule::when(Match::AsksForStructuredOutput).reply(Reply::structured(answer.clone())))
+        .fallback(Reply::text("plain"));
+    let model = ScriptedModel::start(script).await.unwrap();
+    let mut structured = request("plan it");
+    structured["tools"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "function", "function": {"name": STRUCTURED_OUTPUT_TOOL, "parameters": {"type": "object"}}}));
+    structured["tool_choice"] = json!("required");
+    let streamed = read_stream(post(&model, &structured).await).await;
+    let calls = streamed.tool_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, STRUCTURED_OUTPUT_TOOL);
+    assert_eq!(calls[0].2, answer);
+    assert_eq!(streamed.finish_reason(), Some("tool_calls"));
+    let plain = read_stream(post(&model, &request("plan it")).await).await;
+    assert_eq!(plain.text(), "plain");
+    let requests = model.requests();
+    assert!(requests[0].asks_for_structured_output());
+    assert!(!requests[1].asks_for_structured_output());
+    assert_eq!(
+        format!("{:?}", Match::AsksForStructuredOutput),
+        "AsksForStructuredOutput"
     );
 }

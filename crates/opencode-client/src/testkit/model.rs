@@ -176,6 +176,9 @@ pub enum Match {
     ToolResultContains(String),
     /// Whether the request offers tools (OpenCode's title-generation requests offer none).
     HasTools(bool),
+    /// The request asks for structured output: it offers OpenCode's [`STRUCTURED_OUTPUT_TOOL`] (what a
+    /// prompt with a JSON schema format makes OpenCode send). Answer it with [`Reply::structured`].
+    AsksForStructuredOutput,
     /// All of these hold (true when empty).
     All(Vec<Match>),
     /// One of these holds (false when empty).
@@ -201,6 +204,7 @@ impl Match {
                 .last_tool_result()
                 .is_some_and(|result| result.contains(text.as_str())),
             Match::HasTools(offered) => request.tools.is_empty() != *offered,
+            Match::AsksForStructuredOutput => request.asks_for_structured_output(),
             Match::All(matchers) => matchers.iter().all(|matcher| matcher.matches(request)),
             Match::Any(matchers) => matchers.iter().any(|matcher| matcher.matches(request)),
             Match::Not(matcher) => !matcher.matches(request),
@@ -221,6 +225,7 @@ impl fmt::Debug for Match {
                 f.debug_tuple("ToolResultContains").field(text).finish()
             }
             Match::HasTools(offered) => f.debug_tuple("HasTools").field(offered).finish(),
+            Match::AsksForStructuredOutput => f.write_str("AsksForStructuredOutput"),
             Match::All(matchers) => f.debug_tuple("All").field(matchers).finish(),
             Match::Any(matchers) => f.debug_tuple("Any").field(matchers).finish(),
             Match::Not(matcher) => f.debug_tuple("Not").field(matcher).finish(),
@@ -265,6 +270,11 @@ pub enum Reply {
     /// client goes away or the model is dropped. Without streaming: a `200 OK` whose body is a space every
     /// 100 ms.
     Endless,
+    /// The inner reply, reporting this token usage in its `usage` object instead of the model's estimate
+    /// (about four bytes a token): what OpenCode turns into the assistant message's `tokens`, and with a
+    /// price ([`OpencodeServerBuilder::model_price`](super::OpencodeServerBuilder::model_price)) its `cost`.
+    /// [`Reply::with_usage`] builds one.
+    WithUsage(Usage, Box<Reply>),
 }
 
 impl Reply {
@@ -303,6 +313,100 @@ impl Reply {
             chunks,
             reply: Box::new(self),
         }
+    }
+
+    /// This reply, reporting `usage` in its last chunk.
+    ///
+    /// ```
+    /// use opencode_client::testkit::{Reply, Usage};
+    ///
+    /// let reply = Reply::text("Done.").with_usage(Usage::new(1200, 80).cached(300).reasoning(20));
+    /// # let _ = reply;
+    /// ```
+    pub fn with_usage(self, usage: Usage) -> Reply {
+        Reply::WithUsage(usage, Box::new(self))
+    }
+
+    /// The structured output of a prompt that asked for one (a JSON schema [`OutputFormat`]), given the way
+    /// OpenCode 1.18.33 expects it: a call of the tool it adds for the purpose
+    /// ([`STRUCTURED_OUTPUT_TOOL`]) with `value` as its arguments. OpenCode ends the turn on that call and
+    /// puts `value` in the assistant message's `structured`, without checking it against the schema.
+    ///
+    /// [`OutputFormat`]: crate::OutputFormat
+    ///
+    /// ```
+    /// use opencode_client::testkit::{Match, Reply, Rule, Script};
+    /// use serde_json::json;
+    ///
+    /// let script = Script::new()
+    ///     .rule(Rule::when(Match::AsksForStructuredOutput).reply(Reply::structured(json!({"ok": true}))));
+    /// # let _ = script;
+    /// ```
+    pub fn structured(value: Value) -> Reply {
+        Reply::tool(STRUCTURED_OUTPUT_TOOL, value)
+    }
+}
+
+/// The tool OpenCode 1.18.33 adds to a request whose prompt asked for structured output (a JSON schema
+/// [`OutputFormat`](crate::OutputFormat)): its parameters are the schema, and the model gives its answer as
+/// the call's arguments. OpenCode also sets `tool_choice: "required"` and tells the model in the system
+/// prompt to call it.
+pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
+
+/// Token counts a scripted reply reports ([`Reply::with_usage`]), in OpenAI's terms: the prompt's tokens
+/// (cached ones included), the completion's (reasoning included), and of those the cached and the reasoning
+/// ones. They are sent as the last chunk's `usage`: `prompt_tokens`, `completion_tokens`, `total_tokens`,
+/// `prompt_tokens_details.cached_tokens` and `completion_tokens_details.reasoning_tokens`.
+///
+/// OpenCode 1.18.33 records them in the assistant message's [`Tokens`](crate::Tokens) as: `input` = prompt −
+/// cached, `output` = completion − reasoning, `reasoning`, `cache.read` = cached, `cache.write` = 0 (the
+/// OpenAI format has no cache writes), `total` = prompt + completion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Tokens of the prompt, cached ones included.
+    pub prompt_tokens: u64,
+    /// Tokens generated, reasoning included.
+    pub completion_tokens: u64,
+    /// Of the prompt's tokens, those read from the provider's cache.
+    pub cached_tokens: u64,
+    /// Of the completion's tokens, those spent reasoning.
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// `prompt` tokens in, `completion` tokens out, none cached or reasoning.
+    pub fn new(prompt: u64, completion: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            ..Usage::default()
+        }
+    }
+
+    /// With `tokens` of the prompt read from the cache.
+    #[must_use]
+    pub fn cached(mut self, tokens: u64) -> Usage {
+        self.cached_tokens = tokens;
+        self
+    }
+
+    /// With `tokens` of the completion spent reasoning.
+    #[must_use]
+    pub fn reasoning(mut self, tokens: u64) -> Usage {
+        self.reasoning_tokens = tokens;
+        self
+    }
+
+    /// The `usage` object of a chat completion.
+    fn to_json(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens.saturating_add(self.completion_tokens),
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        })
     }
 }
 
@@ -414,6 +518,12 @@ impl ModelRequest {
     /// The text of the most recent tool result (the last message with role `tool`), if any.
     pub fn last_tool_result(&self) -> Option<String> {
         self.messages_with_role("tool").last().map(message_text)
+    }
+
+    /// Whether the request asks for structured output: it offers [`STRUCTURED_OUTPUT_TOOL`], as OpenCode
+    /// 1.18.33 does for a prompt with a JSON schema format.
+    pub fn asks_for_structured_output(&self) -> bool {
+        self.tools.iter().any(|tool| tool == STRUCTURED_OUTPUT_TOOL)
     }
 
     /// How many assistant messages the conversation already holds (0 on a conversation's first turn).
@@ -677,6 +787,8 @@ impl Shared {
 struct Plan {
     delay: Duration,
     cut_after: Option<usize>,
+    /// The usage to report, instead of the estimate.
+    usage: Option<Usage>,
     answer: Answer,
 }
 
@@ -700,6 +812,12 @@ impl Plan {
             Reply::TextThenToolCalls(text, calls) => Plan::answer(Answer::Turn { text, calls }),
             Reply::Status { status, body } => Plan::answer(Answer::Status { status, body }),
             Reply::Endless => Plan::answer(Answer::Endless),
+            Reply::WithUsage(usage, reply) => {
+                let mut plan = Plan::of(*reply);
+                // The outermost wrapper wins, as with the other wrappers' settings.
+                plan.usage = Some(usage);
+                plan
+            }
             Reply::Delay(delay, reply) => {
                 let mut plan = Plan::of(*reply);
                 plan.delay = plan.delay.saturating_add(delay);
@@ -717,6 +835,7 @@ impl Plan {
         Plan {
             delay: Duration::ZERO,
             cut_after: None,
+            usage: None,
             answer,
         }
     }
@@ -759,9 +878,14 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             .map_or(0, |elapsed| elapsed.as_secs()),
         model: request.model.clone(),
         prompt_tokens: estimate_tokens(body.len()),
+        usage: None,
     };
     shared.record(request);
     let plan = Plan::of(reply);
+    let meta = Meta {
+        usage: plan.usage,
+        ..meta
+    };
     let mut shutdown = shared.shutdown.clone();
     if !plan.delay.is_zero() {
         tokio::select! {
@@ -830,10 +954,15 @@ struct Meta {
     created: u64,
     model: String,
     prompt_tokens: u64,
+    /// The usage the reply reports, instead of the estimate.
+    usage: Option<Usage>,
 }
 
 impl Meta {
     fn usage(&self, completion_bytes: usize) -> Value {
+        if let Some(usage) = self.usage {
+            return usage.to_json();
+        }
         let completion_tokens = estimate_tokens(completion_bytes);
         json!({
             "prompt_tokens": self.prompt_tokens,

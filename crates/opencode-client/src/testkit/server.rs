@@ -258,6 +258,84 @@ pub fn scripted_config(model_base_url: &str) -> Value {
     })
 }
 
+/// The price of the scripted model in OpenCode's configuration (the model's `cost`), in the provider's
+/// currency per million tokens, so that OpenCode computes the `cost` of its answers
+/// ([`OpencodeServerBuilder::model_price`]).
+///
+/// ```
+/// use opencode_client::testkit::ModelPrice;
+///
+/// // 3 per million input tokens, 15 per million output tokens, cache reads at 0.3 and writes at 3.75.
+/// let price = ModelPrice::new(3.0, 15.0).cache(0.3, 3.75);
+/// # let _ = price;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct ModelPrice {
+    /// Per million input tokens read without the cache.
+    pub input: f64,
+    /// Per million output tokens (OpenCode charges reasoning tokens at this price too).
+    pub output: f64,
+    /// Per million input tokens read from the cache.
+    pub cache_read: f64,
+    /// Per million input tokens written to the cache.
+    pub cache_write: f64,
+}
+
+impl ModelPrice {
+    /// `input` and `output` per million tokens; the cache costs nothing.
+    pub fn new(input: f64, output: f64) -> ModelPrice {
+        ModelPrice {
+            input,
+            output,
+            cache_read: 0.0,
+            cache_write: 0.0,
+        }
+    }
+
+    /// With `read` and `write` per million tokens read from and written to the cache.
+    #[must_use]
+    pub fn cache(mut self, read: f64, write: f64) -> ModelPrice {
+        self.cache_read = read;
+        self.cache_write = write;
+        self
+    }
+
+    /// What OpenCode 1.18.33 charges for `tokens` at this price: input, output, reasoning (at the output
+    /// price), cache reads and cache writes, each times its price per million.
+    ///
+    /// ```
+    /// use opencode_client::Tokens;
+    /// use opencode_client::testkit::ModelPrice;
+    ///
+    /// let tokens: Tokens = serde_json::from_str(
+    ///     r#"{"input": 800, "output": 250, "reasoning": 50, "cache": {"read": 200, "write": 0}}"#,
+    /// ).unwrap();
+    /// let cost = ModelPrice::new(3.0, 15.0).cache(0.3, 3.75).cost_of(&tokens);
+    /// assert!((cost - 0.00696).abs() < 1e-12);
+    /// ```
+    pub fn cost_of(&self, tokens: &crate::Tokens) -> f64 {
+        // Token counts stay far below 2^52, where the conversion would start to round.
+        #[allow(clippy::cast_precision_loss)]
+        let per_million = |count: u64, price: f64| count as f64 * price / 1_000_000.0;
+        per_million(tokens.input, self.input)
+            + per_million(tokens.output, self.output)
+            + per_million(tokens.reasoning, self.output)
+            + per_million(tokens.cache.read, self.cache_read)
+            + per_million(tokens.cache.write, self.cache_write)
+    }
+
+    /// The model's `cost` object in OpenCode's configuration.
+    pub fn to_config(&self) -> Value {
+        json!({
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+        })
+    }
+}
+
 /// Merges `patch` into `base`: objects key by key, anything else replaced.
 pub fn merge_json(base: &mut Value, patch: &Value) {
     match (base, patch) {
@@ -279,6 +357,7 @@ pub struct OpencodeServerBuilder {
     config: Option<Value>,
     password: Option<String>,
     startup_timeout: Duration,
+    price: Option<ModelPrice>,
 }
 
 impl OpencodeServerBuilder {
@@ -298,6 +377,14 @@ impl OpencodeServerBuilder {
     /// Merge this JSON into the configuration (e.g. `{"permission": {"bash": "ask"}}`).
     pub fn config(mut self, patch: Value) -> Self {
         self.config = Some(patch);
+        self
+    }
+
+    /// Give the scripted model this price, so that OpenCode computes the `cost` of its answers from the
+    /// tokens it reports (see [`Reply::with_usage`](super::Reply::with_usage)). Without a price the cost is 0.
+    /// A [`config`](Self::config) patch that sets the model's `cost` wins.
+    pub fn model_price(mut self, price: ModelPrice) -> Self {
+        self.price = Some(price);
         self
     }
 
@@ -352,15 +439,31 @@ impl OpencodeServerBuilder {
                 .as_deref()
                 .unwrap_or("http://127.0.0.1:9/v1"),
         );
+        if let Some(price) = &self.price {
+            let (provider, model) = SCRIPTED_MODEL
+                .split_once('/')
+                .expect("the scripted model's name is provider/model");
+            config["provider"][provider]["models"][model]["cost"] = price.to_config();
+        }
         if let Some(patch) = &self.config {
             merge_json(&mut config, patch);
         }
-        let config_path = project.join("opencode.json");
-        fs::write(
-            &config_path,
-            serde_json::to_vec_pretty(&config).expect("JSON values serialize"),
-        )
-        .map_err(io_error(format!("write {}", config_path.display())))?;
+        // The project's configuration, and the same as the server's global one: OpenCode serves each
+        // directory a client names (`Client::with_directory`) with the configuration found there and the
+        // global one, so a directory outside the project (a git worktree, say) uses the scripted model too.
+        let global_config = home.path().join("config").join("opencode");
+        fs::create_dir_all(&global_config)
+            .map_err(io_error(format!("create {}", global_config.display())))?;
+        for config_path in [
+            project.join("opencode.json"),
+            global_config.join("opencode.json"),
+        ] {
+            fs::write(
+                &config_path,
+                serde_json::to_vec_pretty(&config).expect("JSON values serialize"),
+            )
+            .map_err(io_error(format!("write {}", config_path.display())))?;
+        }
         let password = self.password;
         let log_path = home.path().join("opencode.log");
         let server = spawn(
@@ -585,6 +688,7 @@ impl OpencodeServer {
             config: None,
             password: Some(random_password()),
             startup_timeout: Duration::from_secs(90),
+            price: None,
         }
     }
 
