@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::adapters::files;
 use crate::state::{MissionState, StateEvent, TaskStatus};
 
 /// How progress is shown.
@@ -64,9 +65,9 @@ impl Progress {
             if let Some(path) = &status_file {
                 let view = viewer.view();
                 let json = serde_json::json!({ "pid": std::process::id(), "mission": view.mission, "tasks": view.tasks });
-                let temporary = path.with_extension("json.tmp");
-                if std::fs::write(&temporary, json.to_string()).is_ok() {
-                    let _ = std::fs::rename(&temporary, path);
+                // `status` reads the file while it is replaced: never a half-written one.
+                if let Err(error) = files::write_atomically(path, json.to_string().as_bytes()) {
+                    tracing::warn!("status file not updated: {error}");
                 }
             }
         };
