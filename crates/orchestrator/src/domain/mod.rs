@@ -1,4 +1,5 @@
-//! Pure code, no I/O and no runtime: the plan and its DAG, the prompts.
+//! Pure code, no I/O and no runtime: the plan and its DAG, the prompts, positions in a text.
 
 pub mod plan;
+pub mod position;
 pub mod prompts;
