@@ -1471,7 +1471,8 @@ delegation_depth = 0
 
     #[test]
     fn json_keys_with_escapes_and_nesting_are_located() {
-        let text = "{\"a\": [1, {\"b\\\"c\": true}, [2]],\n\"d\": {\"e\": \"x\\\\\"}, \"d\": {\"e\": 1}}";
+        let text =
+            "{\"a\": [1, {\"b\\\"c\": true}, [2]],\n\"d\": {\"e\": \"x\\\\\"}, \"d\": {\"e\": 1}}";
         let document = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
             .expect("valid")
             .value
@@ -1490,7 +1491,10 @@ delegation_depth = 0
             "an element is located at itself"
         );
         let escaped = FieldPath::new(&["a"]).index(1).key("b\"c");
-        assert!(json_offset(&document, &escaped).is_some(), "keys are compared decoded");
+        assert!(
+            json_offset(&document, &escaped).is_some(),
+            "keys are compared decoded"
+        );
         let d = text.len() - at(&["d"], None).expect("d").len();
         assert_eq!(
             line_column(text, d),
