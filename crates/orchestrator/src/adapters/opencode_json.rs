@@ -40,8 +40,9 @@
 //!
 //! Every edit is checked before anything is written: the result must parse, hold the same value as before
 //! apart from `agent.<name>`, and hold `agent.<name>` as intended ([`OpencodeJsonError::UnsafeEdit`]
-//! otherwise). Files are read as JSONC as OpenCode reads them: comments and trailing commas are allowed,
-//! unquoted keys and single-quoted strings are not.
+//! otherwise). Files are read as JSONC as OpenCode reads them: comments, trailing commas and a byte-order
+//! mark are allowed; unquoted keys, single-quoted strings and missing commas are not (jsonc-parser 0.26
+//! takes the last two, so a check over its tokens refuses them; a syntax error names file, line and column).
 //!
 //! # Safety of the writes
 //!
