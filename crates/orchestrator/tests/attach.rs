@@ -19,6 +19,7 @@ async fn attach_runs_the_mission_of_a_task_command() {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();
+    let config_before = std::fs::read(rig.project.join("opencode.json")).unwrap();
     let install = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
         .args(["install", "--project", &project])
         .output()
@@ -132,4 +133,9 @@ async fn attach_runs_the_mission_of_a_task_command() {
         String::from_utf8_lossy(&uninstall.stderr)
     );
     assert!(!rig.project.join(".opencode/command/task.md").exists());
+    assert_eq!(
+        String::from_utf8(std::fs::read(rig.project.join("opencode.json")).unwrap()).unwrap(),
+        String::from_utf8(config_before).unwrap(),
+        "the project's OpenCode config is back byte for byte"
+    );
 }

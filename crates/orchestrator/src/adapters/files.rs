@@ -118,17 +118,13 @@ pub fn write_atomically_with(
         // Not tempfile's private 0o600: a new file gets what any other new file gets.
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    let mut temp = builder
-        .tempfile_in(dir)
-        .map_err(at(WriteStep::WriteTemp))?;
+    let mut temp = builder.tempfile_in(dir).map_err(at(WriteStep::WriteTemp))?;
     temp.write_all(bytes).map_err(at(WriteStep::WriteTemp))?;
     if let Some(permissions) = permissions {
         fs::set_permissions(temp.path(), permissions).map_err(at(WriteStep::WriteTemp))?;
     }
     checkpoint(WriteStep::SyncFile).map_err(at(WriteStep::SyncFile))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(at(WriteStep::SyncFile))?;
+    temp.as_file().sync_all().map_err(at(WriteStep::SyncFile))?;
     checkpoint(WriteStep::Rename).map_err(at(WriteStep::Rename))?;
     temp.persist(path)
         .map_err(|error| at(WriteStep::Rename)(error.error))?;
@@ -212,7 +208,10 @@ mod tests {
         fs::write(&existing, "old").expect("write");
         fs::set_permissions(&existing, fs::Permissions::from_mode(0o751)).expect("chmod");
         write_atomically(&existing, b"new").expect("write");
-        let mode = fs::metadata(&existing).expect("metadata").permissions().mode();
+        let mode = fs::metadata(&existing)
+            .expect("metadata")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o751);
 
         let plain = dir.path().join("plain");
@@ -251,7 +250,9 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
 
         let missing = dir.path().join("no/such/dir/file");
-        let message = write_atomically(&missing, b"x").expect_err("no directory").to_string();
+        let message = write_atomically(&missing, b"x")
+            .expect_err("no directory")
+            .to_string();
         assert!(message.contains("no/such/dir/file"), "{message}");
     }
 

@@ -32,8 +32,8 @@
 //! Why the file is deserialized into plain values and located separately: the `toml` crate's span-carrying
 //! wrapper only works with the TOML deserializer, while the JSON variant must be located too. So the values
 //! are read with serde (one schema for both formats), and a problem's line is found afterwards by walking the
-//! document to the key's path: through `toml`'s spanned document tree for TOML, through a small scan of the
-//! (already valid) JSON text for JSON.
+//! document to the key's path: through `toml`'s spanned document tree for TOML, through the syntax tree of
+//! the `jsonc-parser` crate (whose nodes carry their byte ranges) for JSON.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,6 +49,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::adapters::gate::GateCommand;
+use crate::domain::position::line_column;
 use crate::mission::MissionConfig;
 use crate::prompts::Role;
 
@@ -360,12 +361,14 @@ pub fn parse_json(text: &str, path: &Path) -> Result<Config, ConfigError> {
     deserializer
         .end()
         .map_err(|error| parse_error(&error, None))?;
-    let keys = json_keys(text);
+    // serde_json read the values; jsonc-parser's syntax tree locates them (its ranges are byte offsets).
+    // The text is valid JSON by now, so a failure here only costs the line number.
+    let document = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
+        .ok()
+        .and_then(|parsed| parsed.value);
     validate(raw.0, path, |field| {
-        let field = field.to_string();
-        keys.iter()
-            .find(|(path, _)| *path == field)
-            .map(|(_, offset)| line_column(text, *offset).0)
+        let offset = json_offset(document.as_ref()?, field)?;
+        Some(line_column(text, offset).0)
     })
 }
 
@@ -389,18 +392,6 @@ fn prefixed(key: Option<String>, message: &str) -> String {
         Some(key) => format!("{key}: {message}"),
         None => message.to_string(),
     }
-}
-
-/// The 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 impl Config {
@@ -956,124 +947,33 @@ fn toml_offset(document: &toml::de::DeTable<'_>, field: &FieldPath) -> Option<us
     offset
 }
 
-/// Every key and array element of a JSON text, as its rendered path and byte offset. The text is already
-/// known to be valid JSON (serde_json read it); on anything unexpected the scan stops with what it found.
-fn json_keys(text: &str) -> Vec<(String, usize)> {
-    let mut scan = JsonScan {
-        text,
-        position: 0,
-        found: Vec::new(),
-    };
-    scan.value(&FieldPath(Vec::new()));
-    scan.found
-}
+/// The byte offset of `field` in a JSON document parsed by jsonc-parser, found as [`toml_offset`] finds it:
+/// the key's own position (for an array element, the element's). For a repeated key, the last one, which
+/// is the one serde_json keeps.
+fn json_offset(document: &jsonc_parser::ast::Value<'_>, field: &FieldPath) -> Option<usize> {
+    use jsonc_parser::ast::Value;
+    use jsonc_parser::common::Ranged as _;
 
-struct JsonScan<'a> {
-    text: &'a str,
-    position: usize,
-    found: Vec<(String, usize)>,
-}
-
-impl JsonScan<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.position).copied()
-    }
-
-    fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(|byte| byte.is_ascii_whitespace()) {
-            self.position += 1;
-        }
-    }
-
-    /// Scans one value; false when the text ends or is not as expected.
-    fn value(&mut self, path: &FieldPath) -> bool {
-        self.skip_whitespace();
-        match self.peek() {
-            Some(b'{') => self.object(path),
-            Some(b'[') => self.array(path),
-            Some(b'"') => self.string().is_some(),
-            Some(_) => {
-                while self.peek().is_some_and(|byte| {
-                    !matches!(byte, b',' | b']' | b'}') && !byte.is_ascii_whitespace()
-                }) {
-                    self.position += 1;
-                }
-                true
+    let mut value = document;
+    let mut offset = None;
+    for segment in &field.0 {
+        match (segment, value) {
+            (Segment::Key(name), Value::Object(object)) => {
+                let property = object
+                    .properties
+                    .iter()
+                    .rfind(|property| property.name.as_str() == name)?;
+                offset = Some(property.name.start());
+                value = &property.value;
             }
-            None => false,
-        }
-    }
-
-    fn object(&mut self, path: &FieldPath) -> bool {
-        self.position += 1;
-        loop {
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b'}') => {
-                    self.position += 1;
-                    return true;
-                }
-                Some(b',') => self.position += 1,
-                Some(b'"') => {
-                    let start = self.position;
-                    let Some(key) = self.string() else {
-                        return false;
-                    };
-                    self.skip_whitespace();
-                    if self.peek() != Some(b':') {
-                        return false;
-                    }
-                    self.position += 1;
-                    let child = path.key(&key);
-                    self.found.push((child.to_string(), start));
-                    if !self.value(&child) {
-                        return false;
-                    }
-                }
-                _ => return false,
+            (Segment::Index(index), Value::Array(array)) => {
+                value = array.elements.get(*index)?;
+                offset = Some(value.start());
             }
+            _ => return None,
         }
     }
-
-    fn array(&mut self, path: &FieldPath) -> bool {
-        self.position += 1;
-        let mut index = 0;
-        loop {
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b']') => {
-                    self.position += 1;
-                    return true;
-                }
-                Some(b',') => self.position += 1,
-                Some(_) => {
-                    let child = path.index(index);
-                    self.found.push((child.to_string(), self.position));
-                    if !self.value(&child) {
-                        return false;
-                    }
-                    index += 1;
-                }
-                None => return false,
-            }
-        }
-    }
-
-    /// Scans a string literal and decodes it (with serde_json, so escapes mean what they mean there).
-    fn string(&mut self) -> Option<String> {
-        let start = self.position;
-        self.position += 1;
-        loop {
-            match self.peek()? {
-                b'\\' => self.position += 2,
-                b'"' => {
-                    self.position += 1;
-                    return serde_json::from_str(self.text.get(start..self.position)?).ok();
-                }
-                _ => self.position += 1,
-            }
-        }
-    }
+    offset
 }
 
 #[cfg(test)]
@@ -1571,24 +1471,39 @@ delegation_depth = 0
 
     #[test]
     fn json_keys_with_escapes_and_nesting_are_located() {
-        let text = "{\"a\": [1, {\"b\\\"c\": true}, [2]],\n\"d\": {\"e\": \"x\\\\\"}}";
-        let keys = json_keys(text);
-        let names: Vec<&str> = keys.iter().map(|(path, _)| path.as_str()).collect();
-        assert_eq!(
-            names,
-            vec![
-                "a",
-                "a[0]",
-                "a[1]",
-                "a[1].b\"c",
-                "a[2]",
-                "a[2][0]",
-                "d",
-                "d.e"
-            ]
+        let text =
+            "{\"a\": [1, {\"b\\\"c\": true}, [2]],\n\"d\": {\"e\": \"x\\\\\"}, \"d\": {\"e\": 1}}";
+        let document = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
+            .expect("valid")
+            .value
+            .expect("a value");
+        let at = |keys: &[&str], index: Option<usize>| {
+            let mut field = FieldPath::new(keys);
+            if let Some(index) = index {
+                field = field.index(index);
+            }
+            json_offset(&document, &field).map(|offset| &text[offset..])
+        };
+        assert!(at(&["a"], None).expect("a").starts_with("\"a\""));
+        assert!(at(&["a"], Some(1)).expect("a[1]").starts_with("{\"b"));
+        assert!(
+            at(&["a"], Some(2)).expect("a[2]").starts_with("[2]"),
+            "an element is located at itself"
         );
-        let d = keys.iter().find(|(path, _)| path == "d").unwrap().1;
-        assert_eq!(line_column(text, d), (2, 1));
+        let escaped = FieldPath::new(&["a"]).index(1).key("b\"c");
+        assert!(
+            json_offset(&document, &escaped).is_some(),
+            "keys are compared decoded"
+        );
+        let d = text.len() - at(&["d"], None).expect("d").len();
+        assert_eq!(
+            line_column(text, d),
+            (2, 20),
+            "the last of a repeated key, the one serde_json keeps"
+        );
+        assert_eq!(at(&["d", "e"], None), Some("\"e\": 1}}"));
+        assert_eq!(at(&["x"], None), None);
+        assert_eq!(at(&["a", "b"], None), None, "a is an array");
     }
 
     fn project_with(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -1,8 +1,9 @@
-//! Pure code, no I/O and no runtime: the plan and its DAG, the prompts.
+//! Pure code, no I/O and no runtime: the plan and its DAG, the prompts, positions in a text.
 
 pub mod gate;
 pub mod mission;
 pub mod plan;
+pub mod position;
 pub mod prompts;
 pub mod settings;
 pub mod task;
