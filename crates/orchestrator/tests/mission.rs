@@ -5,9 +5,11 @@
 mod common;
 
 use opencode_client::testkit::{Match, Reply, Rule, Script};
-use orchestrator::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::prompts::Role;
-use orchestrator::state::{MissionStatus, TaskStatus};
+use orchestrator::cli::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::cli::summary;
+use orchestrator::domain::mission::{MissionStatus, StopCause};
+use orchestrator::domain::prompts::Role;
+use orchestrator::domain::task::TaskStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_mission_completes() {
@@ -15,7 +17,7 @@ async fn the_demo_mission_completes() {
         return;
     };
     let report = rig.run(rig.config(), "Build a small text toolkit").await;
-    assert_eq!(report.view.mission.status, MissionStatus::Completed);
+    assert_eq!(report.view.status, MissionStatus::Completed);
     assert_eq!(report.view.tasks.len(), 3);
     for task in report.view.tasks.values() {
         assert_eq!(task.status, TaskStatus::Done, "{task:?}");
@@ -77,7 +79,7 @@ async fn the_demo_mission_completes() {
         assert!(rig.project.join(file).is_file(), "{file}");
     }
     assert_eq!(report.files().len(), 6, "{:?}", report.files());
-    let todo = std::fs::read_to_string(rig.project.join(".opencode/todo.md")).unwrap();
+    let todo = std::fs::read_to_string(report.plan_file.as_ref().expect("a plan")).unwrap();
     assert!(todo.contains("### T1.3: Report"));
 }
 
@@ -123,7 +125,7 @@ async fn a_worker_that_fails_the_gate_fixes_it_after_the_findings() {
         return;
     };
     let report = rig.run(rig.config(), "Slugs").await;
-    assert_eq!(report.view.mission.status, MissionStatus::Completed);
+    assert_eq!(report.view.status, MissionStatus::Completed);
     let task = &report.view.tasks["T1.1"];
     assert_eq!(task.status, TaskStatus::Done);
     assert_eq!(task.attempts, 2, "{task:?}");
@@ -173,12 +175,12 @@ async fn a_cyclic_plan_is_sent_back_and_fixed() {
         return;
     };
     let report = rig.run(rig.config(), "Two files").await;
-    assert_eq!(report.view.mission.status, MissionStatus::Completed);
-    assert_eq!(report.view.mission.plan_attempts, 2);
+    assert_eq!(report.view.status, MissionStatus::Completed);
+    assert_eq!(report.view.plan_attempts, 2);
     let fix = rig
         .requests()
         .into_iter()
-        .find(|request| request.last_user.starts_with("PLAN ERRORS"))
+        .find(|request| request.last_user.contains("A PREVIOUS PLAN WAS REJECTED"))
         .expect("the Planner was sent its plan's errors");
     assert!(fix.last_user.contains("cycle"), "{}", fix.last_user);
     assert!(fix.last_user.contains("line "), "{}", fix.last_user);
@@ -199,11 +201,16 @@ async fn a_plan_that_never_parses_stops_the_mission() {
     let mut config = rig.config();
     config.plan_attempts = 2;
     let report = rig.run(config, "Anything").await;
-    let MissionStatus::Stopped { reason } = &report.view.mission.status else {
-        panic!("{:?}", report.view.mission.status)
+    let MissionStatus::Stopped {
+        cause: cause @ StopCause::NoPlan { .. },
+    } = &report.view.status
+    else {
+        panic!("{:?}", report.view.status)
     };
+    let reason = cause.to_string();
     assert!(reason.contains("after 2 attempt"), "{reason}");
-    assert_eq!(report.view.mission.plan_attempts, 2);
+    assert!(reason.contains("the answer holds no plan"), "{reason}");
+    assert_eq!(report.view.plan_attempts, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,13 +236,18 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
         return;
     };
     let report = rig.run(rig.config(), "Stuck").await;
-    let MissionStatus::Incomplete { reason } = &report.view.mission.status else {
-        panic!("{:?}", report.view.mission.status)
-    };
-    assert!(reason.contains("1 task(s) failed, 1 blocked"), "{reason}");
-    let TaskStatus::Failed { reason } = &report.view.tasks["T1.1"].status else {
+    assert_eq!(
+        report.view.status,
+        MissionStatus::Incomplete {
+            failed: 1,
+            blocked: 0,
+            skipped: 1
+        }
+    );
+    let TaskStatus::Failed { cause } = &report.view.tasks["T1.1"].status else {
         panic!("{:?}", report.view.tasks["T1.1"])
     };
+    let reason = cause.to_string();
     assert!(
         reason.contains("stagnated") && reason.contains("repeated"),
         "{reason}"
@@ -243,7 +255,7 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
     assert_eq!(report.view.tasks["T1.2"].status, TaskStatus::Done);
     assert_eq!(
         report.view.tasks["T1.3"].status,
-        TaskStatus::Blocked { by: "T1.1".into() }
+        TaskStatus::Skipped { by: "T1.1".into() }
     );
     assert!(
         rig.requests()
@@ -251,7 +263,7 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
             .any(|request| request.last_user.starts_with("DIAGNOSTIC for TASK T1.1")),
         "the Worker got the diagnostic prompt"
     );
-    assert!(report.render().contains("stagnated"));
+    assert!(summary::render(&report).contains("stagnated"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,13 +288,13 @@ async fn model_errors_are_retried_under_the_breaker_and_the_mission_completes() 
     config.monitor.model_retries = 0;
     let report = rig.run(config, "One file").await;
     assert_eq!(
-        report.view.mission.status,
+        report.view.status,
         MissionStatus::Completed,
         "{}",
-        report.render()
+        summary::render(&report)
     );
     assert_eq!(report.model_failures, 2);
-    assert!(report.render().contains("2 failed turn(s)"));
+    assert!(summary::render(&report).contains("2 failed turn(s)"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,9 +313,10 @@ async fn a_model_that_always_fails_stops_the_mission_with_a_clear_report() {
     config.model_retries = 2;
     config.model_breaker_failures = 2;
     let report = rig.run(config, "Anything").await;
-    let MissionStatus::Stopped { reason } = &report.view.mission.status else {
-        panic!("{:?}", report.view.mission.status)
+    let MissionStatus::Stopped { cause } = &report.view.status else {
+        panic!("{:?}", report.view.status)
     };
+    let reason = cause.to_string();
     assert!(reason.contains("Commander"), "{reason}");
     assert!(reason.contains("model"), "{reason}");
     assert!(report.model_failures >= 2, "{}", report.model_failures);
@@ -342,7 +355,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
     let mut config = rig.config();
     config.slots = 4;
     let report = rig.run(config, "Eight files").await;
-    assert_eq!(report.view.mission.status, MissionStatus::Completed);
+    assert_eq!(report.view.status, MissionStatus::Completed);
     for id in &ids {
         let task = &report.view.tasks[id];
         assert_eq!((task.runs, task.attempts), (1, 1), "{task:?}");
@@ -360,17 +373,18 @@ async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
         return;
     };
     let mut config = rig.config();
-    config.gate = Some(vec![orchestrator::adapters::gate::GateCommand::shell(
+    config.gate.commands = Some(vec![orchestrator::domain::gate::GateCommand::shell(
         "sleep 600",
     )]);
-    config.gate_timeout = std::time::Duration::from_secs(2);
+    config.gate.timeout = std::time::Duration::from_secs(2);
     config.review_attempts = 1;
     let started = std::time::Instant::now();
     let report = rig.run(config, "One file").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
-    let TaskStatus::Failed { reason } = &report.view.tasks["T1.1"].status else {
+    let TaskStatus::Failed { cause } = &report.view.tasks["T1.1"].status else {
         panic!("{:?}", report.view.tasks["T1.1"])
     };
+    let reason = cause.to_string();
     assert!(reason.contains("not approved after 1 attempt"), "{reason}");
     let review = rig
         .requests()
@@ -383,7 +397,7 @@ async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
         review.last_user
     );
     assert!(matches!(
-        report.view.mission.status,
+        report.view.status,
         MissionStatus::Incomplete { .. }
     ));
 }

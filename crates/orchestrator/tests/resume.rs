@@ -10,8 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use opencode_client::testkit::{Match, OpencodeServer, Reply, Rule, Script, ScriptedModel};
-use orchestrator::demo::{agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::prompts::Role;
+use orchestrator::cli::demo::{agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::domain::prompts::Role;
 use serde_json::Value;
 
 const PLAN: &str = "# Mission: three files\n## M1: Files\n### T1.1: One\nWrite one.txt.\n### T1.2: Two\nWrite two.txt.\n### T1.3: Three | depends:T1.1,T1.2\nWrite three.txt.\n";

@@ -178,6 +178,40 @@ fn pytest_importable(dir: &Path) -> bool {
     }
 }
 
+/// The project's gate as a mission runs it: the configured commands, or, without any, the commands
+/// [`detect`] finds in the directory being checked, at the time of each check (a new project has no files
+/// to detect from until its first task wrote some). Detection reads files and may run `python3`, so it runs
+/// on a blocking thread, off the async runtime.
+#[derive(Debug, Clone)]
+pub struct ProjectGate {
+    configured: Option<Vec<GateCommand>>,
+    timeout: Duration,
+}
+
+impl ProjectGate {
+    /// The gate of `configured` commands (`None`: detect them), each given `timeout`.
+    pub fn new(configured: Option<Vec<GateCommand>>, timeout: Duration) -> Self {
+        Self {
+            configured,
+            timeout,
+        }
+    }
+
+    /// Runs the checks in `dir`.
+    pub async fn run(&self, dir: &Path) -> GateReport {
+        let commands = match &self.configured {
+            Some(commands) => commands.clone(),
+            None => {
+                let probe = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || detect(&probe))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        Gate::new(commands).timeout(self.timeout).run(dir).await
+    }
+}
+
 /// Runs check commands one after another and reports every result.
 ///
 /// ```no_run

@@ -1,6 +1,10 @@
-//! What the engine talks to: gate commands, the user's OpenCode config, and the files this crate writes for
-//! others to read.
+//! What the engine talks to, each behind a trait the engine owns (`engine::ports`): OpenCode
+//! ([`opencode`]), the mission's journal ([`journal`]), the project's check commands ([`gate`]); and the
+//! user's OpenCode configuration ([`opencode_json`]) and the files this crate writes for others to read
+//! ([`files`]). Adapters import only the domain.
 
 pub mod files;
 pub mod gate;
+pub mod journal;
+pub mod opencode;
 pub mod opencode_json;

@@ -7,12 +7,12 @@
 //!
 //! ```
 //! use std::path::Path;
-//! use orchestrator::config;
-//! use orchestrator::mission::MissionConfig;
+//! use orchestrator::cli::config;
+//! use orchestrator::domain::settings::Settings;
 //!
 //! let text = "[limits]\nslots = 8\n";
 //! let parsed = config::parse_toml(text, Path::new(".opencode/orchestrator.toml"))?;
-//! let mut mission = MissionConfig::new("/tmp/project");
+//! let mut mission = Settings::new("/tmp/project");
 //! parsed.apply(&mut mission);
 //! assert_eq!(mission.slots, 8);
 //!
@@ -48,10 +48,10 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::adapters::gate::GateCommand;
+use crate::domain::gate::GateCommand;
 use crate::domain::position::line_column;
-use crate::mission::MissionConfig;
-use crate::prompts::Role;
+use crate::domain::prompts::Role;
+use crate::domain::settings::Settings;
 
 /// The prompt modules a role's `prompts` table may override, in the order `prompts` assembles them.
 pub const PROMPT_MODULES: [&str; 8] = [
@@ -397,10 +397,10 @@ fn prefixed(key: Option<String>, message: &str) -> String {
 impl Config {
     /// Sets the fields of `config` that this configuration sets, and leaves the others as they are.
     ///
-    /// `model` becomes [`MissionConfig::model`]; per-role models are in [`model_for`](Self::model_for).
+    /// `model` becomes [`Models::default`](crate::domain::settings::Models::default); per-role models are in [`model_for`](Self::model_for).
     /// `limits.model_retries` sets both the mission's retries of a failed turn and the monitor's tolerance of
     /// OpenCode's own retries. An empty `review.commands` sets the gate to detection (`None`).
-    pub fn apply(&self, config: &mut MissionConfig) {
+    pub fn apply(&self, config: &mut Settings) {
         let limits = &self.limits;
         if let Some(slots) = limits.slots {
             config.slots = slots;
@@ -434,7 +434,7 @@ impl Config {
             config.pool.max_reuses = max_reuses;
         }
         if let Some(commands) = &self.review.commands {
-            config.gate = (!commands.is_empty()).then(|| {
+            config.gate.commands = (!commands.is_empty()).then(|| {
                 commands
                     .iter()
                     .map(|line| GateCommand::shell(line))
@@ -442,7 +442,7 @@ impl Config {
             });
         }
         if let Some(timeout) = self.review.timeout {
-            config.gate_timeout = timeout;
+            config.gate.timeout = timeout;
         }
         for (role, agent) in &self.agents {
             for (module, text) in &agent.prompts {
@@ -452,11 +452,11 @@ impl Config {
         }
         for (role, agent) in &self.agents {
             if let Some(model) = &agent.model {
-                config.models.insert(*role, model.clone());
+                config.models.roles.insert(*role, model.clone());
             }
         }
         if let Some(model) = &self.model {
-            config.model = Some(model.clone());
+            config.models.default = Some(model.clone());
         }
     }
 
@@ -979,7 +979,7 @@ fn json_offset(document: &jsonc_parser::ast::Value<'_>, field: &FieldPath) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompts::Prompts;
+    use crate::domain::prompts::Prompts;
 
     fn toml_path() -> PathBuf {
         PathBuf::from(".opencode/orchestrator.toml")
@@ -1058,11 +1058,11 @@ mod tests {
             }
         );
 
-        let mut mission = MissionConfig::new("/tmp/project");
+        let mut mission = Settings::new("/tmp/project");
         config.apply(&mut mission);
-        assert_eq!(mission.model, sonnet);
+        assert_eq!(mission.models.default, sonnet);
         assert_eq!(
-            mission.gate,
+            mission.gate.commands,
             Some(vec![GateCommand::shell("cargo test --offline")])
         );
         assert!(
@@ -1100,22 +1100,22 @@ turn_timeout_seconds = 600
 delegation_depth = 0
 "#;
         let config = parse_toml(text, &toml_path()).expect("valid");
-        let defaults = MissionConfig::new("/tmp/project");
-        let mut mission = MissionConfig::new("/tmp/project");
+        let defaults = Settings::new("/tmp/project");
+        let mut mission = Settings::new("/tmp/project");
         config.apply(&mut mission);
 
         assert_eq!((defaults.slots, mission.slots), (4, 9));
         assert_eq!(mission.pool.per_role, 2);
         assert_eq!(mission.pool.max_reuses, 7);
         assert_eq!(
-            mission.gate,
+            mission.gate.commands,
             Some(vec![
                 GateCommand::shell("make test"),
                 GateCommand::shell("make lint 2>&1")
             ])
         );
-        assert_eq!(mission.gate.as_ref().unwrap()[1].program, "sh");
-        assert_eq!(mission.gate_timeout, Duration::from_secs(45));
+        assert_eq!(mission.gate.commands.as_ref().unwrap()[1].program, "sh");
+        assert_eq!(mission.gate.timeout, Duration::from_secs(45));
         assert_eq!(mission.plan_attempts, 5);
         assert_eq!(mission.review_attempts, 6);
         assert_eq!(mission.nudges, 0);
@@ -1124,7 +1124,7 @@ delegation_depth = 0
         assert_eq!(mission.monitor.stall_after, Duration::from_secs(60));
         assert_eq!(mission.monitor.turn_timeout, Duration::from_secs(600));
         assert_eq!(mission.delegation_depth, 0);
-        assert_eq!(mission.model, ModelRef::parse("openai/gpt-5"));
+        assert_eq!(mission.models.default, ModelRef::parse("openai/gpt-5"));
         assert_eq!(
             config.model_for(Role::Planner),
             ModelRef::parse("anthropic/claude-opus-4")
@@ -1161,12 +1161,15 @@ delegation_depth = 0
     fn keys_left_out_keep_the_defaults() {
         let config = parse_toml("# nothing\n", &toml_path()).expect("valid");
         assert_eq!(config, Config::default());
-        let mut mission = MissionConfig::new("/tmp/project");
+        let mut mission = Settings::new("/tmp/project");
         mission.slots = 13;
-        mission.gate = Some(vec![GateCommand::shell("true")]);
+        mission.gate.commands = Some(vec![GateCommand::shell("true")]);
         config.apply(&mut mission);
         assert_eq!(mission.slots, 13);
-        assert_eq!(mission.gate, Some(vec![GateCommand::shell("true")]));
+        assert_eq!(
+            mission.gate.commands,
+            Some(vec![GateCommand::shell("true")])
+        );
         assert!(config.urls().is_empty());
         assert_eq!(config.model_for(Role::Worker), None);
     }
@@ -1174,10 +1177,10 @@ delegation_depth = 0
     #[test]
     fn empty_review_commands_detect() {
         let config = parse_toml("[review]\ncommands = []\n", &toml_path()).expect("valid");
-        let mut mission = MissionConfig::new("/tmp/project");
-        mission.gate = Some(vec![GateCommand::shell("true")]);
+        let mut mission = Settings::new("/tmp/project");
+        mission.gate.commands = Some(vec![GateCommand::shell("true")]);
         config.apply(&mut mission);
-        assert_eq!(mission.gate, None);
+        assert_eq!(mission.gate.commands, None);
     }
 
     #[test]
@@ -1431,7 +1434,7 @@ delegation_depth = 0
             config.model_for(Role::Reviewer),
             ModelRef::parse("anthropic/claude-sonnet-4")
         );
-        let mut mission = MissionConfig::new("/tmp/project");
+        let mut mission = Settings::new("/tmp/project");
         config.apply(&mut mission);
         assert_eq!(mission.slots, 6);
         assert!(mission.prompts.system(Role::Reviewer).contains("Be brief."));

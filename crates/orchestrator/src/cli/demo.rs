@@ -9,8 +9,8 @@ use std::path::Path;
 use opencode_client::testkit::{Match, Reply, Rule, Script, ToolCall};
 use serde_json::json;
 
-use crate::adapters::gate::GateCommand;
-use crate::prompts::Role;
+use crate::domain::gate::GateCommand;
+use crate::domain::prompts::Role;
 
 /// The plan the scripted Planner writes.
 pub const DEMO_PLAN: &str = "\

@@ -4,7 +4,7 @@
 //! configuration file, a writable state directory, and the `/task` command installed.
 //!
 //! ```no_run
-//! use orchestrator::doctor::{self, DoctorOptions};
+//! use orchestrator::cli::doctor::{self, DoctorOptions};
 //!
 //! # async fn check() {
 //! let options = DoctorOptions {
@@ -34,7 +34,7 @@ use opencode_client::{Client, Error as ClientError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{self, JSON_FILE, TOML_FILE};
+use crate::cli::config::{self, JSON_FILE, TOML_FILE};
 
 /// How long each call to a server, and each `--version` of a tool, may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);

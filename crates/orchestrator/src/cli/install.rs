@@ -10,9 +10,9 @@
 //!   `opencode.json` (created if neither exists). See [`agent_config`] for the entry and why it looks so.
 //!
 //! ```no_run
-//! let report = orchestrator::install::install(std::path::Path::new("."))?;
+//! let report = orchestrator::cli::install::install(std::path::Path::new("."))?;
 //! println!("{report}");
-//! # Ok::<(), orchestrator::install::InstallError>(())
+//! # Ok::<(), orchestrator::cli::install::InstallError>(())
 //! ```
 //!
 //! This module decides what to write and reports what happened; the files themselves are read, edited,
@@ -63,7 +63,7 @@ pub const COMMAND_MARKER: &str = "# Written by `orchestrator install`";
 /// With `subtask: false` the prompt goes straight to the [`AGENT_NAME`] agent in the user's session.
 ///
 /// ```
-/// use orchestrator::install::{AGENT_NAME, COMMAND_TEMPLATE};
+/// use orchestrator::cli::install::{AGENT_NAME, COMMAND_TEMPLATE};
 ///
 /// assert!(COMMAND_TEMPLATE.starts_with("---\n"));
 /// assert!(COMMAND_TEMPLATE.contains(&format!("\nagent: {AGENT_NAME}\n")));
@@ -156,7 +156,7 @@ const AGENT: AgentEntry = AgentEntry {
 ///   command's reply has finished.
 ///
 /// ```
-/// let agent = orchestrator::install::agent_config();
+/// let agent = orchestrator::cli::install::agent_config();
 /// assert_eq!(agent["mode"], "subagent");
 /// assert_eq!(agent["tools"]["bash"], false);
 /// assert_eq!(agent["tools"]["write"], false);

@@ -4,10 +4,10 @@
 //! ```no_run
 //! use std::path::Path;
 //!
-//! let _log = orchestrator::logging::init(Path::new("."))?;
+//! let _log = orchestrator::cli::logging::init(Path::new("."))?;
 //! tracing::info!("mission started");
 //! // Dropping the guard flushes the log.
-//! # Ok::<(), orchestrator::logging::LoggingError>(())
+//! # Ok::<(), orchestrator::cli::logging::LoggingError>(())
 //! ```
 //!
 //! What is logged is chosen by `ORCHESTRATOR_LOG`, a `tracing_subscriber::EnvFilter` directive such as
@@ -171,7 +171,7 @@ impl Drop for LogGuard {
 /// use std::io::Write;
 ///
 /// let dir = tempfile::tempdir()?;
-/// let log = orchestrator::logging::RotatingFile::open(dir.path().join("app.log"), 16, 2)?;
+/// let log = orchestrator::cli::logging::RotatingFile::open(dir.path().join("app.log"), 16, 2)?;
 /// (&log).write_all(b"first line\n")?;
 /// (&log).write_all(b"second line\n")?; // 11 + 12 bytes > 16: app.log became app.log.1 first
 /// assert_eq!(std::fs::read_to_string(dir.path().join("app.log"))?, "second line\n");

@@ -1,149 +1,92 @@
-//! The progress view: follows the mission store's change subscription and prints each state change, as
-//! a plain line or, with `--json`, as one JSON object per line.
+//! The progress view: follows the mission's events as the engine records them and shows each once: a
+//! plain line, live bars on a terminal, or, with `--json`, the journal's own JSON, one event per line. It
+//! also keeps the mission's status file up to date for `orchestrator status` (the journal is locked while
+//! the mission runs).
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::adapters::files;
-use crate::state::{MissionState, StateEvent, TaskStatus};
+use crate::domain::mission::{Event, MissionEvent, MissionView};
+use crate::domain::prompts::first_line;
+use crate::domain::task::{TaskEvent, TaskStatus};
+use crate::engine::record::Applied;
+
+/// How often the status file is rewritten, at most.
+const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Live bars on a terminal: the current stage, the mission's overall bar, one line per worker slot.
     Bars,
-    /// One readable line per change.
+    /// One readable line per event.
     Lines,
-    /// One JSON object per change.
+    /// One JSON object per event.
     Json,
     /// Nothing.
     Quiet,
 }
 
-/// A running progress view; [`finish`](Progress::finish) prints what is left and stops it.
+/// A running progress view; [`finish`](Progress::finish) shows what is left and stops it.
 #[derive(Debug)]
 pub struct Progress {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// The status file's content: the running orchestrator and the mission.
+fn status_json(view: &MissionView) -> serde_json::Value {
+    serde_json::json!({ "pid": std::process::id(), "mission": view })
+}
+
 impl Progress {
-    /// Starts following `state`, writing to `out`; with `status_file`, also keeps the whole mission's
-    /// current view there as JSON (replaced atomically after each change), which `orchestrator status`
-    /// reads while the mission runs and its store is locked.
+    /// Starts showing `events` to `out`; with `status_file`, also keeps the mission's view there as JSON
+    /// (replaced atomically, at most every 250 ms and once more at the end).
     pub fn start(
-        state: &MissionState,
+        events: Receiver<Arc<Applied>>,
+        first: MissionView,
         format: Format,
-        mut out: impl Write + Send + 'static,
+        out: impl Write + Send + 'static,
         status_file: Option<PathBuf>,
     ) -> Self {
-        let mut subscription = state.subscribe();
-        let viewer = state.clone();
-        let viewer_for_bars = state.clone();
-        // Rewritten at most every 250 ms (and once more when the view stops): a mission of many tasks
-        // commits many changes, and each write serializes the whole mission.
-        let mut written_at: Option<std::time::Instant> = None;
-        let mut pending = false;
-        // `catch_up`: write only if a change is still unwritten (the first call always writes).
-        let mut write_status = move |catch_up: bool| {
-            if catch_up {
-                if !pending && written_at.is_some() {
-                    return;
-                }
-            } else {
-                pending = true;
-                if written_at.is_some_and(|at| at.elapsed() < Duration::from_millis(250)) {
-                    return;
-                }
-            }
-            pending = false;
-            written_at = Some(std::time::Instant::now());
-            if let Some(path) = &status_file {
-                let view = viewer.view();
-                let json = serde_json::json!({ "pid": std::process::id(), "mission": view.mission, "tasks": view.tasks });
-                // `status` reads the file while it is replaced: never a half-written one.
-                if let Err(error) = files::write_atomically(path, json.to_string().as_bytes()) {
-                    tracing::warn!("status file not updated: {error}");
-                }
-            }
-        };
-        write_status(true);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("progress".to_string())
                 .spawn(move || {
-                    let mut last_stage = None;
-                    let mut bars = (format == Format::Bars).then(Bars::new);
+                    let mut view = View::new(format, out, status_file);
+                    view.status(&first, true);
                     loop {
-                        let Some(next) = subscription.next_timeout(Duration::from_millis(100))
-                        else {
-                            // A quiet moment: catch the status file up.
-                            write_status(true);
-                            if stop.load(Ordering::Acquire) {
-                                // Drain what was committed before the stop.
-                                match subscription.try_next() {
-                                    Some(Ok(_)) | Some(Err(_)) => {}
-                                    None => return,
-                                }
-                            }
-                            if subscription.is_closed() {
-                                return;
-                            }
-                            continue;
-                        };
-                        let change = match next {
-                            Ok(change) => change,
-                            Err(lagged) => {
-                                let _ = writeln!(out, "(progress lagged: {lagged:?})");
-                                continue;
-                            }
-                        };
-                        let Some(event) = StateEvent::from_change(&change) else {
-                            continue;
-                        };
-                        write_status(false);
-                        if let Some(bars) = &mut bars {
-                            bars.update(&event, &viewer_for_bars);
-                            continue;
-                        }
-                        let _ = match format {
-                            Format::Quiet | Format::Bars => Ok(()),
-                            Format::Json => serde_json::to_string(&event)
-                                .map_err(std::io::Error::other)
-                                .and_then(|line| writeln!(out, "{line}")),
-                            Format::Lines => match &event {
-                                StateEvent::Mission { mission, .. } => {
-                                    if last_stage != Some(mission.stage) {
-                                        last_stage = Some(mission.stage);
-                                        writeln!(out, "== stage: {}", mission.stage.name())
-                                    } else {
-                                        Ok(())
+                        match events.recv_timeout(Duration::from_millis(100)) {
+                            Ok(applied) => view.show(&applied),
+                            Err(RecvTimeoutError::Timeout) => {
+                                view.catch_up();
+                                if stop.load(Ordering::Acquire) {
+                                    // Show what was recorded before the stop, every event of it.
+                                    loop {
+                                        match events.try_recv() {
+                                            Ok(applied) => view.show(&applied),
+                                            Err(
+                                                TryRecvError::Empty | TryRecvError::Disconnected,
+                                            ) => {
+                                                break;
+                                            }
+                                        }
                                     }
+                                    break;
                                 }
-                                StateEvent::Task { task, .. } => {
-                                    let attempt = if task.attempts > 1
-                                        && matches!(task.status, TaskStatus::Running { .. })
-                                    {
-                                        format!(" (attempt {})", task.attempts)
-                                    } else {
-                                        String::new()
-                                    };
-                                    writeln!(
-                                        out,
-                                        "   {:<6} {}{attempt}  {}",
-                                        task.id, task.status, task.title
-                                    )
-                                }
-                            },
-                        };
-                        let _ = out.flush();
+                            }
+                            Err(RecvTimeoutError::Disconnected) => break,
+                        }
                     }
+                    view.catch_up();
                 })
                 .expect("a thread can be started")
         };
@@ -153,7 +96,7 @@ impl Progress {
         }
     }
 
-    /// Prints the changes already committed and stops.
+    /// Shows the events already recorded and stops.
     pub fn finish(mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
@@ -168,12 +111,130 @@ impl Drop for Progress {
     }
 }
 
+/// What the progress thread keeps.
+struct View<W> {
+    format: Format,
+    out: W,
+    status_file: Option<PathBuf>,
+    written_at: Option<Instant>,
+    pending: Option<MissionView>,
+    bars: Option<Bars>,
+}
+
+impl<W: Write> View<W> {
+    fn new(format: Format, out: W, status_file: Option<PathBuf>) -> Self {
+        Self {
+            bars: (format == Format::Bars).then(Bars::new),
+            format,
+            out,
+            status_file,
+            written_at: None,
+            pending: None,
+        }
+    }
+
+    fn show(&mut self, applied: &Applied) {
+        self.status(&applied.view, false);
+        if let Some(bars) = &mut self.bars {
+            bars.update(&applied.entry.event, &applied.view);
+            return;
+        }
+        let line = match self.format {
+            Format::Quiet | Format::Bars => None,
+            Format::Json => serde_json::to_string(&applied.entry).ok(),
+            Format::Lines => line(&applied.entry.event, &applied.view),
+        };
+        if let Some(line) = line {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+
+    /// Writes the status file now (`force`), or when it was not written for [`STATUS_EVERY`].
+    fn status(&mut self, view: &MissionView, force: bool) {
+        if self.status_file.is_none() {
+            return;
+        }
+        let due = self
+            .written_at
+            .is_none_or(|at| at.elapsed() >= STATUS_EVERY);
+        if force || due {
+            self.write_status(view);
+            self.pending = None;
+        } else {
+            self.pending = Some(view.clone());
+        }
+    }
+
+    fn catch_up(&mut self) {
+        if let Some(view) = self.pending.take() {
+            self.write_status(&view);
+        }
+    }
+
+    fn write_status(&mut self, view: &MissionView) {
+        self.written_at = Some(Instant::now());
+        if let Some(path) = &self.status_file {
+            // `status` reads the file while it is replaced: never a half-written one.
+            if let Err(error) =
+                files::write_atomically(path, status_json(view).to_string().as_bytes())
+            {
+                tracing::warn!("status file not updated: {error}");
+            }
+        }
+    }
+}
+
+/// The line an event shows as, if any.
+pub fn line(event: &Event, view: &MissionView) -> Option<String> {
+    match event {
+        Event::Mission { event } => match event {
+            MissionEvent::StageStarted { stage } => Some(format!("== stage: {}", stage.name())),
+            MissionEvent::PlanRejected { attempt, errors } => Some(format!(
+                "   plan {attempt} rejected: {}",
+                first_line(errors)
+            )),
+            MissionEvent::PlanAccepted { tasks, .. } => {
+                Some(format!("   plan: {} task(s)", tasks.len()))
+            }
+            MissionEvent::Resumed => Some("== resumed".to_string()),
+            MissionEvent::Stopped { cause } => {
+                Some(format!("== stopped: {}", first_line(&cause.to_string())))
+            }
+            MissionEvent::Finished => Some(format!("== {}", view.status)),
+            _ => None,
+        },
+        Event::Task { task: id, event } => {
+            let task = view.tasks.get(id)?;
+            let title = &task.spec.title;
+            match event {
+                TaskEvent::GateChecked { passed, summary } => Some(format!(
+                    "   {id:<6} gate {}: {}",
+                    if *passed { "passed" } else { "failed" },
+                    first_line(summary)
+                )),
+                _ => {
+                    let attempt = match (&task.status, task.attempts) {
+                        (TaskStatus::Running { .. }, attempts) if attempts > 1 => {
+                            format!(" (attempt {attempts})")
+                        }
+                        _ => String::new(),
+                    };
+                    Some(format!("   {id:<6} {}{attempt}  {title}", task.status))
+                }
+            }
+        }
+    }
+}
+
 /// The terminal view: a stage line, the overall bar and one line per worker slot.
 struct Bars {
     multi: indicatif::MultiProgress,
     stage: indicatif::ProgressBar,
     overall: indicatif::ProgressBar,
     slots: Vec<indicatif::ProgressBar>,
+    /// The task each slot shows, to set it idle when the task leaves it.
+    shown: Mutex<Vec<Option<String>>>,
 }
 
 impl Bars {
@@ -195,6 +256,7 @@ impl Bars {
             stage,
             overall,
             slots: Vec::new(),
+            shown: Mutex::new(Vec::new()),
         }
     }
 
@@ -208,53 +270,62 @@ impl Bars {
             bar.set_prefix(self.slots.len().to_string());
             bar.set_message("idle");
             self.slots.push(bar);
+            self.shown
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(None);
         }
         &self.slots[slot]
     }
 
-    fn update(&mut self, event: &StateEvent, state: &MissionState) {
-        match event {
-            StateEvent::Mission { mission, .. } => {
-                self.stage
-                    .set_message(format!("mission {}: {}", mission.id, mission.stage.name()));
+    fn update(&mut self, event: &Event, view: &MissionView) {
+        if let Some(stage) = view.stage {
+            self.stage
+                .set_message(format!("mission {}: {}", view.id, stage.name()));
+        }
+        let Event::Task { task: id, .. } = event else {
+            return;
+        };
+        let finished = view
+            .tasks
+            .values()
+            .filter(|task| task.status.is_finished())
+            .count();
+        self.overall.set_length(view.tasks.len() as u64);
+        self.overall.set_position(finished as u64);
+        self.overall.set_message(format!(
+            "{} done, {} failed, {} blocked, {} skipped",
+            view.count("done"),
+            view.count("failed"),
+            view.count("blocked"),
+            view.count("skipped")
+        ));
+        let Some(task) = view.tasks.get(id) else {
+            return;
+        };
+        match task.status.slot() {
+            Some(slot) => {
+                let message = format!(
+                    "{id} {} (attempt {}) {}",
+                    task.status.name(),
+                    task.attempts,
+                    task.spec.title
+                );
+                self.slot(slot).set_message(message);
+                self.shown
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[slot] = Some(id.clone());
             }
-            StateEvent::Task { task, .. } => {
-                let view = state.view();
-                let finished = view
-                    .tasks
-                    .values()
-                    .filter(|task| task.status.is_finished())
-                    .count();
-                self.overall.set_length(view.tasks.len() as u64);
-                self.overall.set_position(finished as u64);
-                self.overall.set_message(format!(
-                    "{} done, {} failed, {} blocked",
-                    view.count("done"),
-                    view.count("failed"),
-                    view.count("blocked")
-                ));
-                match &task.status {
-                    TaskStatus::Running { slot } | TaskStatus::Reviewing { slot } => {
-                        let message = format!(
-                            "{} {} (attempt {}) {}",
-                            task.id,
-                            task.status.name(),
-                            task.attempts,
-                            task.title
-                        );
-                        self.slot(*slot).set_message(message);
-                    }
-                    _ => {
-                        // The slot that ran it is idle again.
-                        for bar in &self.slots {
-                            if bar.message().starts_with(&format!("{} ", task.id)) {
-                                bar.set_message(format!(
-                                    "idle (last: {} {})",
-                                    task.id,
-                                    task.status.name()
-                                ));
-                            }
-                        }
+            None => {
+                let mut shown = self
+                    .shown
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (slot, held) in shown.iter_mut().enumerate() {
+                    if held.as_deref() == Some(id.as_str()) {
+                        *held = None;
+                        self.slots[slot]
+                            .set_message(format!("idle (last: {id} {})", task.status.name()));
                     }
                 }
             }

@@ -4,7 +4,9 @@
 //! resume must redo ([`MissionView::recovery`]) are functions of the view.
 
 use std::collections::BTreeMap;
+use std::error::Error as StdError;
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -354,8 +356,58 @@ pub enum Rejected {
     },
 }
 
+/// Why a mission text is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissionTextError {
+    /// Nothing but white space.
+    #[error("the mission text is empty: say what the agents should do")]
+    Empty,
+    /// Longer than [`MAX_MISSION_BYTES`](crate::domain::settings::MAX_MISSION_BYTES).
+    #[error(
+        "the mission text is {size} bytes; the limit is {limit} bytes (put long specifications in a file of \
+         the project and refer to it)"
+    )]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The mission text, trimmed, if it can be a mission.
+///
+/// # Errors
+///
+/// [`MissionTextError`] for an empty or too large text.
+pub fn check_text(text: &str) -> Result<&str, MissionTextError> {
+    let limit = crate::domain::settings::MAX_MISSION_BYTES;
+    let text = text.trim();
+    if text.is_empty() {
+        Err(MissionTextError::Empty)
+    } else if text.len() > limit {
+        Err(MissionTextError::TooLarge {
+            size: text.len(),
+            limit,
+        })
+    } else {
+        Ok(text)
+    }
+}
+
+/// The mission's journal could not be written (the disk is full, the directory is gone or read-only).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the mission's state in {}: {source}", path.display())]
+pub struct JournalError {
+    /// What could not be written.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: Box<dyn StdError + Send + Sync>,
+}
+
 /// The whole mission at one point of its journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissionView {
     /// Its id.
     pub id: String,

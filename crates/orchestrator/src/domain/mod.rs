@@ -1,5 +1,7 @@
-//! Pure code, no I/O and no runtime: the plan and its DAG, the prompts, positions in a text.
+//! Pure code, no I/O and no runtime: the plan and its DAG, the task lifecycle and the mission view as
+//! events, the agents' vocabulary, the gate's results, the settings, the prompt text and positions in a text.
 
+pub mod agent;
 pub mod gate;
 pub mod mission;
 pub mod plan;

@@ -74,10 +74,10 @@ pub const KNOWN_FIELDS: [&str; 3] = ["agent", "depends", "priority"];
 /// Returns every error found, sorted by line, rather than stopping at the first one.
 ///
 /// ```
-/// let plan = orchestrator::plan::parse("# Mission: Tools\n### T1: Slugify\n")?;
+/// let plan = orchestrator::domain::plan::parse("# Mission: Tools\n### T1: Slugify\n")?;
 /// assert_eq!(plan.title.as_deref(), Some("Tools"));
 /// assert_eq!(plan.tasks[0].agent, "Worker");
-/// # Ok::<(), orchestrator::plan::PlanErrors>(())
+/// # Ok::<(), orchestrator::domain::plan::PlanErrors>(())
 /// ```
 pub fn parse(text: &str) -> Result<Plan, PlanErrors> {
     Parser::default().run(text)

@@ -283,11 +283,40 @@ pub fn planner_message(mission: &str, brief: &str, project: &str) -> String {
     )
 }
 
-/// The Planner's message when its plan did not parse or validate.
-pub fn plan_fix_message(errors: &str) -> String {
+/// The Planner's message when its last plan did not parse or validate. It goes to a fresh session, so it
+/// carries the request again and the last plan's errors only, not every earlier answer.
+pub fn plan_retry_message(mission: &str, brief: &str, project: &str, errors: &str) -> String {
     format!(
-        "PLAN ERRORS\nYour plan was rejected:\n{errors}\n\nAnswer with the whole corrected plan in the TODO.md \
-         format."
+        "{}\n\nA PREVIOUS PLAN WAS REJECTED:\n{errors}\n\nAvoid these errors: answer with the whole plan.",
+        planner_message(mission, brief, project)
+    )
+}
+
+/// The message that asks an agent for the rest of an answer the model's output limit cut off.
+pub fn continue_message() -> String {
+    "CONTINUE: your last answer was cut off at the model's output limit. Continue exactly where it stopped, \
+     without repeating what you already wrote."
+        .to_string()
+}
+
+/// The message that asks the Commander or the Planner to answer again, because its answer ran past the
+/// model's output limit.
+pub fn answer_again_message(role: Role) -> String {
+    let what = match role {
+        Role::Planner => "the whole plan, with shorter task descriptions",
+        _ => "the whole brief, in under 300 words",
+    };
+    format!(
+        "ANSWER AGAIN: your last answer was cut off at the model's output limit. Answer again with {what}."
+    )
+}
+
+/// The message that takes a Worker up again in its session after the orchestrator was stopped mid-task.
+pub fn resume_message(id: &str) -> String {
+    format!(
+        "RESUME TASK {id}: the orchestrator was stopped while you worked, and your last turn was aborted. \
+         Check what is already done in the project, finish the task, then end with `STATUS: DONE <summary>` \
+         or `STATUS: BLOCKED <reason>`."
     )
 }
 
@@ -486,6 +515,28 @@ pub fn plan_text(answer: &str) -> String {
     }
     answer.to_string()
 }
+
+/// The first non-empty line of `text`, trimmed: how summaries and reasons quote a longer text.
+pub fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// The plan in a Planner's answer, if it has one: [`plan_text`] when it holds at least one `### ` task
+/// heading. An answer without any is no plan at all, which deserves its own message rather than the
+/// parser's "the plan has no tasks".
+pub fn plan_in_answer(answer: &str) -> Option<String> {
+    let text = plan_text(answer);
+    text.lines()
+        .any(|line| line.trim_start().starts_with("### "))
+        .then_some(text)
+}
+
+/// What the Planner is told when its answer held no plan at all.
+pub const NO_PLAN_IN_ANSWER: &str = "the answer holds no plan: no fenced ```markdown block with task headings \
+such as `### T1.1: Title | agent:Worker | depends:none | priority:high`";
 
 #[cfg(test)]
 mod tests {

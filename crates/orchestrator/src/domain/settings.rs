@@ -38,6 +38,9 @@ pub struct Settings {
     pub continuations: u32,
     /// Turns retried after the model failed, per turn.
     pub model_retries: u32,
+    /// The first delay before a failed model turn is retried; later ones double, up to 10 s, with full
+    /// jitter.
+    pub model_retry_delay: Duration,
     /// Consecutive failed model turns that open the model's circuit breaker.
     pub model_breaker_failures: u32,
     /// How long the model's breaker stays open.
@@ -65,6 +68,7 @@ impl Settings {
             nudges: 2,
             continuations: 2,
             model_retries: 3,
+            model_retry_delay: Duration::from_millis(500),
             model_breaker_failures: 5,
             model_breaker_open_for: Duration::from_secs(5),
             delegation_depth: 1,
@@ -127,6 +131,8 @@ pub struct MonitorSettings {
     pub turn_timeout: Duration,
     /// OpenCode's own retries of a failing model call allowed before the turn is given up.
     pub model_retries: u64,
+    /// How long a server may take to show a session's changes after the step that made them.
+    pub diff_wait: Duration,
 }
 
 impl Default for MonitorSettings {
@@ -137,6 +143,7 @@ impl Default for MonitorSettings {
             stall_after: Duration::from_secs(300),
             turn_timeout: Duration::from_secs(1800),
             model_retries: 3,
+            diff_wait: Duration::from_secs(5),
         }
     }
 }

@@ -7,10 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use opencode_client::testkit::{ModelRequest, Reply, Rule, Script};
-use orchestrator::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::mission::{Mission, MissionConfig, MissionReport};
-use orchestrator::prompts::Role;
-use orchestrator::server::{self, DemoServer, Opencode};
+use std::sync::Arc;
+
+use orchestrator::adapters::gate::ProjectGate;
+use orchestrator::adapters::journal::{self, FileJournal};
+use orchestrator::adapters::opencode::{self as server, DemoServer, Opencode};
+use orchestrator::cli::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::cli::summary;
+use orchestrator::domain::prompts::Role;
+use orchestrator::domain::settings::Settings;
+use orchestrator::engine::{Mission, MissionReport, Ports};
 
 /// A scratch project, a scripted model and a real OpenCode server on it.
 pub struct Rig {
@@ -56,10 +62,10 @@ pub async fn rig(script: impl FnOnce(&Path) -> Script) -> Option<Rig> {
 
 impl Rig {
     /// A mission configuration for tests: the demo's gate, quick retries and stall detection.
-    pub fn config(&self) -> MissionConfig {
-        let mut config = MissionConfig::new(&self.project);
-        config.gate = Some(demo::gate());
-        config.gate_timeout = Duration::from_secs(60);
+    pub fn config(&self) -> Settings {
+        let mut config = Settings::new(&self.project);
+        config.gate.commands = Some(demo::gate());
+        config.gate.timeout = Duration::from_secs(60);
         config.monitor.stall_after = Duration::from_secs(60);
         config.monitor.turn_timeout = Duration::from_secs(120);
         config.calls.base_delay = Duration::from_millis(50);
@@ -68,17 +74,24 @@ impl Rig {
     }
 
     /// Runs a mission to its end.
-    pub async fn run(
-        &self,
-        config: orchestrator::mission::MissionConfig,
-        text: &str,
-    ) -> MissionReport {
-        let opencode = Opencode::new(self.demo.server.client(), &config.calls);
-        let mission = Mission::new(opencode, config, text).expect("a valid mission");
+    pub async fn run(&self, settings: Settings, text: &str) -> MissionReport {
+        let opencode = Opencode::new(self.demo.server.client(), &settings.calls);
+        let id = format!("m{}", std::process::id());
+        let directory = journal::missions_dir(&self.project).join(&id);
+        let journal = FileJournal::create(&directory).expect("a journal");
+        let ports = Ports {
+            servers: vec![Arc::new(opencode)],
+            journal: Arc::new(journal),
+            gates: Arc::new(ProjectGate::new(
+                settings.gate.commands.clone(),
+                settings.gate.timeout,
+            )),
+        };
+        let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
         let report = tokio::time::timeout(Duration::from_secs(300), mission.run())
             .await
             .expect("the mission ends within 5 minutes");
-        eprintln!("{}", report.render());
+        eprintln!("{}", summary::render(&report));
         self.print_requests();
         if std::env::var_os("ORCH_PRINT_SERVER_LOG").is_some() {
             eprintln!("{}", self.demo.server.log());

@@ -1,0 +1,154 @@
+//! The command line's options, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Runs missions through OpenCode agents: Commander → Planner → parallel Workers → Reviewer.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs one mission to its end and prints its summary.
+    Task(TaskArgs),
+    /// Continues a mission that was stopped or whose orchestrator died (default: the latest).
+    Resume(ResumeArgs),
+    /// Shows a mission's tasks and where they are (default: the latest).
+    Status(StatusArgs),
+    /// Stops a mission running in another process: its sessions are aborted and its state kept.
+    Stop(StopArgs),
+    /// Serves `/task <mission>` typed in the OpenCode TUI: watches the server's events for the `task`
+    /// command and runs each mission, reporting through toasts and a final message in the session.
+    Attach(AttachArgs),
+    /// Checks what missions need: the OpenCode servers (reachable, version, providers), ripgrep, git, the
+    /// project's configuration, the state directory and the `/task` command.
+    Doctor(DoctorArgs),
+    /// Makes `/task <mission>` available in the OpenCode TUI of a project: writes
+    /// `.opencode/command/task.md` and an `orchestrator` agent into its OpenCode configuration (comments
+    /// kept), with backups, atomic writes and rollback.
+    Install(ProjectArgs),
+    /// Removes what `install` added, leaving the rest of the configuration as it was.
+    Uninstall(ProjectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProjectArgs {
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DoctorArgs {
+    /// An OpenCode server to check (repeatable; default: the project's configuration, else
+    /// http://127.0.0.1:4096); the password from OPENCODE_SERVER_PASSWORD.
+    #[arg(long = "url")]
+    pub(crate) urls: Vec<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AttachArgs {
+    /// The OpenCode server (default: the project's configuration, else http://127.0.0.1:4096); its
+    /// password from the configuration's variable, else OPENCODE_SERVER_PASSWORD.
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+    /// Run one mission, then exit.
+    #[arg(long)]
+    pub(crate) once: bool,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Run offline: a scripted model stands in for an LLM, a real OpenCode server (installed from npm into
+    /// a cache directory if none is found) works in a scratch project.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// An OpenCode server to drive (repeat for several: tasks spread over them, each server with its own
+    /// circuit breaker; default: the project's configuration, else http://127.0.0.1:4096); the password from
+    /// OPENCODE_SERVER_PASSWORD.
+    #[arg(long = "url", conflicts_with = "demo")]
+    pub(crate) urls: Vec<String>,
+    /// The project the agents work in (default: the current directory; with --demo, a new scratch
+    /// directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Worker slots: tasks run at once, at most (default 4, or the project's configuration).
+    #[arg(long)]
+    pub(crate) slots: Option<usize>,
+    /// A review gate command, run with `sh -c` in the project (repeatable; default: detected from the
+    /// project).
+    #[arg(long = "check")]
+    pub(crate) checks: Vec<String>,
+    /// How long a review gate command may run, in seconds (default 300, or the project's configuration).
+    #[arg(long)]
+    pub(crate) check_timeout: Option<u64>,
+    /// The model every agent uses, as provider/model (default: the configuration's, else the server's).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// Print the mission's events as JSON, one object per line, then a summary object; human text goes to
+    /// standard error.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TaskArgs {
+    /// What the agents should do (or give --file).
+    #[arg(required_unless_present = "file")]
+    pub(crate) mission: Option<String>,
+    /// Read the mission from a file (`-` for standard input).
+    #[arg(long, conflicts_with = "mission")]
+    pub(crate) file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResumeArgs {
+    /// The mission's id (default: the project's latest mission).
+    pub(crate) id: Option<String>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The mission's id (default: the project's latest mission).
+    pub(crate) id: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+    /// Print the mission as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StopArgs {
+    /// The mission's id (default: the project's latest mission).
+    pub(crate) id: Option<String>,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+}

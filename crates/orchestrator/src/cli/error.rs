@@ -1,0 +1,204 @@
+//! What ends a command before or instead of a mission's own outcome, and the only place that turns an
+//! outcome or an error into an exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::adapters::journal::OpenJournalError;
+use crate::adapters::opencode::{ConnectError, LaunchError};
+use crate::cli::config::ConfigError;
+use crate::cli::install::InstallError;
+use crate::domain::mission::{MissionStatus, MissionTextError, Signal};
+use crate::engine::MissionError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// `--model` is not `provider/model`.
+    #[error("--model {given:?} is not provider/model (for example anthropic/claude-sonnet-4)")]
+    BadModel {
+        /// What was given.
+        given: String,
+    },
+    /// The mission text cannot be a mission.
+    #[error(transparent)]
+    MissionText(#[from] MissionTextError),
+    /// The mission file is not UTF-8.
+    #[error("the mission in {} is not UTF-8 (invalid byte at offset {offset})", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+    /// No mission has that id.
+    #[error("no mission {id} in {} (known: {known})", directory.display())]
+    UnknownMission {
+        /// The id given.
+        id: String,
+        /// Where missions are kept.
+        directory: PathBuf,
+        /// The known ids, or `none`.
+        known: String,
+    },
+    /// The project has no mission yet.
+    #[error("no mission in {}: start one with `orchestrator task`", directory.display())]
+    NoMission {
+        /// Where missions are kept.
+        directory: PathBuf,
+    },
+    /// `stop` for a mission no orchestrator runs.
+    #[error("mission {id} is not running")]
+    NotRunning {
+        /// The mission.
+        id: String,
+    },
+    /// `stop` could not signal the orchestrator.
+    #[error("cannot signal the orchestrator running mission {id} (pid {pid})")]
+    Signal {
+        /// The mission.
+        id: String,
+        /// Its orchestrator.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The orchestrator that `stop` signalled is still running.
+    #[error("the orchestrator (pid {pid}) did not stop within {seconds} s")]
+    StopTimedOut {
+        /// Its pid.
+        pid: i32,
+        /// How long `stop` waited.
+        seconds: u64,
+    },
+    /// The project's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `install` or `uninstall` failed (and says what it rolled back).
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// An OpenCode server cannot be used.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The demo's model or server did not start.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The mission's journal cannot be created or opened.
+    #[error(transparent)]
+    Journal(#[from] OpenJournalError),
+    /// The mission cannot be created or resumed.
+    #[error(transparent)]
+    Mission(#[from] MissionError),
+    /// A file or directory of the command line's own cannot be used.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A status file does not parse.
+    #[error("{} does not parse", path.display())]
+    Status {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl CliError {
+    /// The exit status: 2 for bad input before anything ran, 1 for a mission or its state that cannot go on.
+    pub fn code(&self) -> u8 {
+        match self {
+            CliError::Journal(_) | CliError::Mission(_) | CliError::StopTimedOut { .. } => 1,
+            CliError::Io { .. } | CliError::Status { .. } | CliError::Signal { .. } => 1,
+            CliError::Launch(_) => 1,
+            CliError::BadModel { .. }
+            | CliError::MissionText(_)
+            | CliError::NotUtf8 { .. }
+            | CliError::UnknownMission { .. }
+            | CliError::NoMission { .. }
+            | CliError::NotRunning { .. }
+            | CliError::Config(_)
+            | CliError::Install(_)
+            | CliError::Connect(_) => 2,
+        }
+    }
+
+    /// A closure that turns an I/O error into [`CliError::Io`] for `action` on `path`.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> CliError {
+        let path = path.into();
+        move |source| CliError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// How a command that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what it was asked: a mission completed, a command succeeded.
+    Done,
+    /// It ran and did not complete: a mission incomplete or stopped by a failure, a check that failed.
+    NotDone,
+    /// A signal stopped it.
+    Signalled(Signal),
+}
+
+impl Outcome {
+    /// The outcome of a mission that ended with `status`.
+    pub fn of(status: &MissionStatus) -> Self {
+        match status {
+            MissionStatus::Completed => Outcome::Done,
+            MissionStatus::Stopped {
+                cause: crate::domain::mission::StopCause::Signal { signal },
+            } => Outcome::Signalled(*signal),
+            _ => Outcome::NotDone,
+        }
+    }
+
+    /// Its exit status: 0 done, 1 not done, 130 after SIGINT, 143 after SIGTERM.
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Done => 0,
+            Outcome::NotDone => 1,
+            Outcome::Signalled(Signal::Interrupt) => 130,
+            Outcome::Signalled(Signal::Terminate) => 143,
+        })
+    }
+}
+
+/// The exit status of a command's result.
+pub fn exit_code(result: &Result<Outcome, CliError>) -> ExitCode {
+    match result {
+        Ok(outcome) => outcome.code(),
+        Err(error) => ExitCode::from(error.code()),
+    }
+}
+
+/// An error and each of its causes that says something its message does not already say.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

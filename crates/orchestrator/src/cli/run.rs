@@ -1,0 +1,306 @@
+//! What the commands that run missions share: the project, the servers and their password, the settings
+//! (defaults, then the configuration file, then the command line), the mission text, and running a mission
+//! with its progress view, pid file and signals.
+
+use std::io::{IsTerminal as _, Read as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencode_client::ModelRef;
+
+use crate::adapters::journal::{self, FileJournal};
+use crate::adapters::opencode::{self, DemoServer, Opencode};
+use crate::cli::args::{RunArgs, TaskArgs};
+use crate::cli::error::{CliError, with_causes};
+use crate::cli::progress::{Format, Progress};
+use crate::cli::signals::{self, Signals};
+use crate::cli::{config, demo, logging, summary};
+use crate::domain::gate::GateCommand;
+use crate::domain::mission;
+use crate::domain::settings::{MAX_MISSION_BYTES, Settings};
+use crate::engine::ports::Agents;
+use crate::engine::{Mission, MissionReport};
+
+pub(crate) fn project_dir(project: Option<&Path>) -> Result<PathBuf, CliError> {
+    let project = match project {
+        Some(project) => project.to_path_buf(),
+        None => std::env::current_dir().map_err(CliError::io("read the current directory", "."))?,
+    };
+    project
+        .canonicalize()
+        .map_err(CliError::io("find the project directory", &project))
+}
+
+/// The default server's URL.
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:4096";
+
+/// The servers to use (the command line's, else the configuration's, else the default) and their password
+/// (from the configuration's `password_env`, else `OPENCODE_SERVER_PASSWORD`).
+pub(crate) fn servers(
+    given: &[String],
+    file: Option<&config::Config>,
+) -> (Vec<String>, Option<String>) {
+    let mut urls = given.to_vec();
+    if urls.is_empty() {
+        urls = file.map(config::Config::urls).unwrap_or_default();
+    }
+    if urls.is_empty() {
+        urls.push(DEFAULT_URL.to_string());
+    }
+    let password = file
+        .and_then(config::Config::password)
+        .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+    (urls, password)
+}
+
+pub(crate) fn parse_model(run: &RunArgs) -> Result<Option<ModelRef>, CliError> {
+    run.model
+        .as_ref()
+        .map(|given| {
+            ModelRef::parse(given)
+                .filter(|model| !model.provider_id.is_empty() && !model.model_id.is_empty())
+                .ok_or_else(|| CliError::BadModel {
+                    given: given.clone(),
+                })
+        })
+        .transpose()
+}
+
+/// The mission's settings: the defaults, the project's configuration over them, the command line over
+/// both.
+pub(crate) fn settings(
+    project: &Path,
+    file: Option<&config::Config>,
+    run: &RunArgs,
+    demo: bool,
+) -> Result<Settings, CliError> {
+    let mut settings = Settings::new(project);
+    if demo {
+        settings.gate.commands = Some(demo::gate());
+    }
+    if let Some(file) = file {
+        file.apply(&mut settings);
+    }
+    if let Some(slots) = run.slots {
+        settings.slots = slots.max(1);
+    }
+    if let Some(seconds) = run.check_timeout {
+        settings.gate.timeout = Duration::from_secs(seconds.max(1));
+    }
+    if !run.checks.is_empty() {
+        settings.gate.commands = Some(
+            run.checks
+                .iter()
+                .map(|line| GateCommand::shell(line))
+                .collect(),
+        );
+    }
+    settings.models.command_line = parse_model(run)?;
+    Ok(settings)
+}
+
+pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
+    let limit = MAX_MISSION_BYTES as u64;
+    let text = match (&args.mission, &args.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => {
+            let io = CliError::io("read the mission from", path);
+            let mut bytes = Vec::new();
+            // One byte past the limit: enough to know it is too large without reading all of it.
+            if path.as_os_str() == "-" {
+                std::io::stdin()
+                    .take(limit + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(io)?;
+            } else {
+                std::fs::File::open(path)
+                    .and_then(|file| file.take(limit + 1).read_to_end(&mut bytes))
+                    .map_err(io)?;
+            }
+            String::from_utf8(bytes).map_err(|error| CliError::NotUtf8 {
+                path: path.clone(),
+                offset: error.utf8_error().valid_up_to(),
+            })?
+        }
+        (None, None) => unreachable!("clap requires a mission or --file"),
+    };
+    Ok(mission::check_text(&text)?.to_string())
+}
+
+/// Starts logging to the project's `.opencode/orchestrator/orchestrator.log`, once for the process; a
+/// failure is reported and the command goes on without a log.
+pub(crate) fn start_logging(project: &Path) -> Option<logging::LogGuard> {
+    match logging::init(project) {
+        Ok(guard) => Some(guard),
+        Err(error) => {
+            eprintln!("orchestrator: no log file: {}", with_causes(&error));
+            None
+        }
+    }
+}
+
+/// Where human text goes: standard output, or standard error when standard output carries JSON.
+pub(crate) fn say(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// The servers of a mission, connected: the demo's, or each URL's.
+pub(crate) struct Servers {
+    pub(crate) servers: Vec<Opencode>,
+    pub(crate) demo: Option<DemoServer>,
+}
+
+impl Servers {
+    pub(crate) fn agents(&self) -> Vec<Arc<dyn Agents>> {
+        self.servers
+            .iter()
+            .map(|server| Arc::new(server.clone()) as Arc<dyn Agents>)
+            .collect()
+    }
+}
+
+/// Starts the demo's model and server in `project`.
+pub(crate) async fn start_demo(
+    project: &Path,
+    settings: &Settings,
+    json: bool,
+) -> Result<Servers, CliError> {
+    say(
+        json,
+        "DEMO: a scripted model stands in for an LLM; it plays a fixed three-task mission",
+    );
+    say(json, "      whatever the mission text says.");
+    say(json, &format!("      project: {}", project.display()));
+    say(
+        json,
+        "      starting a real OpenCode server (installed from npm on first use)...",
+    );
+    let started = opencode::start_demo(demo::script(project), project).await?;
+    if let Some(pid) = started.server.pid() {
+        signals::own_group(i32::try_from(pid).unwrap_or(i32::MAX));
+    }
+    say(
+        json,
+        &format!(
+            "      OpenCode {} at {}",
+            started.server.binary().display(),
+            started.server.url()
+        ),
+    );
+    let client = started.server.client();
+    Ok(Servers {
+        servers: vec![Opencode::new(client, &settings.calls)],
+        demo: Some(started),
+    })
+}
+
+/// Connects to each server.
+pub(crate) async fn connect(
+    urls: &[String],
+    password: Option<&str>,
+    project: &Path,
+    settings: &Settings,
+) -> Result<Servers, CliError> {
+    let mut servers = Vec::new();
+    for url in urls {
+        let client = opencode::connect(url, password, project).await?;
+        servers.push(Opencode::new(client, &settings.calls));
+    }
+    Ok(Servers {
+        servers,
+        demo: None,
+    })
+}
+
+/// A new scratch project for the demo, or the one given.
+pub(crate) fn demo_project(given: Option<&Path>) -> Result<PathBuf, CliError> {
+    let project = match given {
+        Some(project) => {
+            std::fs::create_dir_all(project).map_err(CliError::io("create", project))?;
+            project
+                .canonicalize()
+                .map_err(CliError::io("find", project))?
+        }
+        None => tempfile::Builder::new()
+            .prefix("orchestrator-demo-")
+            .tempdir()
+            .map_err(CliError::io(
+                "create a scratch directory in",
+                std::env::temp_dir(),
+            ))?
+            .keep(),
+    };
+    demo::prepare_project(&project)
+        .map_err(CliError::io("prepare the scratch project", &project))?;
+    opencode_client::testkit::init_git(&project).map_err(|error| CliError::Io {
+        action: "initialize git in",
+        path: project.clone(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    Ok(project)
+}
+
+/// Runs a mission with its progress view, its pid file and the signals going to it; returns its report.
+pub(crate) async fn run_mission(
+    mission: Mission,
+    journal: &FileJournal,
+    json: bool,
+    signals: &mut Signals,
+) -> Result<MissionReport, CliError> {
+    let directory = journal.directory().to_path_buf();
+    let pid_file = journal::pid_path(&directory);
+    crate::adapters::files::write_atomically(&pid_file, std::process::id().to_string().as_bytes())
+        .map_err(CliError::io("write", &pid_file))?;
+    let format = if json {
+        Format::Json
+    } else if std::io::stdout().is_terminal() {
+        Format::Bars
+    } else {
+        Format::Lines
+    };
+    let progress = Progress::start(
+        mission.subscribe(),
+        mission.view(),
+        format,
+        std::io::stdout(),
+        Some(journal::status_path(&directory)),
+    );
+    let stop = mission.stop_handle();
+    let report = tokio::select! {
+        report = mission.run() => report,
+        () = signals.stop_on_signal(stop) => unreachable!("a hard exit does not return"),
+    };
+    progress.finish();
+    journal.sync();
+    let _ = std::fs::remove_file(&pid_file);
+    Ok(report)
+}
+
+/// Prints the summary and stops what the command started.
+pub(crate) fn finish(report: &MissionReport, servers: Servers, json: bool) {
+    if json {
+        println!("{}", summary::json(report));
+    } else {
+        println!();
+        print!("{}", summary::render(report));
+    }
+    if let Some(demo) = servers.demo {
+        say(
+            json,
+            &format!(
+                "A scripted model stood in for an LLM. The project is {}",
+                demo.server.project_dir().display()
+            ),
+        );
+        let pid = demo.server.pid();
+        drop(demo);
+        if let Some(pid) = pid {
+            signals::disown_group(i32::try_from(pid).unwrap_or(i32::MAX));
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! In-process fakes of the engine's ports, for the mission driver's tests: an agents' server whose agents
+//! follow a script, a journal in memory that can be made to fail, and a gate whose verdicts are scripted.
+//! They keep the contracts the real adapters keep (a prompt returns at once and the turn runs in the
+//! background; an aborted turn ends with an aborted answer; updates are broadcast), so the engine cannot
+//! tell them apart from a server, except by speed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::domain::agent::{
+    Activities, Activity, AgentError, AgentErrorKind, AgentMessage, FileChange, MessageFailure,
+    TurnRequest, Update,
+};
+use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
+use crate::domain::mission::{Entry, JournalError};
+use crate::domain::prompts::Role;
+use crate::engine::ports::{Agents, Gates, Journal};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A prompt as the fake server received it.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    /// The session.
+    pub(crate) session: String,
+    /// The agent (from the system prompt's marker line).
+    pub(crate) role: Option<Role>,
+    /// The message.
+    pub(crate) text: String,
+    /// The whole request.
+    pub(crate) request: TurnRequest,
+}
+
+/// What a scripted agent does with one prompt.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reply {
+    /// Its answer.
+    pub(crate) text: String,
+    /// Files it changes in its session.
+    pub(crate) changes: Vec<&'static str>,
+    /// How long the turn takes.
+    pub(crate) delay: Duration,
+    /// How the answer fails, if it does.
+    pub(crate) failure: Option<MessageFailure>,
+    /// Whether it stops at the model's output limit.
+    pub(crate) cut_off: bool,
+    /// Whether the turn never ends by itself (only an abort ends it).
+    pub(crate) hang: bool,
+}
+
+impl Reply {
+    /// An answer.
+    pub(crate) fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A Worker that changes `files` and reports done.
+    pub(crate) fn done(files: &[&'static str]) -> Self {
+        Self {
+            text: format!(
+                "Changed {}.\nSTATUS: DONE changed {}",
+                files.join(", "),
+                files.join(", ")
+            ),
+            changes: files.to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// The Reviewer's approval.
+    pub(crate) fn approve() -> Self {
+        Self::text("VERDICT: APPROVED\n- fine")
+    }
+
+    /// A model that fails.
+    pub(crate) fn model_error(message: &str) -> Self {
+        Self {
+            failure: Some(MessageFailure::Model {
+                message: message.to_string(),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// A turn that never ends by itself.
+    pub(crate) fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::default()
+        }
+    }
+
+    /// The same reply after `delay`.
+    pub(crate) fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Decides each reply: the prompt, and how many prompts this session had before it.
+pub(crate) type Script = dyn Fn(&Received, usize) -> Reply + Send + Sync;
+
+/// Fails calls on purpose: given the call's name and its session (if any), the error kind to fail with.
+pub(crate) type Fault = dyn Fn(&str, Option<&str>) -> Option<AgentErrorKind> + Send + Sync;
+
+#[derive(Debug, Default)]
+struct Session {
+    parent: Option<String>,
+    directory: Option<PathBuf>,
+    messages: Vec<AgentMessage>,
+    busy: bool,
+    prompts: usize,
+    changes: Vec<FileChange>,
+    /// Bumped by each prompt and abort, so a turn finishing late does not write over a newer one.
+    generation: u64,
+}
+
+struct State {
+    sessions: BTreeMap<String, Session>,
+    received: Vec<Received>,
+    aborted: Vec<String>,
+    next_id: usize,
+}
+
+/// A fake agents' server.
+pub(crate) struct FakeAgents {
+    inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for FakeAgents {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// The fake server's state, shared with its turns running in the background.
+pub(crate) struct Inner {
+    url: String,
+    script: Box<Script>,
+    fault: Mutex<Option<Box<Fault>>>,
+    state: Mutex<State>,
+    updates: broadcast::Sender<Update>,
+    /// Called during each `messages` call, before it answers: lets a test land an update at that moment.
+    on_messages: Mutex<Option<Box<dyn Fn(&str) + Send + Sync>>>,
+    calls: AtomicUsize,
+}
+
+impl std::fmt::Debug for FakeAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeAgents")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeAgents {
+    /// A server at `url` whose agents follow `script`.
+    pub(crate) fn new(
+        url: &str,
+        script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let (updates, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            url: url.to_string(),
+            script: Box::new(script),
+            fault: Mutex::new(None),
+            state: Mutex::new(State {
+                sessions: BTreeMap::new(),
+                received: Vec::new(),
+                aborted: Vec::new(),
+                next_id: 0,
+            }),
+            updates,
+            on_messages: Mutex::new(None),
+            calls: AtomicUsize::new(0),
+        });
+        let _ = inner.updates.send(Update::Connected);
+        Arc::new(Self { inner })
+    }
+}
+
+impl Inner {
+    /// Fails the calls `fault` picks, from now on.
+    pub(crate) fn set_fault(
+        &self,
+        fault: impl Fn(&str, Option<&str>) -> Option<AgentErrorKind> + Send + Sync + 'static,
+    ) {
+        *lock(&self.fault) = Some(Box::new(fault));
+    }
+
+    /// Runs `hook` during each `messages` call.
+    pub(crate) fn on_messages(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        *lock(&self.on_messages) = Some(Box::new(hook));
+    }
+
+    /// Sends an update, as the server's event stream would.
+    pub(crate) fn send(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
+    /// Every prompt received, in order.
+    pub(crate) fn received(&self) -> Vec<Received> {
+        lock(&self.state).received.clone()
+    }
+
+    /// Prompts received by `role` whose text starts with `prefix`.
+    pub(crate) fn prompts_to(&self, role: Role, prefix: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|received| received.role == Some(role) && received.text.starts_with(prefix))
+            .count()
+    }
+
+    /// Sessions aborted, in order.
+    pub(crate) fn aborted(&self) -> Vec<String> {
+        lock(&self.state).aborted.clone()
+    }
+
+    /// Sessions that are busy now.
+    pub(crate) fn busy(&self) -> Vec<String> {
+        lock(&self.state)
+            .sessions
+            .iter()
+            .filter(|(_, session)| session.busy)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The parent of a session.
+    pub(crate) fn parent(&self, session: &str) -> Option<String> {
+        lock(&self.state)
+            .sessions
+            .get(session)
+            .and_then(|session| session.parent.clone())
+    }
+
+    /// The directory a session was created for.
+    pub(crate) fn directory(&self, session: &str) -> Option<PathBuf> {
+        lock(&self.state)
+            .sessions
+            .get(session)
+            .and_then(|session| session.directory.clone())
+    }
+
+    /// Ends the session's turn now with `reply` (for a turn whose reply hangs).
+    pub(crate) fn complete(&self, session: &str, reply: &Reply) {
+        let generation = lock(&self.state)
+            .sessions
+            .get(session)
+            .map_or(0, |entry| entry.generation);
+        self.finish(session, generation, reply);
+    }
+
+    /// Creates a session as a tool would (a sub-agent under `parent`), busy until aborted.
+    pub(crate) fn spawn_child(&self, parent: &str) -> String {
+        let mut state = lock(&self.state);
+        state.next_id += 1;
+        let id = format!("ses_child{}", state.next_id);
+        state.sessions.insert(
+            id.clone(),
+            Session {
+                parent: Some(parent.to_string()),
+                busy: true,
+                ..Session::default()
+            },
+        );
+        id
+    }
+
+    fn check(&self, call: &str, session: Option<&str>) -> Result<(), AgentError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let kind = lock(&self.fault)
+            .as_ref()
+            .and_then(|fault| fault(call, session));
+        match kind {
+            Some(kind) => Err(self.error(kind, call)),
+            None => Ok(()),
+        }
+    }
+
+    fn error(&self, kind: AgentErrorKind, call: &str) -> AgentError {
+        let message = match kind {
+            AgentErrorKind::Unreachable => "connection refused",
+            AgentErrorKind::Refused => "HTTP 404: no such session",
+        };
+        AgentError {
+            kind,
+            server: self.url.clone(),
+            what: call.to_string(),
+            source: message.into(),
+        }
+    }
+
+    fn activity(&self, session: &str, activity: Activity) {
+        self.send(Update::Activity {
+            session: session.to_string(),
+            activity,
+        });
+    }
+
+    /// Ends the session's current turn with `reply`'s answer, unless a newer prompt or an abort came first.
+    fn finish(&self, session: &str, generation: u64, reply: &Reply) {
+        {
+            let mut state = lock(&self.state);
+            let Some(entry) = state.sessions.get_mut(session) else {
+                return;
+            };
+            if entry.generation != generation || !entry.busy {
+                return;
+            }
+            entry.messages.push(AgentMessage {
+                id: format!("msg_{}", entry.messages.len()),
+                assistant: true,
+                finished: true,
+                failure: reply.failure.clone(),
+                cut_off: reply.cut_off,
+                text: reply.text.clone(),
+                structured: None,
+                parts: 1 + reply.changes.len(),
+            });
+            for file in &reply.changes {
+                if !entry.changes.iter().any(|change| change.path == *file) {
+                    entry.changes.push(FileChange {
+                        path: (*file).to_string(),
+                        status: "added".to_string(),
+                        additions: 1,
+                        deletions: 0,
+                        patch: format!("+++ {file}\n+content\n"),
+                    });
+                }
+            }
+            entry.busy = false;
+        }
+        self.activity(session, Activity::Idle);
+    }
+}
+
+/// The role a system prompt names on its first line.
+fn role_of(system: &str) -> Option<Role> {
+    let name = system.lines().next()?.strip_prefix("ROLE: ")?;
+    Role::ALL.into_iter().find(|role| role.name() == name)
+}
+
+#[async_trait]
+impl Agents for FakeAgents {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn create_session(
+        &self,
+        _title: &str,
+        parent: Option<&str>,
+        directory: Option<&Path>,
+    ) -> Result<String, AgentError> {
+        self.check("create a session", parent)?;
+        let mut state = lock(&self.state);
+        state.next_id += 1;
+        let id = format!("ses_{}", state.next_id);
+        state.sessions.insert(
+            id.clone(),
+            Session {
+                parent: parent.map(str::to_string),
+                directory: directory.map(Path::to_path_buf),
+                ..Session::default()
+            },
+        );
+        Ok(id)
+    }
+
+    async fn session_exists(&self, session: &str) -> Result<bool, AgentError> {
+        self.check("look for a session", Some(session))?;
+        Ok(lock(&self.state).sessions.contains_key(session))
+    }
+
+    async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError> {
+        self.check("send a prompt", Some(session))?;
+        let received = Received {
+            session: session.to_string(),
+            role: role_of(&request.system),
+            text: request.text.clone(),
+            request: request.clone(),
+        };
+        let (generation, before) = {
+            let mut state = lock(&self.state);
+            state.received.push(received.clone());
+            let entry = state
+                .sessions
+                .get_mut(session)
+                .ok_or_else(|| self.error(AgentErrorKind::Refused, "send a prompt"))?;
+            entry.messages.push(AgentMessage {
+                id: format!("msg_{}", entry.messages.len()),
+                text: request.text.clone(),
+                parts: 1,
+                ..AgentMessage::default()
+            });
+            entry.busy = true;
+            entry.generation += 1;
+            entry.prompts += 1;
+            (entry.generation, entry.prompts - 1)
+        };
+        self.activity(session, Activity::Busy);
+        let reply = (self.script)(&received, before);
+        if !reply.hang {
+            let session = session.to_string();
+            let inner = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                tokio::time::sleep(reply.delay).await;
+                if let Some(inner) = inner.upgrade() {
+                    inner.finish(&session, generation, &reply);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn messages(&self, session: &str) -> Result<Vec<AgentMessage>, AgentError> {
+        self.check("list messages", Some(session))?;
+        let messages = lock(&self.state)
+            .sessions
+            .get(session)
+            .map(|entry| entry.messages.clone())
+            .ok_or_else(|| self.error(AgentErrorKind::Refused, "list messages"))?;
+        if let Some(hook) = lock(&self.on_messages).as_ref() {
+            hook(session);
+        }
+        Ok(messages)
+    }
+
+    async fn activities(&self) -> Result<Activities, AgentError> {
+        self.check("read session status", None)?;
+        Ok(lock(&self.state)
+            .sessions
+            .iter()
+            .filter(|(_, session)| session.busy)
+            .map(|(id, _)| (id.clone(), Activity::Busy))
+            .collect())
+    }
+
+    async fn abort(&self, session: &str) -> Result<(), AgentError> {
+        self.check("abort a session", Some(session))?;
+        let was_busy = {
+            let mut state = lock(&self.state);
+            state.aborted.push(session.to_string());
+            let Some(entry) = state.sessions.get_mut(session) else {
+                return Err(self.error(AgentErrorKind::Refused, "abort a session"));
+            };
+            let was_busy = entry.busy;
+            if was_busy {
+                entry.generation += 1;
+                entry.busy = false;
+                entry.messages.push(AgentMessage {
+                    id: format!("msg_{}", entry.messages.len()),
+                    assistant: true,
+                    finished: true,
+                    failure: Some(MessageFailure::Aborted),
+                    parts: 1,
+                    ..AgentMessage::default()
+                });
+            }
+            was_busy
+        };
+        if was_busy {
+            self.activity(session, Activity::Idle);
+        }
+        Ok(())
+    }
+
+    async fn children(&self, session: &str) -> Result<Vec<String>, AgentError> {
+        self.check("list children", Some(session))?;
+        Ok(lock(&self.state)
+            .sessions
+            .iter()
+            .filter(|(_, entry)| entry.parent.as_deref() == Some(session))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn changes(&self, session: &str) -> Result<Vec<FileChange>, AgentError> {
+        self.check("read a session's changes", Some(session))?;
+        Ok(lock(&self.state)
+            .sessions
+            .get(session)
+            .map(|entry| entry.changes.clone())
+            .unwrap_or_default())
+    }
+
+    async fn answer_permission(&self, _request: &str, _allow: bool) -> Result<(), AgentError> {
+        self.check("answer a permission request", None)
+    }
+
+    fn updates(&self) -> broadcast::Receiver<Update> {
+        let receiver = self.updates.subscribe();
+        let _ = self.updates.send(Update::Connected);
+        receiver
+    }
+}
+
+/// A journal in memory; it can be told to fail from some entry on, as a full disk would.
+#[derive(Debug)]
+pub(crate) struct FakeJournal {
+    entries: Mutex<Vec<Entry>>,
+    plan: Mutex<Option<String>>,
+    fail_from: Mutex<Option<usize>>,
+}
+
+impl FakeJournal {
+    /// An empty journal.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            entries: Mutex::new(Vec::new()),
+            plan: Mutex::new(None),
+            fail_from: Mutex::new(None),
+        })
+    }
+
+    /// Fails every append once the journal holds `count` entries.
+    pub(crate) fn fail_from(&self, count: usize) {
+        *lock(&self.fail_from) = Some(count);
+    }
+
+    /// Every entry appended.
+    pub(crate) fn entries(&self) -> Vec<Entry> {
+        lock(&self.entries).clone()
+    }
+
+    /// The plan written.
+    pub(crate) fn plan(&self) -> Option<String> {
+        lock(&self.plan).clone()
+    }
+}
+
+impl Journal for FakeJournal {
+    fn location(&self) -> &Path {
+        Path::new("/fake/journal")
+    }
+
+    fn append(&self, entry: &Entry) -> Result<(), JournalError> {
+        let mut entries = lock(&self.entries);
+        if lock(&self.fail_from).is_some_and(|count| entries.len() >= count) {
+            return Err(JournalError {
+                path: self.location().join("log"),
+                source: Box::new(std::io::Error::from_raw_os_error(28)),
+            });
+        }
+        entries.push(entry.clone());
+        Ok(())
+    }
+
+    fn write_plan(&self, markdown: &str) -> Result<PathBuf, JournalError> {
+        *lock(&self.plan) = Some(markdown.to_string());
+        Ok(self.location().join("todo.md"))
+    }
+}
+
+/// A gate whose verdicts a script gives, by run.
+pub(crate) struct FakeGates {
+    verdict: Box<dyn Fn(usize, &Path) -> bool + Send + Sync>,
+    runs: AtomicUsize,
+}
+
+impl std::fmt::Debug for FakeGates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGates")
+            .field("runs", &self.runs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeGates {
+    /// A gate that passes when `verdict(run, directory)` says so (runs count from 0).
+    pub(crate) fn new(verdict: impl Fn(usize, &Path) -> bool + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            verdict: Box::new(verdict),
+            runs: AtomicUsize::new(0),
+        })
+    }
+
+    /// A gate that always passes.
+    pub(crate) fn passing() -> Arc<Self> {
+        Self::new(|_, _| true)
+    }
+
+    /// How many times it ran.
+    pub(crate) fn runs(&self) -> usize {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl Gates for FakeGates {
+    async fn run(&self, directory: &Path) -> GateReport {
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
+        let passed = (self.verdict)(run, directory);
+        GateReport {
+            commands: vec![CommandReport {
+                command: GateCommand::shell("fake check"),
+                outcome: if passed {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed {
+                        code: Some(1),
+                        signal: None,
+                    }
+                },
+                output: if passed { "ok" } else { "assertion failed" }.to_string(),
+                duration_ms: 1,
+            }],
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What the engine needs from the world, as traits it owns. The command line wires the real adapters in
+//! (`adapters::opencode`, `adapters::journal`, `adapters::gate`); the engine's tests use in-process fakes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
+use crate::domain::gate::GateReport;
+use crate::domain::mission::{Entry, JournalError};
+
+/// One agents' server (an OpenCode server): its sessions, their messages and what it reports about them.
+#[async_trait]
+pub trait Agents: Send + Sync + fmt::Debug {
+    /// The server's URL, as the journal and the summary name it.
+    fn url(&self) -> &str;
+
+    /// Creates a session titled `title`, a child of `parent` if given, working in `directory` (the
+    /// project's, unless another is given).
+    async fn create_session(
+        &self,
+        title: &str,
+        parent: Option<&str>,
+        directory: Option<&Path>,
+    ) -> Result<String, AgentError>;
+
+    /// Whether the session exists on this server.
+    async fn session_exists(&self, session: &str) -> Result<bool, AgentError>;
+
+    /// Sends a prompt and returns at once; the turn runs on the server.
+    async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError>;
+
+    /// The session's messages, oldest first.
+    async fn messages(&self, session: &str) -> Result<Vec<AgentMessage>, AgentError>;
+
+    /// The sessions that are not idle.
+    async fn activities(&self) -> Result<Activities, AgentError>;
+
+    /// Aborts the session's turn.
+    async fn abort(&self, session: &str) -> Result<(), AgentError>;
+
+    /// The sessions created under this one (by the `task` tool).
+    async fn children(&self, session: &str) -> Result<Vec<String>, AgentError>;
+
+    /// The files the session changed.
+    async fn changes(&self, session: &str) -> Result<Vec<FileChange>, AgentError>;
+
+    /// Answers a permission request.
+    async fn answer_permission(&self, request: &str, allow: bool) -> Result<(), AgentError>;
+
+    /// What the server reports from now on: session activity, errors, permission requests, and whether
+    /// its event stream is connected. The first update a new receiver gets says whether it is connected
+    /// now.
+    fn updates(&self) -> broadcast::Receiver<Update>;
+}
+
+/// The mission's journal: every event, durably, in order.
+pub trait Journal: Send + Sync + fmt::Debug {
+    /// Where it is kept.
+    fn location(&self) -> &Path;
+
+    /// Appends one entry; when it returns, the entry survives a crash.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError`] when it cannot be written: the mission must stop.
+    fn append(&self, entry: &Entry) -> Result<(), JournalError>;
+
+    /// Writes the plan for people to read, returning where.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError`] when it cannot be written.
+    fn write_plan(&self, markdown: &str) -> Result<PathBuf, JournalError>;
+}
+
+/// The project's check commands.
+#[async_trait]
+pub trait Gates: Send + Sync + fmt::Debug {
+    /// Runs every check in `directory` and reports each; dropping the future stops the running one.
+    async fn run(&self, directory: &Path) -> GateReport;
+}
