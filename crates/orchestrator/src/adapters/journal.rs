@@ -53,7 +53,7 @@ pub enum OpenJournalError {
         source: std::io::Error,
     },
     /// The store is damaged (not a torn tail, which is repaired).
-    #[error("the mission state in {} is damaged", directory.display())]
+    #[error("cannot open the mission state in {}: it is damaged", directory.display())]
     Damaged {
         /// The directory.
         directory: PathBuf,

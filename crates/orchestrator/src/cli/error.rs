@@ -24,6 +24,15 @@ pub enum CliError {
     /// The mission text cannot be a mission.
     #[error(transparent)]
     MissionText(#[from] MissionTextError),
+    /// The mission file cannot be read.
+    #[error("cannot read the mission from {}", path.display())]
+    MissionFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The mission file is not UTF-8.
     #[error("the mission in {} is not UTF-8 (invalid byte at offset {offset})", path.display())]
     NotUtf8 {
@@ -114,14 +123,17 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The exit status: 2 for bad input before anything ran, 1 for a mission or its state that cannot go on.
+    /// The exit status: 2 for bad input before anything ran (a mission state that cannot be used
+    /// included: it is refused before anything starts), 1 for a mission or a command that could not go on.
     pub fn code(&self) -> u8 {
         match self {
-            CliError::Journal(_) | CliError::Mission(_) | CliError::StopTimedOut { .. } => 1,
+            CliError::Mission(_) | CliError::StopTimedOut { .. } => 1,
             CliError::Io { .. } | CliError::Status { .. } | CliError::Signal { .. } => 1,
             CliError::Launch(_) => 1,
-            CliError::BadModel { .. }
+            CliError::Journal(_)
+            | CliError::BadModel { .. }
             | CliError::MissionText(_)
+            | CliError::MissionFile { .. }
             | CliError::NotUtf8 { .. }
             | CliError::UnknownMission { .. }
             | CliError::NoMission { .. }

@@ -88,13 +88,14 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     };
     let file = config::load(&project)?;
     let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
-    let _log = start_logging(&project);
     let servers = if args.server.demo {
         start_demo(&project, &settings, args.run.json).await?
     } else {
         let (urls, password) = servers(&args.server.urls, file.as_ref());
         connect(&urls, password.as_deref(), &project, &settings).await?
     };
+    // Logging starts once the servers answer: a mission refused before that leaves nothing behind.
+    let _log = start_logging(&project);
     let id = format!("m{}", crate::engine::record::now_ms());
     let directory = journal::missions_dir(&project).join(&id);
     let journal = Arc::new(FileJournal::create(&directory)?);
@@ -120,6 +121,7 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let directory = journal::missions_dir(&project).join(&id);
     let file = config::load(&project)?;
     let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    // Logging first, so that the recovery below is in the log.
     let _log = start_logging(&project);
     // The journal first: a mission another orchestrator runs is locked, a damaged one is refused, before
     // anything is started for it.
@@ -215,7 +217,12 @@ fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
                     path: path.clone(),
                     source,
                 })?;
-            (json["mission"].clone(), running_pid(&directory))
+            let pid = running_pid(&directory);
+            let mut view = json["mission"].clone();
+            if let (Some(pid), Some(object)) = (pid, view.as_object_mut()) {
+                object.insert("pid".to_string(), pid.into());
+            }
+            (view, pid)
         }
         Err(error) => return Err(error.into()),
     };

@@ -105,7 +105,10 @@ pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
     let text = match (&args.mission, &args.file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => {
-            let io = CliError::io("read the mission from", path);
+            let io = |source| CliError::MissionFile {
+                path: path.clone(),
+                source,
+            };
             let mut bytes = Vec::new();
             // One byte past the limit: enough to know it is too large without reading all of it.
             if path.as_os_str() == "-" {
@@ -114,9 +117,16 @@ pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
                     .read_to_end(&mut bytes)
                     .map_err(io)?;
             } else {
-                std::fs::File::open(path)
-                    .and_then(|file| file.take(limit + 1).read_to_end(&mut bytes))
-                    .map_err(io)?;
+                let file = std::fs::File::open(path).map_err(io)?;
+                let size = file.metadata().map_err(io)?.len();
+                if size > limit {
+                    return Err(mission::MissionTextError::TooLarge {
+                        size: usize::try_from(size).unwrap_or(usize::MAX),
+                        limit: MAX_MISSION_BYTES,
+                    }
+                    .into());
+                }
+                file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
             }
             String::from_utf8(bytes).map_err(|error| CliError::NotUtf8 {
                 path: path.clone(),

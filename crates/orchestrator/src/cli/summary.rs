@@ -85,7 +85,7 @@ pub fn render(report: &MissionReport) -> String {
     let servers: Vec<String> = report
         .servers
         .iter()
-        .map(|(url, up)| format!("{url} {}", if *up { "up" } else { "down" }))
+        .map(|(url, up)| format!("{url} ({})", if *up { "up" } else { "down" }))
         .collect();
     let _ = writeln!(
         out,
