@@ -67,19 +67,21 @@ pub enum LoggingError {
     },
     /// `ORCHESTRATOR_LOG` is not a valid filter.
     #[error(
-        "{FILTER_VARIABLE}=`{value}` is not a valid log filter: {message} (e.g. `debug` or `warn,orchestrator=trace`)"
+        "{FILTER_VARIABLE}=`{value}` is not a valid log filter: {source} (e.g. `debug` or `warn,orchestrator=trace`)"
     )]
     Filter {
         /// The variable's value.
         value: String,
         /// What is wrong with it.
-        message: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
     },
     /// This process already has a global `tracing` subscriber (logging was set up before).
-    #[error("logging is already set up in this process: {message}")]
+    #[error("logging is already set up in this process")]
     AlreadyInitialized {
         /// What `tracing` said.
-        message: String,
+        #[source]
+        source: tracing_subscriber::util::TryInitError,
     },
 }
 
@@ -112,9 +114,7 @@ pub fn init(project: &Path) -> Result<LogGuard, LoggingError> {
         .map_err(|source| LoggingError::Open { path, source })?;
     subscriber(file.clone(), filter)
         .try_init()
-        .map_err(|error| LoggingError::AlreadyInitialized {
-            message: error.to_string(),
-        })?;
+        .map_err(|source| LoggingError::AlreadyInitialized { source })?;
     Ok(LogGuard { file })
 }
 
@@ -124,9 +124,9 @@ fn filter_from(value: Option<&str>) -> Result<EnvFilter, LoggingError> {
         .map(str::trim)
         .filter(|value| !value.is_empty())
         .unwrap_or(DEFAULT_FILTER);
-    EnvFilter::try_new(value).map_err(|error| LoggingError::Filter {
+    EnvFilter::try_new(value).map_err(|source| LoggingError::Filter {
         value: value.to_string(),
-        message: error.to_string(),
+        source,
     })
 }
 

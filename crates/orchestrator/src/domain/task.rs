@@ -152,12 +152,12 @@ impl fmt::Display for TaskStatus {
     }
 }
 
-/// Why a task failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+/// Why a task failed: a record the journal keeps (so it holds words, not the error values that led to it;
+/// those are in the log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FailCause {
     /// The Reviewer or the gate kept asking for changes.
-    #[error("not approved after {attempts} attempt(s); last findings: {findings}")]
     NotApproved {
         /// Worker attempts made.
         attempts: u32,
@@ -165,24 +165,37 @@ pub enum FailCause {
         findings: String,
     },
     /// The Worker stopped making progress, and a diagnostic prompt did not help.
-    #[error("stagnated after a diagnostic prompt: {signal}")]
     Stagnated {
         /// What showed it (the same output repeated, no status after reminders, no progress).
         signal: String,
     },
     /// The model failed past its retries.
-    #[error("the model failed: {message}")]
     Model {
         /// The last failure.
         message: String,
     },
     /// An OpenCode call about this task failed in a way another attempt would not fix (a session that is
     /// gone, an answer that does not decode).
-    #[error("OpenCode refused: {message}")]
     Agent {
         /// The call and its error.
         message: String,
     },
+}
+
+impl fmt::Display for FailCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailCause::NotApproved { attempts, findings } => write!(
+                f,
+                "not approved after {attempts} attempt(s); last findings: {findings}"
+            ),
+            FailCause::Stagnated { signal } => {
+                write!(f, "stagnated after a diagnostic prompt: {signal}")
+            }
+            FailCause::Model { message } => write!(f, "the model failed: {message}"),
+            FailCause::Agent { message } => write!(f, "OpenCode refused: {message}"),
+        }
+    }
 }
 
 /// A task as the mission sees it: its spec and everything that happened to it.

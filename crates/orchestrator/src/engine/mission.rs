@@ -295,7 +295,7 @@ impl Mission {
         ports
             .journal
             .append(&created)
-            .map_err(|error| Halt::journal(&error))?;
+            .map_err(|error| Halt::Journal(Arc::new(error)))?;
         Ok(Self::assemble(ports, settings, view))
     }
 
@@ -461,16 +461,8 @@ impl Mission {
 
 impl StopCause {
     fn from_halt(halt: &Halt) -> Self {
-        match halt {
-            Halt::Journal { path, error } => StopCause::Journal {
-                path: path.clone(),
-                error: error.clone(),
-            },
-            Halt::Rejected(rejected) => StopCause::Journal {
-                path: String::new(),
-                error: rejected.to_string(),
-            },
-        }
+        let (path, error) = halt.describe();
+        StopCause::Journal { path, error }
     }
 }
 
@@ -732,7 +724,7 @@ impl Core {
                 Ok(())
             }
             Err(error) => {
-                let halt = Halt::journal(&error);
+                let halt = Halt::Journal(Arc::new(error));
                 self.stop(StopCause::from_halt(&halt));
                 Err(halt)
             }

@@ -23,13 +23,8 @@ pub struct Applied {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Halt {
     /// The journal cannot be written.
-    #[error("cannot write the mission's state in {path}: {error}")]
-    Journal {
-        /// The journal's location.
-        path: String,
-        /// The error and its causes.
-        error: String,
-    },
+    #[error(transparent)]
+    Journal(Arc<JournalError>),
     /// The engine produced an event its own state does not allow: a bug, reported rather than written.
     #[error("the engine tried to record an event that its state does not allow: {0}")]
     Rejected(Rejected),
@@ -150,7 +145,7 @@ impl Recorder {
             }
         };
         if let Err(error) = self.journal.append(&entry) {
-            let halt = Halt::journal(&error);
+            let halt = Halt::Journal(Arc::new(error));
             tracing::error!(%halt, "the journal cannot be written; the mission stops");
             state.halted = Some(halt.clone());
             return Err(halt);
@@ -171,21 +166,23 @@ impl Recorder {
 }
 
 impl Halt {
-    /// The halt for a journal error, with its whole chain of causes.
-    pub fn journal(error: &JournalError) -> Halt {
-        let mut text = error.source.to_string();
-        let mut source = error.source.source();
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
+    /// Where the journal is, and what failed with each of its causes: what a stop reports.
+    pub fn describe(&self) -> (String, String) {
+        match self {
+            Halt::Journal(error) => {
+                let mut text = error.source.to_string();
+                let mut source = error.source.source();
+                while let Some(cause) = source {
+                    let cause_text = cause.to_string();
+                    if !text.contains(&cause_text) {
+                        text.push_str(": ");
+                        text.push_str(&cause_text);
+                    }
+                    source = cause.source();
+                }
+                (error.path.display().to_string(), text)
             }
-            source = cause.source();
-        }
-        Halt::Journal {
-            path: error.path.display().to_string(),
-            error: text,
+            Halt::Rejected(rejected) => (String::new(), rejected.to_string()),
         }
     }
 }

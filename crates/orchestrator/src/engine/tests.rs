@@ -114,7 +114,9 @@ fn status(report: &MissionReport, id: &str) -> TaskStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_once_each_after_their_dependencies() {
     let rig = Rig::new(script(THREE_TASKS, |id, _, _| match id {
-        "T1.1" => Reply::done(&["slug.py"]).after(Duration::from_millis(20)),
+        // The orchestrator's own files in a session's changes are not the task's.
+        "T1.1" => Reply::done(&["slug.py", ".opencode/orchestrator/missions/m1/status.json"])
+            .after(Duration::from_millis(20)),
         "T1.2" => Reply::done(&["words.py"]),
         _ => Reply::done(&["report.py"]),
     }));
@@ -653,4 +655,18 @@ async fn worker_sessions_work_in_the_project() {
         "a child of a pooled parent"
     );
     let _: Option<&Path> = rig.agents.directory(&session).as_deref();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_reviewer_model_is_retried_like_every_other_turn() {
+    // Today's main sent the Reviewer's turn outside the model's retry and breaker: one failure failed the
+    // task.
+    let rig = Rig::new(move |received: &Received, before| match received.role {
+        Some(Role::Reviewer) if before == 0 => Reply::model_error("overloaded"),
+        _ => script("### T1: One\nDo it.\n", |_, _, _| Reply::done(&["a.py"]))(received, before),
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.model_failures, 1);
+    assert_eq!(rig.agents.prompts_to(Role::Reviewer, "REVIEW TASK T1:"), 2);
 }
