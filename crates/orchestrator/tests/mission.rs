@@ -7,7 +7,7 @@ mod common;
 use opencode_client::testkit::{Match, Reply, Rule, Script};
 use orchestrator::cli::demo::{self, agent, approve, planner_reply, titles, worker_rules, write};
 use orchestrator::cli::summary;
-use orchestrator::domain::mission::{MissionStatus, StopCause};
+use orchestrator::domain::mission::{MissionStatus, PlanSource, StopCause};
 use orchestrator::domain::prompts::Role;
 use orchestrator::domain::task::TaskStatus;
 
@@ -19,6 +19,8 @@ async fn the_demo_mission_completes() {
     let report = rig.run(rig.config(), "Build a small text toolkit").await;
     assert_eq!(report.view.status, MissionStatus::Completed);
     assert_eq!(report.view.tasks.len(), 3);
+    // The Planner answered through OpenCode's structured output.
+    assert_eq!(report.view.plan_source, Some(PlanSource::Structured));
     for task in report.view.tasks.values() {
         assert_eq!(task.status, TaskStatus::Done, "{task:?}");
         assert_eq!(task.runs, 1, "{task:?}");
@@ -177,6 +179,8 @@ async fn a_cyclic_plan_is_sent_back_and_fixed() {
     let report = rig.run(rig.config(), "Two files").await;
     assert_eq!(report.view.status, MissionStatus::Completed);
     assert_eq!(report.view.plan_attempts, 2);
+    // This Planner answers text only, even asked for structured output: the TODO.md path.
+    assert_eq!(report.view.plan_source, Some(PlanSource::Markdown));
     let fix = rig
         .requests()
         .into_iter()

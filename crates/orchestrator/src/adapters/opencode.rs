@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use opencode_client::testkit::{OpencodeServer, Script, ScriptedModel};
 use opencode_client::{
     Client, CreateSession, Error as ClientError, EventPayload, Message, MessageWithParts,
-    PermissionReply, Prompt, SessionStatus, StreamItem,
+    OutputFormat, PermissionReply, Prompt, SessionStatus, StreamItem,
 };
 use tokio::sync::broadcast;
 
@@ -298,7 +298,8 @@ impl Opencode {
         })
     }
 
-    /// Creates a session (see [`Agents::create_session`](crate::engine::ports::Agents)).
+    /// Creates a session titled `title`, a child of `parent` if given, working in `directory` (the
+    /// project's when `None`).
     ///
     /// # Errors
     ///
@@ -355,12 +356,8 @@ impl Opencode {
         }
     }
 
-    /// Sends a prompt without waiting for its turn.
-    ///
-    /// # Errors
-    ///
-    /// [`AgentError`] when the server fails.
-    pub async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError> {
+    /// The prompt of a turn request.
+    fn prompt_of(request: &TurnRequest) -> Prompt {
         let mut prompt = Prompt::text(request.text.clone()).system(request.system.clone());
         for (tool, enabled) in &request.tools {
             prompt = prompt.tool(*tool, *enabled);
@@ -368,7 +365,64 @@ impl Opencode {
         if let Some(model) = &request.model {
             prompt = prompt.model(model.clone());
         }
-        let prompt = &prompt;
+        if let Some(schema) = &request.schema {
+            prompt = prompt.format(OutputFormat::json_schema(schema.clone()));
+        }
+        prompt
+    }
+
+    /// Sends a prompt and waits for its answer, in one call (no retry: the turn may have run); for a
+    /// prompt with a JSON schema (OpenCode 1.18.33 cannot list such a session's messages afterwards).
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError`] when the server fails or refuses the prompt (a server without structured output
+    /// refuses its `format`).
+    pub async fn prompt_and_wait(
+        &self,
+        session: &str,
+        request: &TurnRequest,
+    ) -> Result<AgentMessage, AgentError> {
+        let prompt = Self::prompt_of(request);
+        let client = self.client_for(Some(session));
+        let result = self
+            .breaker
+            .call_async_with(ClientError::is_retryable, client.prompt(session, &prompt))
+            .await;
+        match result {
+            Ok(answer) => Ok(agent_message(&answer)),
+            Err(error) => {
+                let (kind, source): (_, Box<dyn std::error::Error + Send + Sync>) = match error {
+                    CallError::Rejected(rejected) => (
+                        AgentErrorKind::Unreachable,
+                        format!(
+                            "its circuit breaker is {} after repeated failures",
+                            rejected.state()
+                        )
+                        .into(),
+                    ),
+                    CallError::Inner(error) if error.is_retryable() => {
+                        (AgentErrorKind::Unreachable, Box::new(error))
+                    }
+                    CallError::Inner(error) => (AgentErrorKind::Refused, Box::new(error)),
+                };
+                Err(AgentError {
+                    kind,
+                    server: self.url.clone(),
+                    what: "send a prompt and wait for its answer".to_string(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Sends a prompt without waiting for its turn.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError`] when the server fails.
+    pub async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError> {
+        let prompt = &Self::prompt_of(request);
         self.call("send a prompt", Some(session), |client| async move {
             client.prompt_async(session, prompt).await
         })
@@ -527,8 +581,10 @@ fn agent_message(message: &MessageWithParts) -> AgentMessage {
         },
         Message::Assistant(answer) => {
             let failure = match &answer.error {
-                Some(error) if error.name == "MessageAbortedError" => Some(MessageFailure::Aborted),
-                Some(error) if error.name == "MessageOutputLengthError" => None,
+                Some(error) if error.is_aborted() => Some(MessageFailure::Aborted),
+                // A cut-off answer or one without the structured output asked for is an answer: the
+                // engine asks again, or reads the plan from its text.
+                Some(error) if error.is_output_length() || error.is_structured_output() => None,
                 Some(error) => Some(MessageFailure::Model {
                     message: error
                         .message()
@@ -537,11 +593,7 @@ fn agent_message(message: &MessageWithParts) -> AgentMessage {
                 None if answer.was_aborted() => Some(MessageFailure::Aborted),
                 None => None,
             };
-            let cut_off = answer.finish.as_deref() == Some("length")
-                || answer
-                    .error
-                    .as_ref()
-                    .is_some_and(|error| error.name == "MessageOutputLengthError");
+            let cut_off = answer.was_cut_off();
             AgentMessage {
                 id: answer.id.clone(),
                 assistant: true,

@@ -163,9 +163,49 @@ pub fn worker_rules(id: &str, files: Vec<ToolCall>, summary: &str) -> Vec<Rule> 
     ]
 }
 
-/// The Planner's answer for `plan`.
+/// The Planner's answer for `plan`, as TODO.md text.
 pub fn planner_reply(plan: &str) -> Reply {
     Reply::text(format!("Here is the plan.\n\n```markdown\n{plan}```\n"))
+}
+
+/// The Planner's structured answer for `plan` (written as TODO.md), in the form of the plan's JSON schema.
+///
+/// # Panics
+///
+/// If `plan` does not parse: the scripts' plans are written to.
+pub fn planner_structured(plan: &str) -> Reply {
+    let plan = crate::domain::plan::parse(plan).expect("a scripted plan parses");
+    let tasks: Vec<serde_json::Value> = plan
+        .tasks
+        .iter()
+        .map(|task| {
+            json!({
+                "id": task.id,
+                "title": task.title,
+                "agent": task.agent,
+                "depends": task.depends,
+                "priority": task.priority.as_str(),
+                "files": task.files,
+                "changes": task.changes.as_str(),
+                "description": task.description,
+                "steps": task.steps.iter().map(|step| step.text.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Reply::structured(json!({ "title": plan.title, "tasks": tasks }))
+}
+
+/// The Planner's rules for `plan`: its structured output when the prompt asks for one, else the TODO.md
+/// text.
+pub fn planner(plan: &str) -> [Rule; 2] {
+    [
+        Rule::when(Match::All(vec![
+            agent(Role::Planner),
+            Match::AsksForStructuredOutput,
+        ]))
+        .reply(planner_structured(plan)),
+        Rule::when(agent(Role::Planner)).reply(planner_reply(plan)),
+    ]
 }
 
 /// The Reviewer's approval.
@@ -179,8 +219,10 @@ pub fn approve() -> Rule {
 pub fn script(project: &Path) -> Script {
     let mut script = Script::new()
         .rule(titles())
-        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text(DEMO_BRIEF)))
-        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(DEMO_PLAN)));
+        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text(DEMO_BRIEF)));
+    for rule in planner(DEMO_PLAN) {
+        script = script.rule(rule);
+    }
     let workers = [
         (
             "T1.1",

@@ -101,6 +101,8 @@ fn plan(count: usize) -> Event {
                 depends: Vec::new(),
                 priority: Priority::Medium,
                 brief: String::new(),
+                files: Vec::new(),
+                changes: crate::domain::plan::Changes::Required,
             })
             .collect(),
     })

@@ -36,6 +36,14 @@ impl Agents for Opencode {
         Opencode::prompt(self, session, request).await
     }
 
+    async fn prompt_and_wait(
+        &self,
+        session: &str,
+        request: &TurnRequest,
+    ) -> Result<AgentMessage, AgentError> {
+        Opencode::prompt_and_wait(self, session, request).await
+    }
+
     async fn messages(&self, session: &str) -> Result<Vec<AgentMessage>, AgentError> {
         Opencode::messages(self, session).await
     }

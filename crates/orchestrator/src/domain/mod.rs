@@ -5,6 +5,7 @@ pub mod agent;
 pub mod gate;
 pub mod mission;
 pub mod plan;
+pub mod plan_json;
 pub mod position;
 pub mod prompts;
 pub mod settings;

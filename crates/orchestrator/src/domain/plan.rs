@@ -67,7 +67,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_AGENT: &str = "Worker";
 
 /// The field keys a task heading accepts (compared case-insensitively).
-pub const KNOWN_FIELDS: [&str; 3] = ["agent", "depends", "priority"];
+pub const KNOWN_FIELDS: [&str; 5] = ["agent", "depends", "priority", "files", "changes"];
 
 /// Parses and validates a plan written in the seed format.
 ///
@@ -121,6 +121,14 @@ pub struct Task {
     pub depends: Vec<String>,
     /// How urgent the task is among those ready to run.
     pub priority: Priority,
+    /// The files (paths or globs, relative to the project) the task will touch, if the plan declares them:
+    /// tasks whose declared files overlap never run at the same time.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Whether the task must change the project to be done (`changes:none` for one that only checks or
+    /// reports).
+    #[serde(default)]
+    pub changes: Changes,
     /// The heading's status box if it has one, else the status its steps add up to.
     pub status: Status,
     /// The check-box steps under the heading.
@@ -175,6 +183,35 @@ impl Priority {
             "high" | "h" | "p0" => Some(Self::High),
             "medium" | "m" | "p1" => Some(Self::Medium),
             "low" | "l" | "p2" => Some(Self::Low),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a task must change the project to be done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Changes {
+    /// It changes files: a Worker that changed nothing is sent back, then the task fails ("no change").
+    #[default]
+    Required,
+    /// `changes:none`: it only checks or reports; an empty diff is fine.
+    None,
+}
+
+impl Changes {
+    /// The spelling [`Plan::render`] writes: `required` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::None => "none",
+        }
+    }
+
+    fn from_field(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "none" | "no" => Some(Self::None),
+            "required" | "yes" => Some(Self::Required),
             _ => None,
         }
     }
@@ -435,7 +472,14 @@ fn write_task(f: &mut fmt::Formatter<'_>, task: &Task) -> fmt::Result {
     if !task.depends.is_empty() {
         write!(f, " | depends:{}", task.depends.join(", "))?;
     }
-    writeln!(f, " | priority:{}", task.priority.as_str())?;
+    write!(f, " | priority:{}", task.priority.as_str())?;
+    if !task.files.is_empty() {
+        write!(f, " | files:{}", task.files.join(","))?;
+    }
+    if task.changes != Changes::default() {
+        write!(f, " | changes:{}", task.changes.as_str())?;
+    }
+    writeln!(f)?;
     for line in task.description.lines().map(str::trim) {
         if !line.is_empty() {
             writeln!(f, "{line}")?;
@@ -538,6 +582,21 @@ pub enum PlanErrorKind {
     #[error("priority `{value}` is not one of high, medium, low (or h, m, l, or p0, p1, p2)")]
     BadPriority {
         /// The value as written.
+        value: String,
+    },
+    /// A `changes` value other than `none` or `required`.
+    #[error("changes `{value}` is not `none` (a task that changes no file) or `required`")]
+    BadChanges {
+        /// The value as written.
+        value: String,
+    },
+    /// A `files` entry that is empty or leaves the project.
+    #[error(
+        "`files` lists `{value}`, which is not a path or glob inside the project; list relative paths such as \
+         `src/a.rs,tests/*.rs` separated by commas"
+    )]
+    BadFile {
+        /// The entry as written.
         value: String,
     },
     /// A `depends` entry that is not shaped like a task id.
@@ -760,6 +819,31 @@ impl Parser {
         self.error(line, PlanErrorKind::MalformedTaskHeading { problem });
     }
 
+    /// The paths of a `files` field: separated by commas; `none`, `-` or nothing for none. A path must be
+    /// relative and stay inside the project.
+    fn files(&mut self, line: usize, value: &str) -> Vec<String> {
+        if matches!(value, "" | "-") || value.eq_ignore_ascii_case("none") {
+            return Vec::new();
+        }
+        let mut files = Vec::new();
+        for entry in value.split(',').map(str::trim) {
+            let inside = !entry.is_empty()
+                && !entry.starts_with('/')
+                && !entry.split('/').any(|part| part == "..");
+            if !inside {
+                self.error(
+                    line,
+                    PlanErrorKind::BadFile {
+                        value: entry.to_owned(),
+                    },
+                );
+            } else if !files.iter().any(|file| file == entry) {
+                files.push(entry.trim_start_matches("./").to_owned());
+            }
+        }
+        files
+    }
+
     fn malformed_milestone(&mut self, line: usize, problem: String) {
         self.error(line, PlanErrorKind::MalformedMilestoneHeading { problem });
     }
@@ -873,6 +957,8 @@ impl Parser {
         let mut agent = DEFAULT_AGENT.to_owned();
         let mut depends = Vec::new();
         let mut priority = Priority::default();
+        let mut files = Vec::new();
+        let mut changes = Changes::default();
         let mut seen_keys = HashSet::new();
         for field in segments.map(str::trim).filter(|field| !field.is_empty()) {
             let Some((key, value)) = field.split_once(':') else {
@@ -901,6 +987,16 @@ impl Parser {
                         },
                     ),
                 },
+                "changes" => match Changes::from_field(value) {
+                    Some(value) => changes = value,
+                    None => self.error(
+                        line,
+                        PlanErrorKind::BadChanges {
+                            value: value.to_owned(),
+                        },
+                    ),
+                },
+                "files" => files = self.files(line, value),
                 _ => self.error(
                     line,
                     PlanErrorKind::UnknownField {
@@ -932,6 +1028,8 @@ impl Parser {
             agent,
             depends,
             priority,
+            files,
+            changes,
             status: Status::Todo,
             steps: Vec::new(),
             milestone: self.current_milestone.clone(),
@@ -1284,6 +1382,8 @@ Milestone notes are not a task description.
                 agent: "Worker".into(),
                 depends: vec!["T1.2".into()],
                 priority: Priority::High,
+                files: Vec::new(),
+                changes: Changes::Required,
                 status: Status::InProgress,
                 steps: vec![
                     Step {
@@ -1559,7 +1659,9 @@ Milestone notes are not a task description.
             .map(|errors| errors.to_string());
         assert_eq!(
             errors.as_deref(),
-            Some("line 1: unknown field `owner`; the known fields are agent, depends, priority")
+            Some(
+                "line 1: unknown field `owner`; the known fields are agent, depends, priority, files, changes"
+            )
         );
     }
 
@@ -1849,7 +1951,7 @@ Milestone notes are not a task description.
 line 2: the step `stray step` comes before any task; put it under a `### T…` task heading
 line 4: priority `urgent` is not one of high, medium, low (or h, m, l, or p0, p1, p2)
 line 5: task T1.1 is already defined on line 4; give this task another id or merge the two
-line 6: unknown field `owner`; the known fields are agent, depends, priority
+line 6: unknown field `owner`; the known fields are agent, depends, priority, files, changes
 line 6: T1.2 depends on T9.9, which no task defines
 line 7: malformed task heading: missing `:` between the task id T1.3 and the title; expected a heading like `### T1.2: Title | agent:Worker | depends:T1.1 | priority:high`
 line 8: T1.4 depends on itself; remove T1.4 from its `depends`
@@ -1903,6 +2005,43 @@ line 11: second mission title (the first is on line 1); keep a single `# Mission
         assert_eq!(ready(&["T1", "T4"]), ["T3", "T5", "T2"]);
         assert_eq!(ready(&["T1", "T2", "T3", "T4", "T5"]), ["T6"]);
         assert!(ready(&["T1", "T2", "T3", "T4", "T5", "T6"]).is_empty());
+    }
+
+    #[test]
+    fn files_and_changes_fields() {
+        let plan = parsed(
+            "### T1: Lib | files:src/lib.rs, tests/*.rs\n### T2: Check | changes:none | files:none\n",
+        );
+        assert_eq!(task(&plan, "T1").files, ["src/lib.rs", "tests/*.rs"]);
+        assert_eq!(task(&plan, "T1").changes, Changes::Required);
+        assert!(task(&plan, "T2").files.is_empty());
+        assert_eq!(task(&plan, "T2").changes, Changes::None);
+        assert!(plan.render().contains(
+            "### T1: Lib | agent:Worker | priority:medium | files:src/lib.rs,tests/*.rs"
+        ));
+        assert_eq!(
+            errors_of("### T1: A | files:/etc/passwd,../up,ok.rs | changes:maybe\n"),
+            [
+                (
+                    1,
+                    PlanErrorKind::BadFile {
+                        value: "/etc/passwd".into()
+                    }
+                ),
+                (
+                    1,
+                    PlanErrorKind::BadFile {
+                        value: "../up".into()
+                    }
+                ),
+                (
+                    1,
+                    PlanErrorKind::BadChanges {
+                        value: "maybe".into()
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -2054,21 +2193,34 @@ More notes after the steps.
         steps: Vec<(String, Status)>,
         description: Vec<String>,
         milestone: Index,
+        files: Vec<String>,
+        changes: Changes,
     }
 
     fn task_shape() -> impl Strategy<Value = TaskShape> {
         (
-            words(),
-            "[A-Z][a-z]{0,8}",
-            prop::collection::vec(any::<Index>(), 0..4),
-            any_priority(),
-            any_status(),
+            (
+                words(),
+                "[A-Z][a-z]{0,8}",
+                prop::collection::vec(any::<Index>(), 0..4),
+                any_priority(),
+                any_status(),
+            ),
             prop::collection::vec((words(), any_status()), 0..4),
             prop::collection::vec(words(), 0..3),
             any::<Index>(),
+            prop::collection::btree_set("[a-z]{1,6}(/[a-z*]{1,6}){0,2}(\\.rs)?", 0..3),
+            prop_oneof![Just(Changes::Required), Just(Changes::None)],
         )
             .prop_map(
-                |(title, agent, dependencies, priority, status, steps, description, milestone)| {
+                |(
+                    (title, agent, dependencies, priority, status),
+                    steps,
+                    description,
+                    milestone,
+                    files,
+                    changes,
+                )| {
                     TaskShape {
                         title,
                         agent,
@@ -2078,6 +2230,8 @@ More notes after the steps.
                         steps,
                         description,
                         milestone,
+                        files: files.into_iter().collect(),
+                        changes,
                     }
                 },
             )
@@ -2133,6 +2287,8 @@ More notes after the steps.
                             agent: shape.agent,
                             depends,
                             priority: shape.priority,
+                            files: shape.files,
+                            changes: shape.changes,
                             status: shape.status,
                             steps: shape
                                 .steps

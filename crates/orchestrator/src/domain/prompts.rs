@@ -292,6 +292,11 @@ pub fn plan_retry_message(mission: &str, brief: &str, project: &str, errors: &st
     )
 }
 
+/// Added to the Planner's message when the plan is asked as structured output.
+pub const STRUCTURED_PLAN_NOTE: &str = "\n\nGive the plan as the structured output this prompt asks for (its \
+JSON schema has the fields of the TODO.md format: id, title, agent, depends, priority, files, changes, \
+description, steps), not as text.";
+
 /// The message that asks an agent for the rest of an answer the model's output limit cut off.
 pub fn continue_message() -> String {
     "CONTINUE: your last answer was cut off at the model's output limit. Continue exactly where it stopped, \

@@ -30,6 +30,9 @@ pub struct Settings {
     pub gate: GateSettings,
     /// Plans asked of the Planner before the mission gives up on planning.
     pub plan_attempts: u32,
+    /// Whether the Planner answers through structured output (a JSON schema of the plan); when the
+    /// server or the model cannot, the mission falls back to the TODO.md markdown.
+    pub structured_plan: bool,
     /// Worker attempts per task (a review asking for changes starts the next).
     pub review_attempts: u32,
     /// Times a Worker that answered without a status is asked to go on before it is diagnosed.
@@ -64,6 +67,7 @@ impl Settings {
             calls: CallPolicy::default(),
             gate: GateSettings::default(),
             plan_attempts: 3,
+            structured_plan: true,
             review_attempts: 3,
             nudges: 2,
             continuations: 2,

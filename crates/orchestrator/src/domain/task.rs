@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::plan::Priority;
+use crate::domain::plan::{Changes, Priority};
 
 /// A task as the plan describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,12 @@ pub struct TaskSpec {
     pub priority: Priority,
     /// The plan's description and sub-steps, as the Worker is told them.
     pub brief: String,
+    /// The files the plan says it touches (paths or globs): tasks whose files overlap never run at once.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Whether it must change the project to be done.
+    #[serde(default)]
+    pub changes: Changes,
 }
 
 impl TaskSpec {
@@ -60,6 +66,8 @@ impl TaskSpec {
             depends: task.depends.clone(),
             priority: task.priority,
             brief,
+            files: task.files.clone(),
+            changes: task.changes,
         }
     }
 }
@@ -472,6 +480,8 @@ mod tests {
             depends: depends.iter().map(|id| id.to_string()).collect(),
             priority: Priority::Medium,
             brief: String::new(),
+            files: Vec::new(),
+            changes: Changes::Required,
         }
     }
 

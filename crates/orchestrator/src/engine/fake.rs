@@ -54,6 +54,8 @@ pub(crate) struct Reply {
     pub(crate) cut_off: bool,
     /// Whether the turn never ends by itself (only an abort ends it).
     pub(crate) hang: bool,
+    /// The structured output, for a prompt with a JSON schema.
+    pub(crate) structured: Option<serde_json::Value>,
 }
 
 impl Reply {
@@ -156,6 +158,8 @@ pub(crate) struct Inner {
     /// Called during each `messages` call, before it answers: lets a test land an update at that moment.
     on_messages: Mutex<Option<Box<dyn Fn(&str) + Send + Sync>>>,
     calls: AtomicUsize,
+    /// Whether prompts may carry a JSON schema (a server without structured output refuses them).
+    structured_output: bool,
 }
 
 impl std::fmt::Debug for FakeAgents {
@@ -186,9 +190,23 @@ impl FakeAgents {
             updates,
             on_messages: Mutex::new(None),
             calls: AtomicUsize::new(0),
+            structured_output: true,
         });
         let _ = inner.updates.send(Update::Connected);
         Arc::new(Self { inner })
+    }
+
+    /// A server that refuses prompts with a JSON schema, as a server without structured output does.
+    pub(crate) fn without_structured_output(
+        url: &str,
+        script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let mut fake = Self::new(url, script);
+        Arc::get_mut(&mut fake)
+            .and_then(|fake| Arc::get_mut(&mut fake.inner))
+            .expect("a new fake is not shared")
+            .structured_output = false;
+        fake
     }
 }
 
@@ -328,7 +346,7 @@ impl Inner {
                 failure: reply.failure.clone(),
                 cut_off: reply.cut_off,
                 text: reply.text.clone(),
-                structured: None,
+                structured: reply.structured.clone(),
                 parts: 1 + reply.changes.len(),
             });
             for file in &reply.changes {
@@ -425,6 +443,28 @@ impl Agents for FakeAgents {
             });
         }
         Ok(())
+    }
+
+    async fn prompt_and_wait(
+        &self,
+        session: &str,
+        request: &TurnRequest,
+    ) -> Result<AgentMessage, AgentError> {
+        if request.schema.is_some() && !self.structured_output {
+            return Err(self.error(AgentErrorKind::Refused, "send a prompt with a format"));
+        }
+        Agents::prompt(self, session, request).await?;
+        loop {
+            let last = lock(&self.state)
+                .sessions
+                .get(session)
+                .filter(|entry| !entry.busy)
+                .and_then(|entry| entry.messages.last().cloned());
+            if let Some(answer) = last.filter(|message| message.assistant) {
+                return Ok(answer);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     async fn messages(&self, session: &str) -> Result<Vec<AgentMessage>, AgentError> {

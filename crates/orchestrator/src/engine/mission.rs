@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use circuit::AdaptiveLimit;
 use tokio::sync::watch;
 
-use crate::domain::agent::{AgentError, TurnEnd};
+use crate::domain::agent::{AgentError, AgentErrorKind, TurnEnd};
 use crate::domain::mission::{
     self, Entry, Event, JOURNAL_FORMAT, MissionEvent, MissionStatus, MissionTextError, MissionView,
     PlanSource, Rejected, Stage, StopCause,
 };
 use crate::domain::plan;
+use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskStatus};
@@ -657,6 +658,7 @@ impl Core {
         });
         let attempts = self.settings.plan_attempts.max(1);
         let first = self.recorder.read(|view| view.plan_attempts) + 1;
+        let mut structured = self.settings.structured_plan;
         let mut errors = String::new();
         for attempt in first..first + attempts {
             // Each attempt in a fresh session: a retry carries the last errors, not every earlier answer.
@@ -669,37 +671,89 @@ impl Core {
                 role: Role::Planner,
                 session: session.clone(),
             }))?;
-            let message = if errors.is_empty() {
+            let mut message = if errors.is_empty() {
                 prompts::planner_message(&text, &brief, &project)
             } else {
                 prompts::plan_retry_message(&text, &brief, &project, &errors)
             };
+            if structured {
+                message.push_str(prompts::STRUCTURED_PLAN_NOTE);
+            }
             let ask = Ask {
                 role: Role::Planner,
                 session: &session,
                 text: message,
-                schema: None,
+                schema: structured.then(plan_json::schema),
             };
-            let answer = match self.turns.run(&self.settings, &server.monitor, ask).await {
-                Ok(TurnEnd::Answered { text, .. }) => text,
+            let (answer, output) = match self.turns.run(&self.settings, &server.monitor, ask).await
+            {
+                Ok(TurnEnd::Answered {
+                    text, structured, ..
+                }) => (text, structured),
                 Ok(end) => {
                     return Err(Stop::Cause(StopCause::Agent {
                         role: Role::Planner,
                         message: end.to_string(),
                     }));
                 }
+                Err(error) if structured && error.kind == AgentErrorKind::Refused => {
+                    // A server without structured output refuses the prompt's format: plan in TODO.md from
+                    // now on.
+                    tracing::warn!(%error, "the server refused a structured plan; asking for TODO.md");
+                    structured = false;
+                    errors = format!("the server refused structured output ({error})");
+                    self.record(Event::mission(MissionEvent::PlanRejected {
+                        attempt,
+                        errors: errors.clone(),
+                    }))?;
+                    continue;
+                }
                 Err(error) => return Err(self.agent_stop(server, Role::Planner, error)),
             };
-            let parsed = match prompts::plan_in_answer(&answer) {
-                None => Err(prompts::NO_PLAN_IN_ANSWER.to_string()),
-                Some(markdown) => plan::parse(&markdown).map_err(|found| found.to_string()),
+            let (markdown, source) = match output {
+                Some(value) => (
+                    PlanDocument::from_value(value)
+                        .map(|document| document.to_markdown())
+                        .map_err(|error| {
+                            format!(
+                                "the structured plan does not follow the plan's schema: {error}"
+                            )
+                        }),
+                    PlanSource::Structured,
+                ),
+                None => {
+                    if structured {
+                        tracing::warn!(
+                            attempt,
+                            "the Planner gave no structured output; reading its text as TODO.md, and \
+                             asking for TODO.md from now on"
+                        );
+                        structured = false;
+                    }
+                    (
+                        prompts::plan_in_answer(&answer)
+                            .ok_or_else(|| prompts::NO_PLAN_IN_ANSWER.to_string()),
+                        PlanSource::Markdown,
+                    )
+                }
             };
+            let parsed = markdown.and_then(|markdown| {
+                plan::parse(&markdown).map_err(|found| match source {
+                    // The lines are those of the plan as TODO.md: show it.
+                    PlanSource::Structured => format!(
+                        "{found}\n(the line numbers are those of your plan written as TODO.md:)\n{}",
+                        numbered(&markdown)
+                    ),
+                    PlanSource::Markdown => found.to_string(),
+                })
+            });
             match parsed {
                 Ok(plan) => {
                     self.write_plan(&plan.render())?;
+                    tracing::info!(attempt, ?source, tasks = plan.tasks.len(), "plan accepted");
                     self.record(Event::mission(MissionEvent::PlanAccepted {
                         attempt,
-                        source: PlanSource::Markdown,
+                        source,
                         tasks: plan.tasks.iter().map(TaskSpec::from_plan).collect(),
                     }))?;
                     return Ok(());
@@ -1143,6 +1197,14 @@ impl Core {
             next = Some(Start::Prompt(prompts::diagnostic_message(id, &signal)));
         }
     }
+}
+
+/// `text` with 1-based line numbers.
+fn numbered(text: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| format!("{:>3}  {line}\n", index + 1))
+        .collect()
 }
 
 /// Aborts `session` and the sessions under it (leaves first), adding each to `aborted`.

@@ -149,6 +149,23 @@ impl Monitor {
         Ok(end)
     }
 
+    /// A turn whose answer the server gives at the end of one call (a prompt with a JSON schema: see
+    /// [`Agents::prompt_and_wait`]); the session counts as in flight until then.
+    ///
+    /// # Errors
+    ///
+    /// As [`turn`](Self::turn).
+    pub async fn turn_and_wait(
+        &self,
+        session: &str,
+        request: &TurnRequest,
+    ) -> Result<TurnEnd, AgentError> {
+        self.shared.in_flight().insert(session.to_string());
+        let answer = self.agents.prompt_and_wait(session, request).await?;
+        self.shared.in_flight().remove(session);
+        Ok(agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted))
+    }
+
     /// Follows the turn an earlier orchestrator left in `session` (after a crash or a stop): waits until the
     /// session is idle with a finished answer after its last prompt. [`TurnEnd::Aborted`] means that turn
     /// was aborted (by the stop) and must be asked again.

@@ -32,6 +32,14 @@ pub trait Agents: Send + Sync + fmt::Debug {
     /// Sends a prompt and returns at once; the turn runs on the server.
     async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError>;
 
+    /// Sends a prompt and waits for its answer: for a prompt with a JSON schema, whose session the server
+    /// cannot list the messages of afterwards (OpenCode 1.18.33 answers HTTP 400 for them).
+    async fn prompt_and_wait(
+        &self,
+        session: &str,
+        request: &TurnRequest,
+    ) -> Result<AgentMessage, AgentError>;
+
     /// The session's messages, oldest first.
     async fn messages(&self, session: &str) -> Result<Vec<AgentMessage>, AgentError>;
 

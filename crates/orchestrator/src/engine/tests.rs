@@ -8,7 +8,7 @@ use std::time::Duration;
 use opencode_client::ModelRef;
 
 use crate::domain::agent::AgentErrorKind;
-use crate::domain::mission::{MissionStatus, Signal, Stage, StopCause};
+use crate::domain::mission::{MissionStatus, PlanSource, Signal, Stage, StopCause};
 use crate::domain::prompts::Role;
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskStatus};
@@ -669,4 +669,113 @@ async fn a_failing_reviewer_model_is_retried_like_every_other_turn() {
     assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
     assert_eq!(report.model_failures, 1);
     assert_eq!(rig.agents.prompts_to(Role::Reviewer, "REVIEW TASK T1:"), 2);
+}
+
+fn structured_plan() -> serde_json::Value {
+    serde_json::json!({
+        "title": "two",
+        "tasks": [
+            { "id": "T1", "title": "One", "description": "Write one.py.", "files": ["one.py"] },
+            { "id": "T2", "title": "Two", "description": "Write two.py.", "depends": ["T1"] }
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_comes_as_structured_output() {
+    let rig = Rig::new(move |received: &Received, before| match received.role {
+        Some(Role::Planner) => {
+            assert!(
+                received.request.schema.is_some(),
+                "asked with the plan's schema"
+            );
+            Reply {
+                structured: Some(structured_plan()),
+                ..Reply::default()
+            }
+        }
+        _ => script("", |_, _, _| Reply::done(&["a.py"]))(received, before),
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.view.plan_source, Some(PlanSource::Structured));
+    assert_eq!(report.view.tasks["T1"].spec.files, ["one.py"]);
+    assert_eq!(report.view.tasks["T2"].spec.depends, ["T1"]);
+    let todo = rig.journal.plan().unwrap();
+    assert!(
+        todo.contains("### T2: Two | agent:Worker | depends:T1"),
+        "{todo}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_structured_plan_with_errors_is_sent_back_with_the_plan_it_was_read_as() {
+    let rig = Rig::new(move |received: &Received, before| match received.role {
+        Some(Role::Planner) if received.text.contains("REJECTED") => Reply {
+            structured: Some(structured_plan()),
+            ..Reply::default()
+        },
+        Some(Role::Planner) => Reply {
+            structured: Some(serde_json::json!({ "tasks": [
+                { "id": "T1", "title": "Loop", "description": "x", "depends": ["T1"] }
+            ]})),
+            ..Reply::default()
+        },
+        _ => script("", |_, _, _| Reply::done(&["a.py"]))(received, before),
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    let retry = rig
+        .agents
+        .received()
+        .into_iter()
+        .filter(|r| r.role == Some(Role::Planner))
+        .nth(1)
+        .unwrap();
+    assert!(retry.request.schema.is_some(), "still structured");
+    assert!(
+        retry.text.contains("T1 depends on itself"),
+        "{}",
+        retry.text
+    );
+    assert!(retry.text.contains("  1  ### T1: Loop"), "{}", retry.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_structured_output_plans_in_markdown() {
+    let rig = Rig::new(script("### T1: One\nDo it.\n", |_, _, _| {
+        Reply::done(&["a.py"])
+    }));
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.view.plan_source, Some(PlanSource::Markdown));
+    assert_eq!(
+        report.view.plan_attempts, 1,
+        "the text answer was read at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_structured_output_is_asked_for_markdown() {
+    let mut rig = Rig::new(|_, _| Reply::default());
+    rig.agents = FakeAgents::without_structured_output(
+        "http://old",
+        script("### T1: One\nDo it.\n", |_, _, _| Reply::done(&["a.py"])),
+    );
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.view.plan_source, Some(PlanSource::Markdown));
+    assert_eq!(report.view.plan_attempts, 2);
+    let planners: Vec<_> = rig
+        .agents
+        .received()
+        .into_iter()
+        .filter(|r| r.role == Some(Role::Planner))
+        .collect();
+    assert_eq!(
+        planners.len(),
+        1,
+        "the refused prompt never reached the model"
+    );
+    assert!(planners[0].request.schema.is_none());
 }

@@ -189,7 +189,12 @@ impl Turns {
                 |_| async move {
                     breaker
                         .call_async(async move {
-                            match monitor.turn(session, request, allow_permissions).await {
+                            let end = if request.schema.is_some() {
+                                monitor.turn_and_wait(session, request).await
+                            } else {
+                                monitor.turn(session, request, allow_permissions).await
+                            };
+                            match end {
                                 Ok(TurnEnd::ModelFailed { message }) => {
                                     failures.fetch_add(1, Ordering::Relaxed);
                                     Err(Ok(message))

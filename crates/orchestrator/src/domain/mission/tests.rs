@@ -18,6 +18,8 @@ fn spec(index: usize, depends: Vec<usize>) -> TaskSpec {
         depends: depends.into_iter().map(|d| format!("T{d}")).collect(),
         priority: Priority::Medium,
         brief: String::new(),
+        files: Vec::new(),
+        changes: crate::domain::plan::Changes::Required,
     }
 }
 
