@@ -127,6 +127,7 @@ async fn mission(
             settings.gate.commands.clone(),
             settings.gate.timeout,
         )),
+        workspace: None,
     };
     let mission = Mission::create(ports, settings, &id, text)?;
     toast(

@@ -106,6 +106,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
             settings.gate.commands.clone(),
             settings.gate.timeout,
         )),
+        workspace: None,
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
     let mut signals = Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
@@ -140,6 +141,7 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
             settings.gate.commands.clone(),
             settings.gate.timeout,
         )),
+        workspace: None,
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
         Ok(mission) => mission,

@@ -97,6 +97,13 @@ pub fn render(report: &MissionReport) -> String {
     if !report.aborted.is_empty() {
         let _ = writeln!(out, "  aborted:  {} session(s)", report.aborted.len());
     }
+    if !report.unconfirmed.is_empty() {
+        let _ = writeln!(
+            out,
+            "  still busy after the stop (abort them in OpenCode): {}",
+            report.unconfirmed.join(", ")
+        );
+    }
     let _ = writeln!(out, "  wall:     {:.1} s", report.wall.as_secs_f64());
     for stage in Stage::ALL {
         if let Some(ms) = view.stage_ms.get(&stage) {

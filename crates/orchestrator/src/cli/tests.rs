@@ -160,6 +160,7 @@ fn progress_lines_say_each_change_once() {
                 server: "http://a".into(),
                 session: "s".into(),
                 continued: false,
+                tree: None,
             },
         ),
     ]);
@@ -192,6 +193,7 @@ fn a_stopped_mission_shows_where_it_stopped_and_its_interrupted_tasks() {
                 server: "http://a".into(),
                 session: "s".into(),
                 continued: false,
+                tree: None,
             },
         ),
         Event::task("T0", TaskEvent::Interrupted),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::plan::{self, Progress, Readiness};
 use crate::domain::prompts::Role;
 use crate::domain::task::{self, Illegal, TaskEvent, TaskSpec, TaskState, TaskStatus};
+use crate::domain::workspace::{Delivery, Origin};
 
 /// The version of the journal's format this build writes and reads.
 pub const JOURNAL_FORMAT: u32 = 2;
@@ -91,6 +92,11 @@ pub enum StopCause {
         /// What happened.
         message: String,
     },
+    /// The project's repository failed (the integration branch could not be made or delivered).
+    Workspace {
+        /// What failed.
+        error: String,
+    },
     /// The mission's journal could not be written: the disk is full or the directory is gone. This cause
     /// is never in the journal itself (it could not be written); the report carries it.
     Journal {
@@ -115,6 +121,7 @@ impl fmt::Display for StopCause {
             StopCause::Agent { role, message } => {
                 write!(f, "the {} agent's turn {message}", role.name())
             }
+            StopCause::Workspace { error } => write!(f, "the git workspace failed: {error}"),
             StopCause::Journal { path, error } => {
                 write!(f, "cannot write the mission's state in {path}: {error}")
             }
@@ -229,6 +236,16 @@ pub enum MissionEvent {
         /// Its tasks, in plan order.
         tasks: Vec<TaskSpec>,
     },
+    /// The mission works in isolation: its integration branch is made from the user's HEAD.
+    Isolated {
+        /// Where it starts from.
+        origin: Origin,
+    },
+    /// The end of the mission delivered its result (or said how to).
+    Delivered {
+        /// What happened to the user's branch.
+        delivery: Delivery,
+    },
     /// A resume took the mission up again.
     Resumed,
     /// The mission stopped before its end.
@@ -250,6 +267,8 @@ impl MissionEvent {
             MissionEvent::BriefWritten { .. } => "brief_written",
             MissionEvent::PlanRejected { .. } => "plan_rejected",
             MissionEvent::PlanAccepted { .. } => "plan_accepted",
+            MissionEvent::Isolated { .. } => "isolated",
+            MissionEvent::Delivered { .. } => "delivered",
             MissionEvent::Resumed => "resumed",
             MissionEvent::Stopped { .. } => "stopped",
             MissionEvent::Finished => "finished",
@@ -334,6 +353,16 @@ pub enum Rejected {
         task: String,
         /// The event.
         event: &'static str,
+    },
+    /// A task's worktree is another task's.
+    #[error("{task} cannot work in {path}: it is {holder}'s worktree")]
+    TreeTaken {
+        /// The task.
+        task: String,
+        /// The worktree.
+        path: String,
+        /// The task whose it is.
+        holder: String,
     },
     /// The mission's event cannot happen now.
     #[error("`{event}` cannot happen while the mission is {status}")]
@@ -435,6 +464,12 @@ pub struct MissionView {
     pub tasks: BTreeMap<String, TaskState>,
     /// The tasks' ids in plan order.
     pub order: Vec<String>,
+    /// Where the mission started from, when it works in isolation.
+    #[serde(default)]
+    pub origin: Option<Origin>,
+    /// What its end did to the user's branch.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
     /// Events applied.
     pub events: u64,
 }
@@ -494,6 +529,8 @@ impl MissionView {
             stage_ms: BTreeMap::new(),
             tasks: BTreeMap::new(),
             order: Vec::new(),
+            origin: None,
+            delivery: None,
             events: 1,
         })
     }
@@ -527,6 +564,23 @@ impl MissionView {
                         holder: holder.id().to_string(),
                     });
                 }
+                if let TaskEvent::Started {
+                    tree: Some(tree), ..
+                } = event
+                    && let Some(holder) = self.tasks.values().find(|other| {
+                        other.id() != id
+                            && other
+                                .tree
+                                .as_ref()
+                                .is_some_and(|theirs| theirs.path == tree.path)
+                    })
+                {
+                    return Err(Rejected::TreeTaken {
+                        task: id.clone(),
+                        path: tree.path.display().to_string(),
+                        holder: holder.id().to_string(),
+                    });
+                }
                 self.check_dependencies(id, &state.spec, event)?;
                 let state = task::apply(state, event)?;
                 next.tasks.insert(id.clone(), state);
@@ -550,6 +604,13 @@ impl MissionView {
                         next.sessions.push(session.clone());
                     }
                     MissionEvent::BriefWritten { brief } => next.brief = Some(brief.clone()),
+                    MissionEvent::Isolated { origin } => {
+                        if self.origin.is_some() {
+                            return Err(self.not_now(event.name()));
+                        }
+                        next.origin = Some(origin.clone());
+                    }
+                    MissionEvent::Delivered { delivery } => next.delivery = Some(delivery.clone()),
                     MissionEvent::PlanRejected { attempt, .. } => next.plan_attempts = *attempt,
                     MissionEvent::PlanAccepted {
                         attempt,
@@ -679,11 +740,37 @@ impl MissionView {
                     TaskStatus::Queued
                     | TaskStatus::Running { .. }
                     | TaskStatus::Reviewing { .. }
+                    | TaskStatus::Integrating { .. }
                     | TaskStatus::Interrupted => Progress::Underway,
                 },
             })
             .collect();
-        plan::readiness(&nodes)
+        let mut readiness = plan::readiness(&nodes);
+        // Tasks whose declared files overlap never run at once: a ready task waits while one that shares a
+        // file is underway, or was released just before it.
+        let mut busy: Vec<&[String]> = self
+            .tasks
+            .values()
+            .filter(|task| {
+                matches!(
+                    task.status,
+                    TaskStatus::Queued
+                        | TaskStatus::Running { .. }
+                        | TaskStatus::Reviewing { .. }
+                        | TaskStatus::Integrating { .. }
+                )
+            })
+            .map(|task| task.spec.files.as_slice())
+            .collect();
+        readiness.ready.retain(|id| {
+            let files = self.tasks[id].spec.files.as_slice();
+            if busy.iter().any(|other| plan::files_overlap(files, other)) {
+                return false;
+            }
+            busy.push(files);
+            true
+        });
+        readiness
     }
 
     /// What a resume must do to the tasks: every task that was queued, running, being reviewed or
@@ -691,6 +778,7 @@ impl MissionView {
     /// when `session_exists` says it still exists. Done and other finished tasks are left alone: no finished
     /// work is redone, and no task is lost.
     pub fn recovery(&self, session_exists: impl Fn(&TaskState) -> bool) -> Vec<Event> {
+        // An integrating task is not sent back: its work is approved, and the engine finishes its merge.
         self.tasks_in_order()
             .filter(|task| {
                 matches!(

@@ -10,3 +10,4 @@ pub mod position;
 pub mod prompts;
 pub mod settings;
 pub mod task;
+pub mod workspace;

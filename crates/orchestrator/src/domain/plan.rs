@@ -343,6 +343,45 @@ pub struct Node<'a> {
     pub progress: Progress,
 }
 
+/// Whether two tasks' declared files may touch the same file. A path or glob is compared by its literal
+/// part, up to its first glob character (`*`, `?`, `[`, `{`): two overlap when one's literal part, taken by
+/// whole path components, starts the other's. So `src/*.rs` overlaps `src/lib.rs` and `src`, but `src/a*`
+/// does not overlap `tests/x.rs`. It errs on the side of overlap (`*.rs` overlaps every path): a false overlap
+/// only runs two tasks one after the other. A task that declares no files overlaps none.
+///
+/// ```
+/// use orchestrator::domain::plan::files_overlap;
+///
+/// let a = ["src/*.rs".to_string()];
+/// assert!(files_overlap(&a, &["src/lib.rs".to_string()]));
+/// assert!(!files_overlap(&a, &["tests/x.rs".to_string()]));
+/// assert!(!files_overlap(&a, &[]));
+/// ```
+pub fn files_overlap(a: &[String], b: &[String]) -> bool {
+    a.iter()
+        .any(|left| b.iter().any(|right| paths_overlap(left, right)))
+}
+
+fn paths_overlap(a: &str, b: &str) -> bool {
+    let literal = |path: &str| {
+        let end = path.find(['*', '?', '[', '{']).unwrap_or(path.len());
+        let glob = end < path.len();
+        let literal = path[..end].trim_start_matches("./").to_string();
+        (literal, glob)
+    };
+    let ((a, a_glob), (b, b_glob)) = (literal(a), literal(b));
+    // A literal part that ends inside a component (`src/a*`) matches names that start with it; a whole path
+    // names itself and what is under it.
+    let covers = |prefix: &str, glob: bool, path: &str| {
+        if glob {
+            path.starts_with(prefix)
+        } else {
+            path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
+        }
+    };
+    covers(&a, a_glob, &b) || covers(&b, b_glob, &a)
+}
+
 /// What can happen next in a dependency graph: see [`readiness`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Readiness {

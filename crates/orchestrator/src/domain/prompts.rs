@@ -297,6 +297,34 @@ pub const STRUCTURED_PLAN_NOTE: &str = "\n\nGive the plan as the structured outp
 JSON schema has the fields of the TODO.md format: id, title, agent, depends, priority, files, changes, \
 description, steps), not as text.";
 
+/// What a Worker that said it was done without changing anything is told.
+pub const NO_CHANGE_FINDING: &str = "- No change: you said the task is done, but nothing changed in the \
+worktree. Make the change with your tools (write/edit files in the project directory) before you report \
+`STATUS: DONE`; if the task needs no change, say why with `STATUS: BLOCKED <reason>`.";
+
+/// What a Worker is told when its change conflicted with what was integrated since it started: the files
+/// and their conflicting hunks.
+pub fn conflict_findings(files: &[(&str, &str)]) -> String {
+    let mut text = String::from(
+        "- Your change conflicted with changes integrated while you worked. Your worktree now starts from \
+         the new integration head: redo the task on top of it, keeping what is already there. Conflicts:\n",
+    );
+    for (path, hunks) in files {
+        let _ = write!(text, "\n=== {path}\n{}\n", hunks.trim_end());
+    }
+    text
+}
+
+/// What a Worker is told when the project's checks failed on its change merged with what was integrated
+/// since it started.
+pub fn integrated_gate_findings(checks: &str) -> String {
+    format!(
+        "- Your change passed its checks alone but fails them merged with what was integrated while you \
+         worked. Your worktree now starts from the new integration head: redo the task so the checks pass \
+         there.\n{checks}"
+    )
+}
+
 /// The message that asks an agent for the rest of an answer the model's output limit cut off.
 pub fn continue_message() -> String {
     "CONTINUE: your last answer was cut off at the model's output limit. Continue exactly where it stopped, \

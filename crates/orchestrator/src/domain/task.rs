@@ -22,6 +22,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::plan::{Changes, Priority};
+use crate::domain::workspace::Tree;
 
 /// A task as the plan describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +91,12 @@ pub enum TaskStatus {
         /// The worker slot running it.
         slot: usize,
     },
-    /// Approved.
+    /// Approved, in the merge queue: being merged onto the integration branch (and gated there).
+    Integrating {
+        /// The worker slot running it.
+        slot: usize,
+    },
+    /// Reviewed, gated and integrated.
     Done,
     /// Given up on.
     Failed {
@@ -124,19 +130,22 @@ impl TaskStatus {
     /// Whether a Worker slot holds the task.
     pub fn slot(&self) -> Option<usize> {
         match self {
-            Self::Running { slot } | Self::Reviewing { slot } => Some(*slot),
+            Self::Running { slot } | Self::Reviewing { slot } | Self::Integrating { slot } => {
+                Some(*slot)
+            }
             _ => None,
         }
     }
 
-    /// A short name: `pending`, `queued`, `running`, `reviewing`, `done`, `failed`, `blocked`, `skipped`,
-    /// `interrupted`.
+    /// A short name: `pending`, `queued`, `running`, `reviewing`, `integrating`, `done`, `failed`,
+    /// `blocked`, `skipped`, `interrupted`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Queued => "queued",
             Self::Running { .. } => "running",
             Self::Reviewing { .. } => "reviewing",
+            Self::Integrating { .. } => "integrating",
             Self::Done => "done",
             Self::Failed { .. } => "failed",
             Self::Blocked { .. } => "blocked",
@@ -149,7 +158,7 @@ impl TaskStatus {
 impl fmt::Display for TaskStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Running { slot } | Self::Reviewing { slot } => {
+            Self::Running { slot } | Self::Reviewing { slot } | Self::Integrating { slot } => {
                 write!(f, "{} (slot {slot})", self.name())
             }
             Self::Failed { cause } => write!(f, "failed: {cause}"),
@@ -182,6 +191,21 @@ pub enum FailCause {
         /// The last failure.
         message: String,
     },
+    /// The Worker said it was done twice without changing anything (and the plan expects a change).
+    NoChange,
+    /// Its changes could not be integrated within its attempts (conflicts, or the checks failing on the
+    /// integrated result).
+    NotIntegrated {
+        /// Attempts made.
+        attempts: u32,
+        /// The first line of the last reason.
+        reason: String,
+    },
+    /// The workspace (git) failed for this task.
+    Workspace {
+        /// What failed.
+        message: String,
+    },
     /// An OpenCode call about this task failed in a way another attempt would not fix (a session that is
     /// gone, an answer that does not decode).
     Agent {
@@ -202,6 +226,15 @@ impl fmt::Display for FailCause {
             }
             FailCause::Model { message } => write!(f, "the model failed: {message}"),
             FailCause::Agent { message } => write!(f, "OpenCode refused: {message}"),
+            FailCause::NoChange => f.write_str(
+                "no change: the Worker said it was done twice without changing a file (declare \
+                 `changes:none` for a task that only checks or reports)",
+            ),
+            FailCause::NotIntegrated { attempts, reason } => write!(
+                f,
+                "not integrated after {attempts} attempt(s); last: {reason}"
+            ),
+            FailCause::Workspace { message } => write!(f, "the workspace failed: {message}"),
         }
     }
 }
@@ -234,6 +267,26 @@ pub struct TaskState {
     pub gate: Option<(bool, String)>,
     /// Files the task's Worker changed.
     pub files: Vec<String>,
+    /// Its worktree, when the mission is isolated: kept across a restart (the work in it is kept), given
+    /// up when an integration fails (the next attempt starts from the new integration head).
+    #[serde(default)]
+    pub tree: Option<Tree>,
+    /// Every branch its attempts worked on, oldest first (the report names those not integrated).
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// The Worker's last commit in its worktree.
+    #[serde(default)]
+    pub head: Option<String>,
+    /// A merge computed and about to move the integration branch: (the result, the head it moves from).
+    /// A crash between the two is finished exactly once by `resume`.
+    #[serde(default)]
+    pub merging: Option<(String, String)>,
+    /// The commit of the integration branch that holds its change.
+    #[serde(default)]
+    pub integrated: Option<String>,
+    /// Times the Worker said it was done without changing anything.
+    #[serde(default)]
+    pub empty_reports: u32,
 }
 
 impl TaskState {
@@ -252,6 +305,12 @@ impl TaskState {
             findings: None,
             gate: None,
             files: Vec::new(),
+            tree: None,
+            branches: Vec::new(),
+            head: None,
+            merging: None,
+            integrated: None,
+            empty_reports: 0,
         }
     }
 
@@ -268,7 +327,7 @@ pub enum TaskEvent {
     /// Its dependencies are done: queued for a slot.
     Released,
     /// A slot took it and a Worker session is on it (`continued`: the session of an earlier run, so no new
-    /// attempt).
+    /// attempt), in its worktree when the mission is isolated.
     Started {
         /// The worker slot.
         slot: usize,
@@ -278,13 +337,19 @@ pub enum TaskEvent {
         session: String,
         /// Whether the session is the one the task was interrupted in.
         continued: bool,
+        /// Its worktree.
+        #[serde(default)]
+        tree: Option<Tree>,
     },
     /// The Worker reported the task done.
     WorkerFinished {
         /// Its report.
         report: String,
-        /// The files its session changed.
+        /// The files it changed.
         files: Vec<String>,
+        /// The commit of its changes in its worktree; `None` when nothing changed.
+        #[serde(default)]
+        head: Option<String>,
     },
     /// The Worker said it cannot do the task.
     WorkerBlocked {
@@ -309,6 +374,25 @@ pub enum TaskEvent {
         findings: String,
         /// The Reviewer's session.
         reviewer: Option<String>,
+    },
+    /// Its merge onto the integration branch is computed (and gated): the branch moves next.
+    Merging {
+        /// The commit the integration branch moves to.
+        result: String,
+        /// The commit it moves from.
+        onto: String,
+    },
+    /// Its change is on the integration branch (`None` for a mission that is not isolated, or a task
+    /// with nothing to merge).
+    Integrated {
+        /// The integration branch's commit that holds it.
+        commit: Option<String>,
+    },
+    /// Its change did not integrate (a conflict, or the checks failing on the integrated result): it goes
+    /// back to pending, to be done again in a fresh worktree from the new integration head.
+    IntegrationFailed {
+        /// What to fix, for the next attempt's Worker.
+        findings: String,
     },
     /// Given up on.
     Failed {
@@ -341,6 +425,9 @@ impl TaskEvent {
             Self::GateChecked { .. } => "gate_checked",
             Self::Approved { .. } => "approved",
             Self::ChangesRequested { .. } => "changes_requested",
+            Self::Merging { .. } => "merging",
+            Self::Integrated { .. } => "integrated",
+            Self::IntegrationFailed { .. } => "integration_failed",
             Self::Failed { .. } => "failed",
             Self::Skipped { .. } => "skipped",
             Self::Interrupted => "interrupted",
@@ -382,12 +469,23 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
                 server,
                 session,
                 continued,
+                tree,
             },
             S::Queued,
         ) => {
             if *continued && state.resume_session.as_ref() != Some(session) {
                 return Err(illegal());
             }
+            // A task keeps its worktree until an integration fails; it never takes another's.
+            if state.tree.is_some() && tree != &state.tree {
+                return Err(illegal());
+            }
+            if let Some(tree) = tree
+                && !next.branches.contains(&tree.branch)
+            {
+                next.branches.push(tree.branch.clone());
+            }
+            next.tree = tree.clone();
             next.status = S::Running { slot: *slot };
             next.runs += 1;
             if !*continued {
@@ -400,9 +498,21 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
                 next.sessions.push(session.clone());
             }
         }
-        (TaskEvent::WorkerFinished { report, files }, S::Running { slot }) => {
+        (
+            TaskEvent::WorkerFinished {
+                report,
+                files,
+                head,
+            },
+            S::Running { slot },
+        ) => {
             next.status = S::Reviewing { slot: *slot };
             next.report = Some(report.clone());
+            if head.is_some() {
+                next.head = head.clone();
+            } else if state.spec.changes == Changes::Required && next.head.is_none() {
+                next.empty_reports += 1;
+            }
             for file in files {
                 if !next.files.contains(file) {
                     next.files.push(file.clone());
@@ -417,14 +527,40 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
         (TaskEvent::GateChecked { passed, summary }, S::Reviewing { .. }) => {
             next.gate = Some((*passed, summary.clone()));
         }
-        (TaskEvent::Approved { reviewer }, S::Reviewing { .. }) => {
+        (TaskEvent::Approved { reviewer }, S::Reviewing { slot }) => {
             if next.gate.as_ref().is_some_and(|(passed, _)| !passed) {
                 // The gate is deterministic: a failed check is never approved.
                 return Err(illegal());
             }
-            next.status = S::Done;
+            next.status = S::Integrating { slot: *slot };
             next.findings = None;
             push_session(&mut next, reviewer.as_ref());
+        }
+        (TaskEvent::Merging { result, onto }, S::Integrating { .. }) => {
+            next.merging = Some((result.clone(), onto.clone()));
+        }
+        (TaskEvent::Integrated { commit }, S::Integrating { .. }) => {
+            if let Some((result, _)) = &state.merging
+                && commit.as_ref() != Some(result)
+            {
+                // The branch moves to the merge that was journaled, and to no other commit.
+                return Err(illegal());
+            }
+            next.status = S::Done;
+            next.integrated = commit.clone();
+            next.merging = None;
+        }
+        (TaskEvent::IntegrationFailed { findings }, S::Integrating { .. }) => {
+            next.status = S::Pending;
+            next.attempts += 1;
+            next.findings = Some(findings.clone());
+            next.merging = None;
+            // The next attempt starts over: a fresh worktree from the new integration head, and a session
+            // there.
+            next.tree = None;
+            next.head = None;
+            next.worker_session = None;
+            next.resume_session = None;
         }
         (TaskEvent::ChangesRequested { findings, reviewer }, S::Reviewing { slot }) => {
             next.status = S::Running { slot: *slot };
@@ -432,12 +568,17 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             next.findings = Some(findings.clone());
             push_session(&mut next, reviewer.as_ref());
         }
-        (TaskEvent::Failed { cause }, S::Queued | S::Running { .. } | S::Reviewing { .. }) => {
+        (
+            TaskEvent::Failed { cause },
+            S::Queued | S::Running { .. } | S::Reviewing { .. } | S::Integrating { .. },
+        ) => {
             next.status = S::Failed {
                 cause: cause.clone(),
             };
         }
         (TaskEvent::Skipped { by }, S::Pending) => next.status = S::Skipped { by: by.clone() },
+        // An integrating task keeps its place at a stop: its work is approved, and `resume` finishes the
+        // merge.
         (TaskEvent::Interrupted, S::Running { .. } | S::Reviewing { .. }) => {
             next.status = S::Interrupted;
         }
@@ -491,6 +632,7 @@ mod tests {
             server: "http://a".into(),
             session: session.into(),
             continued,
+            tree: None,
         }
     }
 
@@ -510,6 +652,7 @@ mod tests {
             TaskEvent::WorkerFinished {
                 report: "did it".into(),
                 files: vec!["a.py".into()],
+                head: Some("c1".into()),
             },
             TaskEvent::GateChecked {
                 passed: false,
@@ -522,6 +665,7 @@ mod tests {
             TaskEvent::WorkerFinished {
                 report: "fixed".into(),
                 files: vec!["a.py".into()],
+                head: Some("c1".into()),
             },
             TaskEvent::GateChecked {
                 passed: true,
@@ -530,6 +674,7 @@ mod tests {
             TaskEvent::Approved {
                 reviewer: Some("r2".into()),
             },
+            TaskEvent::Integrated { commit: None },
         ])
         .unwrap();
         assert_eq!(done.status, TaskStatus::Done);
@@ -547,6 +692,7 @@ mod tests {
             TaskEvent::WorkerFinished {
                 report: String::new(),
                 files: Vec::new(),
+                head: Some("c1".into()),
             },
             TaskEvent::GateChecked {
                 passed: false,
@@ -566,8 +712,10 @@ mod tests {
             TaskEvent::WorkerFinished {
                 report: String::new(),
                 files: Vec::new(),
+                head: Some("c1".into()),
             },
             TaskEvent::Approved { reviewer: None },
+            TaskEvent::Integrated { commit: None },
         ])
         .unwrap();
         for event in [

@@ -20,7 +20,8 @@ use crate::domain::agent::{
 use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
-use crate::engine::ports::{Agents, Gates, Journal};
+use crate::domain::workspace::{Conflict, Delivery, Merge, Origin, Tree, WorkspaceError};
+use crate::engine::ports::{Agents, Gates, Journal, Workspace};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -35,6 +36,8 @@ pub(crate) struct Received {
     pub(crate) role: Option<Role>,
     /// The message.
     pub(crate) text: String,
+    /// The directory the session works in (the project's when `None`).
+    pub(crate) directory: Option<PathBuf>,
     /// The whole request.
     pub(crate) request: TurnRequest,
 }
@@ -44,8 +47,10 @@ pub(crate) struct Received {
 pub(crate) struct Reply {
     /// Its answer.
     pub(crate) text: String,
-    /// Files it changes in its session.
+    /// Files it changes in its session (each gets a line naming the session's turn).
     pub(crate) changes: Vec<&'static str>,
+    /// Files it writes whole, with their content.
+    pub(crate) writes: Vec<(&'static str, String)>,
     /// How long the turn takes.
     pub(crate) delay: Duration,
     /// How the answer fails, if it does.
@@ -160,6 +165,8 @@ pub(crate) struct Inner {
     calls: AtomicUsize,
     /// Whether prompts may carry a JSON schema (a server without structured output refuses them).
     structured_output: bool,
+    /// The files the agents write, shared with a [`FakeWorkspace`].
+    files: Arc<FakeFiles>,
 }
 
 impl std::fmt::Debug for FakeAgents {
@@ -174,6 +181,15 @@ impl FakeAgents {
     /// A server at `url` whose agents follow `script`.
     pub(crate) fn new(
         url: &str,
+        script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::with_files(url, Arc::new(FakeFiles::default()), script)
+    }
+
+    /// A server whose agents write into `files`.
+    pub(crate) fn with_files(
+        url: &str,
+        files: Arc<FakeFiles>,
         script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
     ) -> Arc<Self> {
         let (updates, _) = broadcast::channel(1024);
@@ -191,6 +207,7 @@ impl FakeAgents {
             on_messages: Mutex::new(None),
             calls: AtomicUsize::new(0),
             structured_output: true,
+            files,
         });
         let _ = inner.updates.send(Update::Connected);
         Arc::new(Self { inner })
@@ -273,6 +290,11 @@ impl Inner {
             .and_then(|session| session.directory.clone())
     }
 
+    /// The files the agents write.
+    pub(crate) fn files(&self) -> Arc<FakeFiles> {
+        Arc::clone(&self.files)
+    }
+
     /// Ends the session's turn now with `reply` (for a turn whose reply hangs).
     pub(crate) fn complete(&self, session: &str, reply: &Reply) {
         let generation = lock(&self.state)
@@ -349,6 +371,18 @@ impl Inner {
                 structured: reply.structured.clone(),
                 parts: 1 + reply.changes.len(),
             });
+            let directory = entry
+                .directory
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(PROJECT));
+            let turn = entry.prompts;
+            for file in &reply.changes {
+                self.files
+                    .append(&directory.join(file), &format!("{session} turn {turn}\n"));
+            }
+            for (file, content) in &reply.writes {
+                self.files.write(&directory.join(file), content);
+            }
             for file in &reply.changes {
                 if !entry.changes.iter().any(|change| change.path == *file) {
                     entry.changes.push(FileChange {
@@ -406,7 +440,12 @@ impl Agents for FakeAgents {
 
     async fn prompt(&self, session: &str, request: &TurnRequest) -> Result<(), AgentError> {
         self.check("send a prompt", Some(session))?;
+        let directory = lock(&self.state)
+            .sessions
+            .get(session)
+            .and_then(|entry| entry.directory.clone());
         let received = Received {
+            directory,
             session: session.to_string(),
             role: role_of(&request.system),
             text: request.text.clone(),
@@ -549,12 +588,353 @@ impl Agents for FakeAgents {
     }
 }
 
-/// A journal in memory; it can be told to fail from some entry on, as a full disk would.
+/// The project directory of the fakes: where sessions without a directory of their own work.
+pub(crate) const PROJECT: &str = "/project";
+
+/// A file system in memory, shared by the fake agents (who write) and the fake workspace (which commits).
+#[derive(Debug, Default)]
+pub(crate) struct FakeFiles {
+    files: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl FakeFiles {
+    pub(crate) fn write(&self, path: &Path, content: &str) {
+        lock(&self.files).insert(path.to_path_buf(), content.to_string());
+    }
+
+    pub(crate) fn append(&self, path: &Path, content: &str) {
+        lock(&self.files)
+            .entry(path.to_path_buf())
+            .or_default()
+            .push_str(content);
+    }
+
+    pub(crate) fn read(&self, path: &Path) -> Option<String> {
+        lock(&self.files).get(path).cloned()
+    }
+
+    /// The files under `directory`, by path relative to it.
+    pub(crate) fn under(&self, directory: &Path) -> BTreeMap<String, String> {
+        lock(&self.files)
+            .iter()
+            .filter_map(|(path, content)| {
+                let relative = path.strip_prefix(directory).ok()?;
+                Some((relative.display().to_string(), content.clone()))
+            })
+            .collect()
+    }
+
+    /// Replaces the files under `directory` with `files`.
+    pub(crate) fn replace(&self, directory: &Path, files: &BTreeMap<String, String>) {
+        let mut all = lock(&self.files);
+        all.retain(|path, _| !path.starts_with(directory));
+        for (relative, content) in files {
+            all.insert(directory.join(relative), content.clone());
+        }
+    }
+}
+
+/// A repository in memory: commits are snapshots of files, a merge is three-way by whole file (two sides
+/// that change one file differently conflict), and worktrees live in [`FakeFiles`] under `/worktrees`.
 #[derive(Debug)]
+pub(crate) struct FakeWorkspace {
+    files: Arc<FakeFiles>,
+    state: Mutex<Repo>,
+}
+
+#[derive(Debug, Default)]
+struct Repo {
+    commits: BTreeMap<String, (Vec<String>, BTreeMap<String, String>)>,
+    refs: BTreeMap<String, String>,
+    /// The user's branch and HEAD.
+    user_branch: String,
+    /// Whether the user's tree is dirty, and whether their HEAD moved (set by tests).
+    user_dirty: bool,
+    next: usize,
+    opened: Vec<PathBuf>,
+    closed: Vec<PathBuf>,
+}
+
+impl Repo {
+    fn commit(&mut self, parents: Vec<String>, files: BTreeMap<String, String>) -> String {
+        self.next += 1;
+        let id = format!("c{}", self.next);
+        self.commits.insert(id.clone(), (parents, files));
+        id
+    }
+
+    fn files(&self, commit: &str) -> BTreeMap<String, String> {
+        self.commits
+            .get(commit)
+            .map(|(_, files)| files.clone())
+            .unwrap_or_default()
+    }
+
+    fn is_ancestor(&self, ancestor: &str, of: &str) -> bool {
+        let mut stack = vec![of.to_string()];
+        while let Some(commit) = stack.pop() {
+            if commit == ancestor {
+                return true;
+            }
+            if let Some((parents, _)) = self.commits.get(&commit) {
+                stack.extend(parents.iter().cloned());
+            }
+        }
+        false
+    }
+
+    /// The nearest common ancestor of two commits (the first found walking back from `b`).
+    fn merge_base(&self, a: &str, b: &str) -> Option<String> {
+        let mut stack = vec![b.to_string()];
+        while let Some(commit) = stack.pop() {
+            if self.is_ancestor(&commit, a) {
+                return Some(commit);
+            }
+            if let Some((parents, _)) = self.commits.get(&commit) {
+                stack.extend(parents.iter().cloned());
+            }
+        }
+        None
+    }
+}
+
+impl FakeWorkspace {
+    /// A repository whose `main` holds `files`, sharing the agents' files.
+    pub(crate) fn new(files: Arc<FakeFiles>, initial: &[(&str, &str)]) -> Arc<Self> {
+        let mut repo = Repo {
+            user_branch: "main".to_string(),
+            ..Repo::default()
+        };
+        let content: BTreeMap<String, String> = initial
+            .iter()
+            .map(|(path, text)| ((*path).to_string(), (*text).to_string()))
+            .collect();
+        files.replace(Path::new(PROJECT), &content);
+        let root = repo.commit(Vec::new(), content);
+        repo.refs.insert("main".to_string(), root);
+        Arc::new(Self {
+            files,
+            state: Mutex::new(repo),
+        })
+    }
+
+    /// A branch's commit.
+    pub(crate) fn branch(&self, name: &str) -> Option<String> {
+        lock(&self.state).refs.get(name).cloned()
+    }
+
+    /// The files of a commit.
+    pub(crate) fn files_of(&self, commit: &str) -> BTreeMap<String, String> {
+        lock(&self.state).files(commit)
+    }
+
+    /// The worktrees opened and closed so far.
+    pub(crate) fn trees(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let state = lock(&self.state);
+        (state.opened.clone(), state.closed.clone())
+    }
+
+    /// Points a branch at a commit (a test rewinding what a crash would have left).
+    pub(crate) fn set_branch(&self, name: &str, commit: &str) {
+        lock(&self.state)
+            .refs
+            .insert(name.to_string(), commit.to_string());
+    }
+
+    /// Makes the user's tree dirty from now on (they edit a file).
+    pub(crate) fn dirty_user_tree(&self) {
+        lock(&self.state).user_dirty = true;
+    }
+}
+
+#[async_trait]
+impl Workspace for FakeWorkspace {
+    async fn begin(&self, mission: &str) -> Result<Origin, WorkspaceError> {
+        let mut state = lock(&self.state);
+        let head = state.refs[&state.user_branch.clone()].clone();
+        let integration = format!("orchestrator/{mission}");
+        state.refs.insert(integration.clone(), head.clone());
+        Ok(Origin {
+            base: head,
+            user_branch: Some(state.user_branch.clone()),
+            integration,
+            dirty: state.user_dirty,
+        })
+    }
+
+    async fn head(&self, origin: &Origin) -> Result<String, WorkspaceError> {
+        Ok(lock(&self.state).refs[&origin.integration].clone())
+    }
+
+    async fn open_tree(
+        &self,
+        origin: &Origin,
+        task: &str,
+        base: &str,
+    ) -> Result<Tree, WorkspaceError> {
+        let mut state = lock(&self.state);
+        let branch = format!("{}/{task}", origin.integration);
+        if let Some(old) = state.refs.get(&branch).cloned() {
+            let kept = format!("{branch}-{}", state.next);
+            state.refs.insert(kept, old);
+        }
+        state.refs.insert(branch.clone(), base.to_string());
+        let path = PathBuf::from(format!(
+            "/worktrees/{}/{task}-{}",
+            origin.integration, state.next
+        ));
+        state.next += 1;
+        state.opened.push(path.clone());
+        self.files.replace(&path, &state.files(base));
+        Ok(Tree {
+            path,
+            branch,
+            base: base.to_string(),
+        })
+    }
+
+    async fn commit(&self, tree: &Tree, _message: &str) -> Result<Option<String>, WorkspaceError> {
+        let mut state = lock(&self.state);
+        let head = state.refs[&tree.branch].clone();
+        let now = self.files.under(&tree.path);
+        if now == state.files(&head) {
+            return Ok(None);
+        }
+        let commit = state.commit(vec![head], now);
+        state.refs.insert(tree.branch.clone(), commit.clone());
+        Ok(Some(commit))
+    }
+
+    async fn changes(&self, tree: &Tree) -> Result<Vec<FileChange>, WorkspaceError> {
+        let state = lock(&self.state);
+        let base = state.files(&tree.base);
+        let head = state.files(&state.refs[&tree.branch]);
+        Ok(head
+            .iter()
+            .filter(|(path, content)| base.get(*path) != Some(content))
+            .map(|(path, content)| FileChange {
+                path: path.clone(),
+                status: if base.contains_key(path) {
+                    "modified"
+                } else {
+                    "added"
+                }
+                .to_string(),
+                additions: content.lines().count() as u64,
+                deletions: 0,
+                patch: format!("+++ {path}\n{content}"),
+            })
+            .collect())
+    }
+
+    async fn merge(
+        &self,
+        _origin: &Origin,
+        head: &str,
+        onto: &str,
+        _message: &str,
+    ) -> Result<Merge, WorkspaceError> {
+        let mut state = lock(&self.state);
+        if state.is_ancestor(onto, head) {
+            return Ok(Merge::FastForward {
+                commit: head.to_string(),
+            });
+        }
+        let base = state.merge_base(onto, head).unwrap_or_default();
+        let (base, ours, theirs) = (state.files(&base), state.files(onto), state.files(head));
+        let mut merged = ours.clone();
+        let mut conflicts = Vec::new();
+        for (path, content) in &theirs {
+            match (base.get(path), ours.get(path)) {
+                (b, o) if b == o => {
+                    merged.insert(path.clone(), content.clone());
+                }
+                (b, _) if b == Some(content) => {}
+                (_, Some(o)) if o == content => {}
+                _ => conflicts.push(Conflict {
+                    path: path.clone(),
+                    hunks: format!(
+                        "<<<<<<< integration\n{}=======\n{content}>>>>>>> task\n",
+                        ours.get(path).cloned().unwrap_or_default()
+                    ),
+                }),
+            }
+        }
+        if !conflicts.is_empty() {
+            return Ok(Merge::Conflict { files: conflicts });
+        }
+        let commit = state.commit(vec![onto.to_string(), head.to_string()], merged);
+        Ok(Merge::Merged { commit })
+    }
+
+    async fn advance(&self, origin: &Origin, from: &str, to: &str) -> Result<bool, WorkspaceError> {
+        let mut state = lock(&self.state);
+        if state.refs[&origin.integration] != from {
+            return Ok(false);
+        }
+        state
+            .refs
+            .insert(origin.integration.clone(), to.to_string());
+        Ok(true)
+    }
+
+    async fn open_detached(
+        &self,
+        origin: &Origin,
+        commit: &str,
+    ) -> Result<PathBuf, WorkspaceError> {
+        let mut state = lock(&self.state);
+        let path = PathBuf::from(format!(
+            "/worktrees/{}/check-{}",
+            origin.integration, state.next
+        ));
+        state.next += 1;
+        state.opened.push(path.clone());
+        self.files.replace(&path, &state.files(commit));
+        Ok(path)
+    }
+
+    async fn close_tree(&self, path: &Path) -> Result<(), WorkspaceError> {
+        lock(&self.state).closed.push(path.to_path_buf());
+        Ok(())
+    }
+
+    async fn deliver(&self, origin: &Origin) -> Result<Delivery, WorkspaceError> {
+        let mut state = lock(&self.state);
+        let result = state.refs[&origin.integration].clone();
+        if result == origin.base {
+            return Ok(Delivery::Nothing);
+        }
+        let branch = state.user_branch.clone();
+        if state.user_dirty || state.refs[&branch] != origin.base {
+            return Ok(Delivery::Kept {
+                reason: "your working tree changed during the mission".to_string(),
+                command: format!("git merge {}", origin.integration),
+            });
+        }
+        state.refs.insert(branch.clone(), result.clone());
+        let files = state.files(&result);
+        self.files.replace(Path::new(PROJECT), &files);
+        Ok(Delivery::FastForwarded {
+            branch,
+            commit: result,
+        })
+    }
+}
+
+/// A journal in memory; it can be told to fail from some entry on, as a full disk would.
 pub(crate) struct FakeJournal {
     entries: Mutex<Vec<Entry>>,
     plan: Mutex<Option<String>>,
     fail_from: Mutex<Option<usize>>,
+    /// Fails the first entry this picks, and every one after it.
+    fail_on: Mutex<Option<Box<dyn Fn(&Entry) -> bool + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for FakeJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeJournal").finish_non_exhaustive()
+    }
 }
 
 impl FakeJournal {
@@ -564,7 +944,13 @@ impl FakeJournal {
             entries: Mutex::new(Vec::new()),
             plan: Mutex::new(None),
             fail_from: Mutex::new(None),
+            fail_on: Mutex::new(None),
         })
+    }
+
+    /// Fails the first entry `pick` picks and every one after it, as a crash right then would.
+    pub(crate) fn fail_on(&self, pick: impl Fn(&Entry) -> bool + Send + Sync + 'static) {
+        *lock(&self.fail_on) = Some(Box::new(pick));
     }
 
     /// Fails every append once the journal holds `count` entries.
@@ -590,6 +976,10 @@ impl Journal for FakeJournal {
 
     fn append(&self, entry: &Entry) -> Result<(), JournalError> {
         let mut entries = lock(&self.entries);
+        let picked = lock(&self.fail_on).as_ref().is_some_and(|pick| pick(entry));
+        if picked {
+            *lock(&self.fail_from) = Some(entries.len());
+        }
         if lock(&self.fail_from).is_some_and(|count| entries.len() >= count) {
             return Err(JournalError {
                 path: self.location().join("log"),

@@ -6,7 +6,7 @@
 //! interrupted, and returns a report whose status says why. `resume` replays the journal and takes the
 //! interrupted tasks up again, continuing their Worker sessions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,12 +20,14 @@ use crate::domain::mission::{
     PlanSource, Rejected, Stage, StopCause,
 };
 use crate::domain::plan;
+use crate::domain::plan::Changes;
 use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
 use crate::domain::settings::Settings;
-use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskStatus};
+use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskState, TaskStatus};
+use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 use crate::engine::monitor::Monitor;
-use crate::engine::ports::{Agents, Gates, Journal};
+use crate::engine::ports::{Agents, Gates, Journal, Workspace};
 use crate::engine::record::{Applied, Halt, Recorder};
 use crate::engine::review::{ReviewError, ReviewInput, Reviewers};
 use crate::engine::schedule::{Load, Queue};
@@ -34,6 +36,9 @@ use crate::engine::turns::{Ask, Turns};
 
 /// How long a stop waits for the aborts of the sessions in flight.
 const ABORT_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a stop waits for the servers to report the aborted sessions idle.
+const CONFIRM_WAIT: Duration = Duration::from_secs(3);
 
 /// Times an answer aborted from outside (not by a stop) is asked again before the task fails.
 const ABORTS_TOLERATED: u32 = 2;
@@ -47,6 +52,9 @@ pub struct Ports {
     pub journal: Arc<dyn Journal>,
     /// The project's checks.
     pub gates: Arc<dyn Gates>,
+    /// The project's repository, for isolated work (a worktree per task, a merge queue); `None` runs every
+    /// Worker in the project itself (`--no-isolation`: one slot).
+    pub workspace: Option<Arc<dyn Workspace>>,
 }
 
 /// Why a mission could not be created or resumed.
@@ -104,6 +112,8 @@ pub struct MissionReport {
     pub plan_file: Option<PathBuf>,
     /// The sessions the stop aborted.
     pub aborted: Vec<String>,
+    /// Aborted sessions the servers still reported busy at the end of the stop's wait.
+    pub unconfirmed: Vec<String>,
 }
 
 impl MissionReport {
@@ -171,6 +181,9 @@ struct Core {
     recorder: Recorder,
     servers: Vec<Server>,
     gates: Arc<dyn Gates>,
+    workspace: Option<Arc<dyn Workspace>>,
+    /// The merge queue: approved tasks integrate one at a time, in the order they ask (the lock is fair).
+    merge_queue: tokio::sync::Mutex<()>,
     turns: Turns,
     /// Set once, by the first stop.
     stop: watch::Sender<Option<StopCause>>,
@@ -231,8 +244,16 @@ impl From<Halt> for Stop {
 enum TaskError {
     /// Its server failed.
     Agent(AgentError),
+    /// The workspace failed.
+    Workspace(WorkspaceError),
     /// The journal failed: the mission is stopping.
     Halted,
+}
+
+impl From<WorkspaceError> for TaskError {
+    fn from(error: WorkspaceError) -> Self {
+        TaskError::Workspace(error)
+    }
 }
 
 impl From<AgentError> for TaskError {
@@ -380,6 +401,8 @@ impl Mission {
                 settings,
                 servers,
                 gates: ports.gates,
+                workspace: ports.workspace,
+                merge_queue: tokio::sync::Mutex::new(()),
                 stop: watch::Sender::new(None),
                 queue: Mutex::new(None),
                 release: Mutex::new(()),
@@ -410,6 +433,8 @@ impl Mission {
         let core = &self.core;
         let mut sources = (0, 0, 0);
         let outcome: Result<(), Stop> = async {
+            core.isolate().await?;
+            core.finish_integrations().await?;
             if core.recorder.read(|view| view.brief.is_none()) {
                 core.stage(Stage::Command, core.command()).await?;
             }
@@ -420,11 +445,21 @@ impl Mission {
             Ok(())
         }
         .await;
-        let mut aborted = Vec::new();
+        let (mut aborted, mut unconfirmed) = (Vec::new(), Vec::new());
         match outcome {
             Ok(()) => {
-                if let Err(halt) = core.record(Event::mission(MissionEvent::Finished)) {
-                    core.stop(StopCause::from_halt(&halt));
+                let finished = async {
+                    core.deliver().await?;
+                    core.record(Event::mission(MissionEvent::Finished))?;
+                    Ok::<(), Stop>(())
+                };
+                if let Err(stop) = finished.await {
+                    let cause = match stop {
+                        Stop::Cause(cause) => cause,
+                        Stop::Halt(halt) => StopCause::from_halt(&halt),
+                    };
+                    core.stop(cause);
+                    (aborted, unconfirmed) = core.wind_down().await;
                 }
             }
             Err(stop) => {
@@ -433,7 +468,7 @@ impl Mission {
                     Stop::Halt(halt) => StopCause::from_halt(&halt),
                 };
                 core.stop(cause);
-                aborted = core.wind_down().await;
+                (aborted, unconfirmed) = core.wind_down().await;
             }
         }
         let mut view = core.recorder.view();
@@ -456,6 +491,7 @@ impl Mission {
                 .map(|server| (server.url().to_string(), server.is_up()))
                 .collect(),
             aborted,
+            unconfirmed,
         }
     }
 }
@@ -490,6 +526,10 @@ impl Core {
             *current = Some(cause);
             true
         });
+        // No turn starts from now on, whatever task is still between two awaits.
+        for server in &self.servers {
+            server.monitor.close();
+        }
         if let Some(queue) = self
             .queue
             .lock()
@@ -508,10 +548,11 @@ impl Core {
     async fn until_stopped<T>(&self, work: impl Future<Output = T>) -> Result<T, Stop> {
         let mut stop = self.stop.subscribe();
         tokio::select! {
-            result = work => Ok(result),
+            biased;
             cause = stop.wait_for(Option::is_some) => Err(Stop::Cause(
                 cause.ok().and_then(|cause| cause.clone()).expect("the stop sender lives in the core"),
             )),
+            result = work => Ok(result),
         }
     }
 
@@ -523,9 +564,16 @@ impl Core {
         self.record(Event::mission(MissionEvent::StageStarted { stage }))?;
         tracing::info!(mission = %self.recorder.read(|view| view.id.clone()), stage = stage.name(), "stage started");
         let started = Instant::now();
-        let result = match self.until_stopped(work).await {
-            Ok(result) => result,
-            Err(stop) => Err(stop),
+        // The command and plan stages end at a stop (their turns are cancelled); the work stage ends by
+        // itself at a stop (each slot's task is cancelled, then the slots return), and must be let do so:
+        // dropping it would leave its slots running behind the stop's back.
+        let result = if stage == Stage::Work {
+            work.await
+        } else {
+            match self.until_stopped(work).await {
+                Ok(result) => result,
+                Err(stop) => Err(stop),
+            }
         };
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if self.recorder.halted().is_none() {
@@ -542,7 +590,7 @@ impl Core {
 
     /// After a stop: aborts the sessions this run has turns in flight in (their sub-agents first), records
     /// the tasks that were running as interrupted, and records the stop. Returns the sessions aborted.
-    async fn wind_down(&self) -> Vec<String> {
+    async fn wind_down(&self) -> (Vec<String>, Vec<String>) {
         let cause = self.stop_cause().expect("wind_down follows a stop");
         let mut aborted = Vec::new();
         let aborts = async {
@@ -557,22 +605,66 @@ impl Core {
                 "the sessions were not all aborted within {ABORT_WAIT:?}: the server may still run some"
             );
         }
+        let unconfirmed = self.confirm_idle(&aborted).await;
         if self.recorder.halted().is_none() {
+            // An integrating task keeps its place: `resume` finishes its merge.
             let running: Vec<String> = self.recorder.read(|view| {
                 view.tasks
                     .values()
-                    .filter(|task| task.status.slot().is_some())
+                    .filter(|task| {
+                        matches!(
+                            task.status,
+                            TaskStatus::Running { .. } | TaskStatus::Reviewing { .. }
+                        )
+                    })
                     .map(|task| task.id().to_string())
                     .collect()
             });
             for id in running {
                 if self.record_task(&id, TaskEvent::Interrupted).is_err() {
-                    return aborted;
+                    return (aborted, unconfirmed);
                 }
             }
             let _ = self.record(Event::mission(MissionEvent::Stopped { cause }));
         }
-        aborted
+        (aborted, unconfirmed)
+    }
+
+    /// Waits, a bounded time, until the servers report none of `sessions` busy, aborting again any that
+    /// still is (a prompt that reached the server after its abort); returns those it could not confirm.
+    async fn confirm_idle(&self, sessions: &[String]) -> Vec<String> {
+        let deadline = Instant::now() + CONFIRM_WAIT;
+        loop {
+            let mut busy = Vec::new();
+            for server in &self.servers {
+                match server.agents.activities().await {
+                    Ok(activities) => {
+                        for session in sessions {
+                            if activities.contains_key(session) {
+                                busy.push((server, session.clone()));
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(url = server.url(), %error, "cannot confirm the aborted sessions");
+                        return sessions.to_vec();
+                    }
+                }
+            }
+            if busy.is_empty() {
+                return Vec::new();
+            }
+            if Instant::now() >= deadline {
+                let unconfirmed: Vec<String> =
+                    busy.into_iter().map(|(_, session)| session).collect();
+                tracing::warn!(?unconfirmed, "sessions still busy after the stop's aborts");
+                return unconfirmed;
+            }
+            for (server, session) in &busy {
+                let _ = server.agents.abort(session).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The first server that is up, for the Commander and the Planner.
@@ -612,6 +704,141 @@ impl Core {
 
     fn plan_path(&self) -> PathBuf {
         self.recorder.journal().location().join("todo.md")
+    }
+
+    /// A mission with a workspace starts its integration branch from the user's HEAD, once.
+    async fn isolate(&self) -> Result<(), Stop> {
+        let Some(workspace) = &self.workspace else {
+            return Ok(());
+        };
+        if self.origin().is_some() {
+            return Ok(());
+        }
+        let id = self.recorder.read(|view| view.id.clone());
+        let origin = workspace.begin(&id).await.map_err(|error| {
+            Stop::Cause(StopCause::Workspace {
+                error: crate::engine::record::causes(&error),
+            })
+        })?;
+        if origin.dirty {
+            tracing::warn!(
+                "the project has uncommitted changes: the mission starts from HEAD without them"
+            );
+        }
+        self.record(Event::mission(MissionEvent::Isolated { origin }))?;
+        Ok(())
+    }
+
+    /// After a crash or a stop, the tasks caught in the merge queue: a merge that was journaled moves the
+    /// integration branch exactly once (it already did, or it does now); one not journaled yet is merged
+    /// again.
+    async fn finish_integrations(&self) -> Result<(), Stop> {
+        let waiting: Vec<TaskState> = self.recorder.read(|view| {
+            view.tasks_in_order()
+                .filter(|task| matches!(task.status, TaskStatus::Integrating { .. }))
+                .cloned()
+                .collect()
+        });
+        for task in waiting {
+            let id = task.id().to_string();
+            tracing::info!(task = %id, merging = ?task.merging, "finishing an interrupted integration");
+            let outcome = match (&task.merging, &self.workspace, self.origin()) {
+                (Some((result, onto)), Some(workspace), Some(origin)) => {
+                    let head = workspace.head(&origin).await;
+                    match head {
+                        Ok(head) if head == *result => self
+                            .record_task(
+                                &id,
+                                TaskEvent::Integrated {
+                                    commit: Some(result.clone()),
+                                },
+                            )
+                            .map(|()| Load::Ok)
+                            .map_err(TaskError::from),
+                        Ok(head) if head == *onto => {
+                            match workspace.advance(&origin, onto, result).await {
+                                Ok(true) => self
+                                    .record_task(
+                                        &id,
+                                        TaskEvent::Integrated {
+                                            commit: Some(result.clone()),
+                                        },
+                                    )
+                                    .map(|()| Load::Ok)
+                                    .map_err(TaskError::from),
+                                Ok(false) => self.integrate(&id).await,
+                                Err(error) => Err(error.into()),
+                            }
+                        }
+                        Ok(_) => {
+                            self.integration_failed(
+                                &id,
+                                &task,
+                                "the integration branch moved while the orchestrator was stopped"
+                                    .to_string(),
+                            )
+                            .await
+                        }
+                        Err(error) => Err(error.into()),
+                    }
+                }
+                _ => self.integrate(&id).await,
+            };
+            match outcome {
+                Ok(_) => {}
+                Err(TaskError::Halted) => {
+                    return Err(Stop::Cause(
+                        self.stop_cause().expect("a halt stops the mission"),
+                    ));
+                }
+                Err(TaskError::Agent(error)) => {
+                    return Err(Stop::Cause(StopCause::ServersLost {
+                        error: error.to_string(),
+                    }));
+                }
+                Err(TaskError::Workspace(error)) => {
+                    return Err(Stop::Cause(StopCause::Workspace {
+                        error: crate::engine::record::causes(&error),
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of the work: the result goes to the user's branch when the mission completed and their
+    /// tree and HEAD did not change (else the report says how to merge it); the worktrees left are
+    /// removed (their branches stay).
+    async fn deliver(&self) -> Result<(), Stop> {
+        let (Some(workspace), Some(origin)) = (&self.workspace, self.origin()) else {
+            return Ok(());
+        };
+        let completed = self
+            .recorder
+            .read(|view| view.outcome() == MissionStatus::Completed);
+        let delivery = if completed {
+            workspace.deliver(&origin).await.map_err(|error| {
+                Stop::Cause(StopCause::Workspace {
+                    error: crate::engine::record::causes(&error),
+                })
+            })?
+        } else {
+            Delivery::Kept {
+                reason: "the mission did not complete".to_string(),
+                command: format!("git merge {}", origin.integration),
+            }
+        };
+        let trees: Vec<Tree> = self.recorder.read(|view| {
+            view.tasks
+                .values()
+                .filter_map(|task| task.tree.clone())
+                .collect()
+        });
+        for tree in trees {
+            self.close_path(&tree.path).await;
+        }
+        self.record(Event::mission(MissionEvent::Delivered { delivery }))?;
+        Ok(())
     }
 
     async fn command(&self) -> Result<(), Stop> {
@@ -866,14 +1093,26 @@ impl Core {
             return Load::Ok;
         }
         let outcome = tokio::select! {
-            outcome = self.task(slot, id) => outcome,
-            // Dropping the task's future cancels its calls and kills a running gate's process group; the
-            // stop records the task as interrupted.
+            // The stop first: once it is set, the task's future is not polled again.
+            biased;
             _ = stop.wait_for(Option::is_some) => return Load::Ok,
+            outcome = self.task(slot, id) => outcome,
         };
         match outcome {
             Ok(load) => load,
             Err(TaskError::Halted) => Load::Ok,
+            Err(TaskError::Workspace(error)) => {
+                tracing::error!(task = id, error = %crate::engine::record::causes(&error), "the workspace failed");
+                let _ = self.record_task(
+                    id,
+                    TaskEvent::Failed {
+                        cause: FailCause::Workspace {
+                            message: crate::engine::record::causes(&error),
+                        },
+                    },
+                );
+                Load::Ok
+            }
             Err(TaskError::Agent(error)) if error.is_unreachable() => self.server_lost(id, error),
             Err(TaskError::Agent(error)) => {
                 tracing::error!(task = id, %error, "OpenCode refused a call for the task");
@@ -937,11 +1176,32 @@ impl Core {
         };
         server.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(server);
+        // Its worktree: the one it kept across a restart, or a fresh one from the integration head.
+        let tree = match (&self.workspace, self.origin()) {
+            (Some(workspace), Some(origin)) => Some(match &task.tree {
+                Some(tree) => tree.clone(),
+                None => {
+                    let base = workspace.head(&origin).await?;
+                    workspace.open_tree(&origin, id, &base).await?
+                }
+            }),
+            _ => None,
+        };
+        let directory = tree
+            .as_ref()
+            .map_or_else(|| self.settings.project.clone(), |tree| tree.path.clone());
         let (session, continued) = match resumed {
             Some((_, session)) => (session, true),
             None => {
                 let title = format!("{id} {}", task.spec.title);
-                let session = server.sessions.lease(Role::Worker, &title, None).await?;
+                let session = server
+                    .sessions
+                    .lease(
+                        Role::Worker,
+                        &title,
+                        tree.as_ref().map(|tree| tree.path.as_path()),
+                    )
+                    .await?;
                 (session, false)
             }
         };
@@ -952,12 +1212,13 @@ impl Core {
                 server: server.url().to_string(),
                 session: session.clone(),
                 continued,
+                tree: tree.clone(),
             },
         )?;
         let mut start = if continued {
             Start::Adopt
         } else {
-            Start::Prompt(self.worker_message(id, task.findings.as_deref()))
+            Start::Prompt(self.worker_message(id, &directory, task.findings.as_deref()))
         };
         loop {
             let report = match self.worker_turns(server, id, &session, start).await? {
@@ -971,7 +1232,15 @@ impl Core {
                     return Ok(load);
                 }
             };
-            let changes = self.session_changes(server, &session).await?;
+            let (changes, head) = match (&self.workspace, &tree) {
+                (Some(workspace), Some(tree)) => {
+                    let head = workspace
+                        .commit(tree, &format!("{id}: {}", task.spec.title))
+                        .await?;
+                    (workspace.changes(tree).await?, head)
+                }
+                _ => (self.session_changes(server, &session).await?, None),
+            };
             let files = changes
                 .iter()
                 .map(|change| change.path.clone())
@@ -982,8 +1251,41 @@ impl Core {
                 TaskEvent::WorkerFinished {
                     report: report.clone(),
                     files,
+                    head,
                 },
             )?;
+            // "Done" needs a change: a Worker that changed nothing is sent back once, then the task fails.
+            let (empty, empty_reports) = self.recorder.read(|view| {
+                let task = &view.tasks[id];
+                (
+                    tree.is_some() && task.spec.changes == Changes::Required && task.head.is_none(),
+                    task.empty_reports,
+                )
+            });
+            if empty {
+                if empty_reports >= 2 {
+                    self.record_task(
+                        id,
+                        TaskEvent::Failed {
+                            cause: FailCause::NoChange,
+                        },
+                    )?;
+                    return Ok(Load::Ok);
+                }
+                self.record_task(
+                    id,
+                    TaskEvent::ChangesRequested {
+                        findings: prompts::NO_CHANGE_FINDING.to_string(),
+                        reviewer: None,
+                    },
+                )?;
+                start = Start::Prompt(self.worker_message(
+                    id,
+                    &directory,
+                    Some(prompts::NO_CHANGE_FINDING),
+                ));
+                continue;
+            }
             let reviewers = Reviewers {
                 settings: &self.settings,
                 turns: &self.turns,
@@ -997,12 +1299,7 @@ impl Core {
                 changes: &changes,
             };
             let review = match reviewers
-                .review(
-                    &input,
-                    &self.settings.project,
-                    &server.sessions,
-                    &server.monitor,
-                )
+                .review(&input, &directory, &server.sessions, &server.monitor)
                 .await
             {
                 Ok(review) => review,
@@ -1034,7 +1331,7 @@ impl Core {
                         reviewer: Some(review.reviewer),
                     },
                 )?;
-                return Ok(Load::Ok);
+                return self.integrate(id).await;
             }
             let attempts = self.recorder.read(|view| view.tasks[id].attempts);
             if attempts >= self.settings.review_attempts.max(1) {
@@ -1056,11 +1353,125 @@ impl Core {
                     reviewer: Some(review.reviewer),
                 },
             )?;
-            start = Start::Prompt(self.worker_message(id, Some(&review.findings)));
+            start = Start::Prompt(self.worker_message(id, &directory, Some(&review.findings)));
         }
     }
 
-    fn worker_message(&self, id: &str, findings: Option<&str>) -> String {
+    /// The mission's origin, when it works in isolation.
+    fn origin(&self) -> Option<Origin> {
+        self.recorder.read(|view| view.origin.clone())
+    }
+
+    /// Integrates an approved task through the merge queue: one task at a time, in the order they were
+    /// approved (the queue's lock is fair). The merge is computed without moving the integration branch;
+    /// when the branch moved since the task's base the checks run on the merged result; then the merge is
+    /// journaled and the branch moved with a compare-and-swap, so a crash in between is finished exactly
+    /// once by `resume`. A conflict or a failing check sends the task back, with what went wrong, to be
+    /// done again from the new integration head.
+    async fn integrate(&self, id: &str) -> Result<Load, TaskError> {
+        let (Some(workspace), Some(origin)) = (&self.workspace, self.origin()) else {
+            self.record_task(id, TaskEvent::Integrated { commit: None })?;
+            return Ok(Load::Ok);
+        };
+        let _turn = self.merge_queue.lock().await;
+        let task = self.recorder.read(|view| view.tasks[id].clone());
+        let Some(head) = task.head.clone() else {
+            // Nothing to merge (a `changes:none` task).
+            self.record_task(id, TaskEvent::Integrated { commit: None })?;
+            self.close(task.tree.as_ref()).await;
+            return Ok(Load::Ok);
+        };
+        let onto = workspace.head(&origin).await?;
+        let base = task
+            .tree
+            .as_ref()
+            .map_or_else(String::new, |tree| tree.base.clone());
+        let message = format!("{id}: {}", task.spec.title);
+        let result = match workspace.merge(&origin, &head, &onto, &message).await? {
+            Merge::Conflict { files } => {
+                let conflicts: Vec<(&str, &str)> = files
+                    .iter()
+                    .map(|file| (file.path.as_str(), file.hunks.as_str()))
+                    .collect();
+                let findings = prompts::conflict_findings(&conflicts);
+                return self.integration_failed(id, &task, findings).await;
+            }
+            Merge::FastForward { commit } | Merge::Merged { commit } => commit,
+        };
+        // The task's own checks ran in its worktree; the integrated result needs them again only when the
+        // integration branch moved since the task's base.
+        if onto != base {
+            let path = workspace.open_detached(&origin, &result).await?;
+            let gate = self.gates.run(&path).await;
+            self.close_path(&path).await;
+            if !gate.passed() {
+                let findings = prompts::integrated_gate_findings(&gate.for_reviewer());
+                return self.integration_failed(id, &task, findings).await;
+            }
+        }
+        self.record_task(
+            id,
+            TaskEvent::Merging {
+                result: result.clone(),
+                onto: onto.clone(),
+            },
+        )?;
+        if !workspace.advance(&origin, &onto, &result).await? {
+            let findings =
+                "the integration branch was moved by someone else during the merge".to_string();
+            return self.integration_failed(id, &task, findings).await;
+        }
+        self.record_task(
+            id,
+            TaskEvent::Integrated {
+                commit: Some(result),
+            },
+        )?;
+        self.close(task.tree.as_ref()).await;
+        Ok(Load::Ok)
+    }
+
+    /// The task goes back for another attempt from the new integration head, or fails when it has none
+    /// left. Its branch is kept (the report names it).
+    async fn integration_failed(
+        &self,
+        id: &str,
+        task: &TaskState,
+        findings: String,
+    ) -> Result<Load, TaskError> {
+        tracing::warn!(task = id, findings = %first_line(&findings), "the task did not integrate");
+        if task.attempts >= self.settings.review_attempts.max(1) {
+            self.record_task(
+                id,
+                TaskEvent::Failed {
+                    cause: FailCause::NotIntegrated {
+                        attempts: task.attempts,
+                        reason: first_line(&findings).to_string(),
+                    },
+                },
+            )?;
+        } else {
+            self.record_task(id, TaskEvent::IntegrationFailed { findings })?;
+        }
+        self.close(task.tree.as_ref()).await;
+        Ok(Load::Ok)
+    }
+
+    async fn close(&self, tree: Option<&Tree>) {
+        if let Some(tree) = tree {
+            self.close_path(&tree.path).await;
+        }
+    }
+
+    async fn close_path(&self, path: &Path) {
+        if let Some(workspace) = &self.workspace
+            && let Err(error) = workspace.close_tree(path).await
+        {
+            tracing::warn!(path = %path.display(), %error, "could not remove a worktree");
+        }
+    }
+
+    fn worker_message(&self, id: &str, directory: &Path, findings: Option<&str>) -> String {
         self.recorder.read(|view| {
             let task = &view.tasks[id];
             let dependencies: Vec<Dependency<'_>> = task
@@ -1081,7 +1492,7 @@ impl Core {
                 &task.spec.brief,
                 &dependencies,
                 view.brief.as_deref().unwrap_or(""),
-                &view.project,
+                &directory.display().to_string(),
                 findings,
             )
         })

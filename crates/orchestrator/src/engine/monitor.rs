@@ -46,6 +46,8 @@ struct Shared {
     /// Sessions whose turn this process started and has not seen end: what a stop must abort. A turn whose
     /// future is dropped (cancelled by a stop) stays here.
     in_flight: Mutex<BTreeSet<String>>,
+    /// Set by a stop: no prompt is sent any more.
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -123,6 +125,18 @@ impl Monitor {
         self.shared.in_flight().iter().cloned().collect()
     }
 
+    /// Sends no prompt from now on: a turn asked after this ends at once as aborted (a stop).
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    fn is_closed(&self) -> bool {
+        // SeqCst: pairs with `close`, so that a turn registered in flight before this check is seen by the
+        // stop's abort pass, and one that checks after the stop sends nothing.
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
     /// Sessions being followed right now.
     pub fn watched(&self) -> Vec<String> {
         self.shared.watches().keys().cloned().collect()
@@ -143,6 +157,10 @@ impl Monitor {
         let before = self.agents.messages(session).await?.len();
         let _watch = self.watch(session, allow_permissions);
         self.shared.in_flight().insert(session.to_string());
+        if self.is_closed() {
+            self.shared.in_flight().remove(session);
+            return Ok(TurnEnd::Aborted);
+        }
         self.agents.prompt(session, request).await?;
         let end = self.follow(session, before).await?;
         self.shared.in_flight().remove(session);
@@ -161,6 +179,10 @@ impl Monitor {
         request: &TurnRequest,
     ) -> Result<TurnEnd, AgentError> {
         self.shared.in_flight().insert(session.to_string());
+        if self.is_closed() {
+            self.shared.in_flight().remove(session);
+            return Ok(TurnEnd::Aborted);
+        }
         let answer = self.agents.prompt_and_wait(session, request).await?;
         self.shared.in_flight().remove(session);
         Ok(agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted))

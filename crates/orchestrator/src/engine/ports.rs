@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
 use crate::domain::gate::GateReport;
 use crate::domain::mission::{Entry, JournalError};
+use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 
 /// One agents' server (an OpenCode server): its sessions, their messages and what it reports about them.
 #[async_trait]
@@ -89,4 +90,55 @@ pub trait Journal: Send + Sync + fmt::Debug {
 pub trait Gates: Send + Sync + fmt::Debug {
     /// Runs every check in `directory` and reports each; dropping the future stops the running one.
     async fn run(&self, directory: &Path) -> GateReport;
+}
+
+/// The project's repository, for isolated work: the mission's integration branch, a worktree per task, and
+/// the merge queue's merges. The user's working tree, index and branch are never touched, except by
+/// [`deliver`](Workspace::deliver) at the end, and only when they did not change.
+#[async_trait]
+pub trait Workspace: Send + Sync + fmt::Debug {
+    /// Makes the mission's integration branch at the user's HEAD.
+    async fn begin(&self, mission: &str) -> Result<Origin, WorkspaceError>;
+
+    /// The integration branch's head.
+    async fn head(&self, origin: &Origin) -> Result<String, WorkspaceError>;
+
+    /// A fresh worktree for `task` from `base`, on the task's branch; an earlier attempt's branch is kept
+    /// under another name, never dropped.
+    async fn open_tree(
+        &self,
+        origin: &Origin,
+        task: &str,
+        base: &str,
+    ) -> Result<Tree, WorkspaceError>;
+
+    /// Commits everything the Worker changed in the worktree; the new head, or `None` when nothing
+    /// changed.
+    async fn commit(&self, tree: &Tree, message: &str) -> Result<Option<String>, WorkspaceError>;
+
+    /// The worktree's committed changes against its base, for the Reviewer.
+    async fn changes(&self, tree: &Tree) -> Result<Vec<FileChange>, WorkspaceError>;
+
+    /// Merges `head` onto the integration branch at `onto`, without moving the branch.
+    async fn merge(
+        &self,
+        origin: &Origin,
+        head: &str,
+        onto: &str,
+        message: &str,
+    ) -> Result<Merge, WorkspaceError>;
+
+    /// Moves the integration branch from `from` to `to`, if it is still at `from`; whether it moved.
+    async fn advance(&self, origin: &Origin, from: &str, to: &str) -> Result<bool, WorkspaceError>;
+
+    /// A worktree at `commit`, to run the checks on an integrated result.
+    async fn open_detached(&self, origin: &Origin, commit: &str)
+    -> Result<PathBuf, WorkspaceError>;
+
+    /// Removes a worktree (its branch stays).
+    async fn close_tree(&self, path: &Path) -> Result<(), WorkspaceError>;
+
+    /// At the end: fast-forwards the user's branch to the integration branch when their tree is clean and
+    /// their HEAD did not move, else says how to merge it.
+    async fn deliver(&self, origin: &Origin) -> Result<Delivery, WorkspaceError>;
 }

@@ -165,23 +165,29 @@ impl Recorder {
     }
 }
 
+/// An error and each of its causes that says something its message does not already say.
+pub fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl Halt {
     /// Where the journal is, and what failed with each of its causes: what a stop reports.
     pub fn describe(&self) -> (String, String) {
         match self {
-            Halt::Journal(error) => {
-                let mut text = error.source.to_string();
-                let mut source = error.source.source();
-                while let Some(cause) = source {
-                    let cause_text = cause.to_string();
-                    if !text.contains(&cause_text) {
-                        text.push_str(": ");
-                        text.push_str(&cause_text);
-                    }
-                    source = cause.source();
-                }
-                (error.path.display().to_string(), text)
-            }
+            Halt::Journal(error) => (
+                error.path.display().to_string(),
+                causes(error.source.as_ref()),
+            ),
             Halt::Rejected(rejected) => (String::new(), rejected.to_string()),
         }
     }

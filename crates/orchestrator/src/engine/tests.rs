@@ -12,7 +12,10 @@ use crate::domain::mission::{MissionStatus, PlanSource, Signal, Stage, StopCause
 use crate::domain::prompts::Role;
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskStatus};
-use crate::engine::fake::{FakeAgents, FakeGates, FakeJournal, Received, Reply};
+use crate::engine::fake::{
+    FakeAgents, FakeFiles, FakeGates, FakeJournal, FakeWorkspace, Received, Reply,
+};
+use crate::engine::ports::Workspace;
 use crate::engine::{Mission, MissionReport, Ports};
 
 const THREE_TASKS: &str = "\
@@ -68,6 +71,7 @@ struct Rig {
     agents: Arc<FakeAgents>,
     journal: Arc<FakeJournal>,
     gates: Arc<FakeGates>,
+    workspace: Option<Arc<FakeWorkspace>>,
     settings: Settings,
 }
 
@@ -77,6 +81,7 @@ impl Rig {
             agents: FakeAgents::new("http://fake-a", script),
             journal: FakeJournal::new(),
             gates: FakeGates::passing(),
+            workspace: None,
             settings: settings(),
         }
     }
@@ -86,6 +91,10 @@ impl Rig {
             servers: vec![self.agents.clone()],
             journal: self.journal.clone(),
             gates: self.gates.clone(),
+            workspace: self
+                .workspace
+                .clone()
+                .map(|workspace| workspace as Arc<dyn Workspace>),
         }
     }
 
@@ -380,7 +389,19 @@ async fn a_stop_aborts_the_running_sessions_and_their_sub_agents() {
     let aborted = agents.aborted();
     let at = |session: &str| aborted.iter().position(|s| s == session).unwrap();
     assert!(at(&child) < at(&worker), "leaves first: {aborted:?}");
-    assert!(agents.busy().is_empty(), "{:?}", agents.busy());
+    assert!(
+        agents.busy().is_empty(),
+        "{:?} busy; aborted {aborted:?}; received {:?}",
+        agents.busy(),
+        agents
+            .received()
+            .iter()
+            .map(|r| (
+                r.session.clone(),
+                r.text.lines().next().unwrap_or("").to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
     let prompts = agents.received().len();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(agents.received().len(), prompts, "no prompt after the stop");
@@ -778,4 +799,309 @@ async fn a_server_without_structured_output_is_asked_for_markdown() {
         "the refused prompt never reached the model"
     );
     assert!(planners[0].request.schema.is_none());
+}
+
+// Isolated work: a worktree per task, the merge queue, delivery.
+
+impl Rig {
+    /// A rig in a repository whose agents' script can read the files they write.
+    fn isolated_with(
+        script: impl FnOnce(Arc<FakeFiles>) -> Box<dyn Fn(&Received, usize) -> Reply + Send + Sync>,
+    ) -> Self {
+        let files = Arc::new(FakeFiles::default());
+        let script = script(Arc::clone(&files));
+        let agents = FakeAgents::with_files(
+            "http://fake-a",
+            Arc::clone(&files),
+            move |received, before| script(received, before),
+        );
+        Self {
+            workspace: Some(FakeWorkspace::new(files, &[("README.md", "hello\n")])),
+            agents,
+            journal: FakeJournal::new(),
+            gates: FakeGates::passing(),
+            settings: settings(),
+        }
+    }
+}
+
+/// A Worker that reads `file` in its worktree and writes it whole with `line` added, as a model that
+/// rewrites a file does.
+fn rewrite(files: &FakeFiles, received: &Received, file: &'static str, line: &str) -> Reply {
+    let directory = received
+        .directory
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::engine::fake::PROJECT));
+    let before = files.read(&directory.join(file)).unwrap_or_default();
+    Reply {
+        writes: vec![(file, format!("{before}{line}\n"))],
+        ..Reply::text(format!("Added {line}.\nSTATUS: DONE added {line}"))
+    }
+}
+
+fn integrated(entry: &crate::domain::mission::Entry, id: &str) -> bool {
+    matches!(
+        &entry.event,
+        crate::domain::mission::Event::Task {
+            task,
+            event: crate::domain::task::TaskEvent::Integrated { .. },
+        } if task == id
+    )
+}
+
+const TWO_FUNCTIONS: &str =
+    "### T1: Add one\nAdd one() to lib.py.\n### T2: Add two\nAdd two() to lib.py.\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_rewriting_one_file_both_land_and_the_second_is_redone_on_the_first() {
+    // Today's main ran both Workers in the user's tree: the second whole-file write removed the first
+    // function, and both tasks ended "done".
+    let rig = Rig::isolated_with(|files| {
+        Box::new(move |received: &Received, before| {
+            match (received.role, task_of(&received.text).as_str()) {
+                (Some(Role::Worker), "T1") => {
+                    rewrite(&files, received, "lib.py", "def one(): pass")
+                        .after(Duration::from_millis(30))
+                }
+                (Some(Role::Worker), "T2") => {
+                    rewrite(&files, received, "lib.py", "def two(): pass")
+                        .after(Duration::from_millis(30))
+                }
+                _ => script(TWO_FUNCTIONS, |_, _, _| Reply::default())(received, before),
+            }
+        })
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    let workspace = rig.workspace.as_ref().unwrap();
+    let result = workspace.branch("orchestrator/m1").unwrap();
+    let lib = workspace.files_of(&result)["lib.py"].clone();
+    assert!(
+        lib.contains("def one()") && lib.contains("def two()"),
+        "{lib}"
+    );
+    // One of them was redone on top of the other, told what conflicted.
+    let redone: Vec<_> = report
+        .view
+        .tasks
+        .values()
+        .filter(|task| task.runs == 2)
+        .collect();
+    assert_eq!(redone.len(), 1, "{report:#?}");
+    let retry = rig
+        .agents
+        .received()
+        .into_iter()
+        .find(|r| r.text.contains("conflicted"))
+        .expect("the redo names the conflict");
+    assert!(retry.text.contains("=== lib.py"), "{}", retry.text);
+    // The user's branch got the result; the worktrees are gone, the branches kept.
+    assert_eq!(workspace.branch("main"), Some(result));
+    let (opened, closed) = workspace.trees();
+    assert!(
+        opened.iter().all(|tree| closed.contains(tree)),
+        "{opened:?} {closed:?}"
+    );
+    assert_eq!(
+        redone[0].branches.len(),
+        1,
+        "one branch name, its first attempt's commits kept aside"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_changes_nothing_is_sent_back_once_then_fails() {
+    let rig = Rig::isolated_with(|_| {
+        Box::new(script(
+            "### T1: Change | files:a.py\nChange a.py.\n### T2: Check | changes:none\nRun the checks.\n",
+            |_, _, _| Reply::text("All good.\nSTATUS: DONE nothing to do"),
+        ))
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(
+        status(&report, "T1"),
+        TaskStatus::Failed {
+            cause: FailCause::NoChange
+        }
+    );
+    assert_eq!(rig.agents.prompts_to(Role::Reviewer, "REVIEW TASK T1:"), 0);
+    let sent_back = rig
+        .agents
+        .received()
+        .into_iter()
+        .filter(|r| r.role == Some(Role::Worker) && r.text.contains("No change"))
+        .count();
+    assert_eq!(sent_back, 1);
+    assert_eq!(
+        status(&report, "T2"),
+        TaskStatus::Done,
+        "changes:none needs no change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_fails_the_checks_only_once_integrated_is_sent_back_and_fixed() {
+    // T1 writes `one` into lib.py; T2 writes `two` into other.py. Each passes alone; the checks fail when
+    // both are in (until T2's fix says `fixed`).
+    let mut rig = Rig::isolated_with(|files| {
+        Box::new(move |received: &Received, before| {
+            match (received.role, task_of(&received.text).as_str()) {
+                (Some(Role::Worker), "T1") => rewrite(&files, received, "lib.py", "one"),
+                (Some(Role::Worker), "T2") if received.text.contains("fails them merged") => {
+                    rewrite(&files, received, "other.py", "fixed")
+                }
+                (Some(Role::Worker), "T2") => {
+                    rewrite(&files, received, "other.py", "two").after(Duration::from_millis(60))
+                }
+                _ => script("### T1: One\nx\n### T2: Two\ny\n", |_, _, _| {
+                    Reply::default()
+                })(received, before),
+            }
+        })
+    });
+    let files = rig.agents.files();
+    rig.gates = FakeGates::new(move |_, directory| {
+        let lib = files.read(&directory.join("lib.py")).unwrap_or_default();
+        let other = files.read(&directory.join("other.py")).unwrap_or_default();
+        !(lib.contains("one") && other.contains("two") && !other.contains("fixed"))
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.view.tasks["T2"].runs, 2, "{report:#?}");
+    assert!(
+        rig.agents
+            .received()
+            .iter()
+            .any(|r| r.text.contains("fails them merged")),
+        "the redo says the integrated checks failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_with_overlapping_declared_files_never_run_at_once() {
+    let rig = Rig::isolated_with(|_| {
+        Box::new(script(
+            "### T1: A | files:src/*.py\nx\n### T2: B | files:src/b.py\ny\n### T3: C | files:docs/c.md\nz\n",
+            |id, _, _| {
+                let file: &'static str = match id {
+                    "T1" => "src/a.py",
+                    "T2" => "src/b.py",
+                    _ => "docs/c.md",
+                };
+                Reply::done(&[file]).after(Duration::from_millis(40))
+            },
+        ))
+    });
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    // From the journal: T1 and T2 never held a slot at the same time; T3 ran beside one of them.
+    let mut running = std::collections::BTreeSet::new();
+    let (mut overlapped, mut t3_beside) = (false, false);
+    for entry in rig.journal.entries() {
+        if let crate::domain::mission::Event::Task { task, event } = &entry.event {
+            match event {
+                crate::domain::task::TaskEvent::Started { .. } => {
+                    running.insert(task.clone());
+                }
+                crate::domain::task::TaskEvent::Integrated { .. }
+                | crate::domain::task::TaskEvent::Failed { .. } => {
+                    running.remove(task);
+                }
+                _ => {}
+            }
+            overlapped |= running.contains("T1") && running.contains("T2");
+            t3_beside |= running.contains("T3") && running.len() > 1;
+        }
+    }
+    assert!(
+        !overlapped,
+        "T1 and T2 declared overlapping files and ran at once"
+    );
+    assert!(t3_beside, "T3 shares no file and ran in parallel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_branch_is_left_alone_when_their_tree_changed() {
+    let rig = Rig::isolated_with(|_| {
+        Box::new(script("### T1: One\nx\n", |_, _, _| {
+            Reply::done(&["one.py"])
+        }))
+    });
+    let workspace = Arc::clone(rig.workspace.as_ref().unwrap());
+    let before = workspace.branch("main");
+    workspace.dirty_user_tree();
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert!(report.view.origin.as_ref().unwrap().dirty);
+    assert_eq!(
+        workspace.branch("main"),
+        before,
+        "the user's branch did not move"
+    );
+    let Some(crate::domain::workspace::Delivery::Kept { command, .. }) = &report.view.delivery
+    else {
+        panic!("{:?}", report.view.delivery);
+    };
+    assert_eq!(command, "git merge orchestrator/m1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_cut_by_a_crash_happens_exactly_once_on_resume() {
+    for rewind in [false, true] {
+        let rig = Rig::isolated_with(|_| {
+            Box::new(script(
+                "### T1: One\nx\n### T2: Two | depends:T1\ny\n",
+                |_, _, _| Reply::done(&["file.py"]),
+            ))
+        });
+        // The orchestrator dies right after journaling T1's merge: the journal takes nothing more.
+        rig.journal.fail_on(|entry| integrated(entry, "T1"));
+        let stopped = run(rig.mission()).await;
+        let (result, onto) = stopped.view.tasks["T1"]
+            .merging
+            .clone()
+            .expect("the merge was journaled");
+        let workspace = rig.workspace.as_ref().unwrap();
+        if rewind {
+            // ... and before the integration branch moved.
+            workspace.set_branch("orchestrator/m1", &onto);
+        } else {
+            assert_eq!(workspace.branch("orchestrator/m1"), Some(result.clone()));
+        }
+        let journal = FakeJournal::new();
+        for entry in rig.journal.entries() {
+            crate::engine::ports::Journal::append(journal.as_ref(), &entry).unwrap();
+        }
+        let ports = Ports {
+            journal: journal.clone(),
+            ..rig.ports()
+        };
+        let mission = Mission::resume(ports, rig.settings.clone(), &journal.entries())
+            .await
+            .unwrap();
+        let report = run(mission).await;
+        assert_eq!(
+            report.view.status,
+            MissionStatus::Completed,
+            "rewind {rewind}: {report:#?}"
+        );
+        assert_eq!(
+            report.view.tasks["T1"].integrated.as_deref(),
+            Some(result.as_str())
+        );
+        let times = journal
+            .entries()
+            .iter()
+            .filter(|entry| integrated(entry, "T1"))
+            .count();
+        assert_eq!(times, 1, "rewind {rewind}");
+        // T2 was built on T1's integrated result.
+        let t2_base = report.view.tasks["T2"].branches.clone();
+        assert_eq!(t2_base.len(), 1);
+        assert_eq!(
+            rig.agents.prompts_to(Role::Worker, "TASK T1:"),
+            1,
+            "T1 not redone"
+        );
+    }
 }

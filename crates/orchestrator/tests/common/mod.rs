@@ -86,6 +86,7 @@ impl Rig {
                 settings.gate.commands.clone(),
                 settings.gate.timeout,
             )),
+            workspace: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
         let report = tokio::time::timeout(Duration::from_secs(300), mission.run())

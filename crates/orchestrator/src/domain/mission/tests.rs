@@ -108,6 +108,7 @@ fn check_invariants(before: &MissionView, after: &MissionView) {
             TaskStatus::Queued
                 | TaskStatus::Running { .. }
                 | TaskStatus::Reviewing { .. }
+                | TaskStatus::Integrating { .. }
                 | TaskStatus::Done
         ) {
             assert!(
@@ -161,6 +162,7 @@ fn any_event(tasks: usize) -> impl Strategy<Value = Event> {
                     server: "http://a".into(),
                     session: s.into(),
                     continued,
+                    tree: None,
                 },
             )
         }),
@@ -168,7 +170,8 @@ fn any_event(tasks: usize) -> impl Strategy<Value = Event> {
             format!("T{t}"),
             TaskEvent::WorkerFinished {
                 report: "r".into(),
-                files: vec![]
+                files: vec![],
+                head: None,
             }
         )),
         task.clone().prop_map(|t| Event::task(
@@ -207,6 +210,14 @@ fn any_event(tasks: usize) -> impl Strategy<Value = Event> {
         )),
         task.clone()
             .prop_map(|t| Event::task(format!("T{t}"), TaskEvent::Interrupted)),
+        task.clone()
+            .prop_map(|t| Event::task(format!("T{t}"), TaskEvent::Integrated { commit: None })),
+        task.clone().prop_map(|t| Event::task(
+            format!("T{t}"),
+            TaskEvent::IntegrationFailed {
+                findings: "c".into()
+            }
+        )),
         (task, prop::option::of(session)).prop_map(|(t, s)| Event::task(
             format!("T{t}"),
             TaskEvent::Restarted {
@@ -228,9 +239,13 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
     let mut moves = Vec::new();
     // Now and then the orchestrator is stopped: its running tasks are interrupted, then the mission stops.
     if choice % 13 == 0 {
-        let running = view
-            .tasks_in_order()
-            .find(|task| task.status.slot().is_some());
+        // A stop interrupts what runs or is reviewed; an integrating task keeps its place.
+        let running = view.tasks_in_order().find(|task| {
+            matches!(
+                task.status,
+                TaskStatus::Running { .. } | TaskStatus::Reviewing { .. }
+            )
+        });
         return Some(match running {
             Some(task) => Event::task(task.id(), TaskEvent::Interrupted),
             None => Event::mission(MissionEvent::Stopped {
@@ -269,6 +284,7 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
                             server: "http://a".into(),
                             session,
                             continued,
+                            tree: None,
                         },
                     ));
                 }
@@ -279,6 +295,7 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
                     TaskEvent::WorkerFinished {
                         report: "done".into(),
                         files: vec![format!("{id}.txt")],
+                        head: Some("c1".into()),
                     },
                 ));
                 if choice % 7 == 0 {
@@ -289,6 +306,18 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
                         },
                     ));
                 }
+            }
+            TaskStatus::Integrating { .. } => {
+                moves.push(Event::task(
+                    id,
+                    if choice % 5 == 0 && task.attempts < 3 {
+                        TaskEvent::IntegrationFailed {
+                            findings: "conflict".into(),
+                        }
+                    } else {
+                        TaskEvent::Integrated { commit: None }
+                    },
+                ));
             }
             TaskStatus::Reviewing { .. } => {
                 let passed = task.gate.as_ref().is_some_and(|(passed, _)| *passed);
@@ -391,8 +420,11 @@ proptest! {
                 journal.record(event).expect("recovery applies");
             }
             for task in journal.view.tasks.values() {
+                // Pending to be run again, or integrating (its work approved: the engine finishes the merge).
                 prop_assert!(
-                    task.status.is_finished() || task.status == TaskStatus::Pending,
+                    task.status.is_finished()
+                        || task.status == TaskStatus::Pending
+                        || matches!(task.status, TaskStatus::Integrating { .. }),
                     "{} is {} after recovery", task.id(), task.status
                 );
             }
@@ -470,6 +502,7 @@ fn events_serialize_as_flat_json() {
             server: "http://a".into(),
             session: "ses_1".into(),
             continued: false,
+            tree: None,
         },
     );
     let entry = Entry {
@@ -482,7 +515,7 @@ fn events_serialize_as_flat_json() {
         json,
         serde_json::json!({
             "seq": 3, "at_ms": 9, "about": "task", "task": "T1", "event": "started",
-            "slot": 1, "server": "http://a", "session": "ses_1", "continued": false
+            "slot": 1, "server": "http://a", "session": "ses_1", "continued": false, "tree": null
         })
     );
     let back: Entry = serde_json::from_value(json).unwrap();
