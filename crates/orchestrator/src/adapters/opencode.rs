@@ -25,6 +25,7 @@ use crate::domain::agent::{
     TurnRequest, Update,
 };
 use crate::domain::settings::CallPolicy;
+use crate::domain::usage::Usage;
 
 /// How long the event stream keeps reconnecting after a drop before it gives up (polling covers the
 /// time it is down either way).
@@ -603,6 +604,14 @@ fn agent_message(message: &MessageWithParts) -> AgentMessage {
                 text,
                 structured: answer.structured.clone(),
                 parts,
+                usage: Usage {
+                    input: answer.tokens.input,
+                    output: answer.tokens.output,
+                    reasoning: answer.tokens.reasoning,
+                    cache_read: answer.tokens.cache.read,
+                    cache_write: answer.tokens.cache.write,
+                    cost_nanos: Usage::nanos(answer.cost),
+                },
             }
         }
         _ => AgentMessage {

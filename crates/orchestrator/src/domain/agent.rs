@@ -50,6 +50,9 @@ pub struct AgentMessage {
     pub structured: Option<serde_json::Value>,
     /// How many parts it has (text, tools, steps): progress shows as parts grow.
     pub parts: usize,
+    /// For an answer: the tokens and cost it used.
+    #[serde(default)]
+    pub usage: crate::domain::usage::Usage,
 }
 
 /// What a server says a session is doing.
@@ -205,6 +208,24 @@ impl fmt::Display for TurnEnd {
             TurnEnd::TimedOut => f.write_str("timed out, aborted"),
         }
     }
+}
+
+/// A turn that ended: how, and what it used (its answers' and its sub-agents').
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// How it ended.
+    pub end: TurnEnd,
+    /// What it used.
+    pub usage: crate::domain::usage::Usage,
+}
+
+/// What the answers among `messages` used.
+pub fn usage_of(messages: &[AgentMessage]) -> crate::domain::usage::Usage {
+    messages
+        .iter()
+        .filter(|message| message.assistant)
+        .map(|message| message.usage)
+        .sum()
 }
 
 /// The end of a turn, if the messages after its prompt hold a finished answer: the last message is a

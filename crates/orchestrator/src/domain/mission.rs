@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::plan::{self, Progress, Readiness};
 use crate::domain::prompts::Role;
 use crate::domain::task::{self, Illegal, TaskEvent, TaskSpec, TaskState, TaskStatus};
+use crate::domain::usage::{Budget, Budgets, Ledger, Usage};
 use crate::domain::workspace::{Delivery, Origin};
 
 /// The version of the journal's format this build writes and reads.
@@ -92,6 +93,15 @@ pub enum StopCause {
         /// What happened.
         message: String,
     },
+    /// A budget was reached: the mission is paused; `resume` with a higher budget goes on.
+    Budget {
+        /// Which.
+        budget: Budget,
+        /// Its limit (nanos of currency, tokens, or milliseconds).
+        limit: u64,
+        /// What was spent when it stopped.
+        spent: u64,
+    },
     /// The project's repository failed (the integration branch could not be made or delivered).
     Workspace {
         /// What failed.
@@ -122,6 +132,17 @@ impl fmt::Display for StopCause {
                 write!(f, "the {} agent's turn {message}", role.name())
             }
             StopCause::Workspace { error } => write!(f, "the git workspace failed: {error}"),
+            StopCause::Budget {
+                budget,
+                limit,
+                spent,
+            } => write!(
+                f,
+                "paused at its {budget} budget: {} spent of {} (raise it with `{}` on `resume`)",
+                budget.show(*spent),
+                budget.show(*limit),
+                budget.option()
+            ),
             StopCause::Journal { path, error } => {
                 write!(f, "cannot write the mission's state in {path}: {error}")
             }
@@ -246,6 +267,33 @@ pub enum MissionEvent {
         /// What happened to the user's branch.
         delivery: Delivery,
     },
+    /// The budgets the mission runs under (set at its start, raised by a resume).
+    BudgetsSet {
+        /// The budgets.
+        budgets: Budgets,
+    },
+    /// A turn used tokens and cost.
+    Used {
+        /// The agent.
+        role: Role,
+        /// Its session (sub-agents' sessions counted in).
+        session: String,
+        /// The server's URL.
+        server: String,
+        /// The task, for a Worker's or the Reviewer's turn.
+        task: Option<String>,
+        /// What the turn used.
+        usage: Usage,
+    },
+    /// A budget passed 80%: a warning shown once.
+    BudgetWarning {
+        /// Which.
+        budget: Budget,
+        /// Its limit.
+        limit: u64,
+        /// What was spent.
+        spent: u64,
+    },
     /// A resume took the mission up again.
     Resumed,
     /// The mission stopped before its end.
@@ -269,6 +317,9 @@ impl MissionEvent {
             MissionEvent::PlanAccepted { .. } => "plan_accepted",
             MissionEvent::Isolated { .. } => "isolated",
             MissionEvent::Delivered { .. } => "delivered",
+            MissionEvent::BudgetsSet { .. } => "budgets_set",
+            MissionEvent::Used { .. } => "used",
+            MissionEvent::BudgetWarning { .. } => "budget_warning",
             MissionEvent::Resumed => "resumed",
             MissionEvent::Stopped { .. } => "stopped",
             MissionEvent::Finished => "finished",
@@ -470,6 +521,15 @@ pub struct MissionView {
     /// What its end did to the user's branch.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// The budgets it runs under.
+    #[serde(default)]
+    pub budgets: Budgets,
+    /// What it used, in all and by role and server.
+    #[serde(default)]
+    pub usage: Ledger,
+    /// The budgets it was warned about.
+    #[serde(default)]
+    pub warned: Vec<Budget>,
     /// Events applied.
     pub events: u64,
 }
@@ -531,6 +591,9 @@ impl MissionView {
             order: Vec::new(),
             origin: None,
             delivery: None,
+            budgets: Budgets::default(),
+            usage: Ledger::default(),
+            warned: Vec::new(),
             events: 1,
         })
     }
@@ -611,6 +674,31 @@ impl MissionView {
                         next.origin = Some(origin.clone());
                     }
                     MissionEvent::Delivered { delivery } => next.delivery = Some(delivery.clone()),
+                    MissionEvent::BudgetsSet { budgets } => next.budgets = *budgets,
+                    MissionEvent::BudgetWarning { budget, .. } => {
+                        if !next.warned.contains(budget) {
+                            next.warned.push(*budget);
+                        }
+                    }
+                    MissionEvent::Used {
+                        role,
+                        server,
+                        task,
+                        usage,
+                        ..
+                    } => {
+                        next.usage.add(role.name(), server, *usage);
+                        if let Some(id) = task {
+                            let task = next
+                                .tasks
+                                .get_mut(id)
+                                .ok_or_else(|| Rejected::UnknownTask { task: id.clone() })?;
+                            task.usage += *usage;
+                            if *role == Role::Worker {
+                                task.turns += 1;
+                            }
+                        }
+                    }
                     MissionEvent::PlanRejected { attempt, .. } => next.plan_attempts = *attempt,
                     MissionEvent::PlanAccepted {
                         attempt,

@@ -10,4 +10,5 @@ pub mod position;
 pub mod prompts;
 pub mod settings;
 pub mod task;
+pub mod usage;
 pub mod workspace;

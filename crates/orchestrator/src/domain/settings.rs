@@ -54,6 +54,8 @@ pub struct Settings {
     pub prompts: Prompts,
     /// Which model each agent uses.
     pub models: Models,
+    /// The budgets (over those a resumed mission's journal has).
+    pub budgets: crate::domain::usage::Budgets,
 }
 
 impl Settings {
@@ -78,6 +80,7 @@ impl Settings {
             delegation_depth: 1,
             prompts: Prompts::new(),
             models: Models::default(),
+            budgets: crate::domain::usage::Budgets::default(),
         }
     }
 }

@@ -201,6 +201,11 @@ pub enum FailCause {
         /// The first line of the last reason.
         reason: String,
     },
+    /// Its Workers took the most turns a task may take (`turns_per_task`).
+    TurnBudget {
+        /// The limit.
+        turns: u32,
+    },
     /// The workspace (git) failed for this task.
     Workspace {
         /// What failed.
@@ -235,6 +240,9 @@ impl fmt::Display for FailCause {
                 "not integrated after {attempts} attempt(s); last: {reason}"
             ),
             FailCause::Workspace { message } => write!(f, "the workspace failed: {message}"),
+            FailCause::TurnBudget { turns } => {
+                write!(f, "its Workers took the {turns} turns a task may take")
+            }
         }
     }
 }
@@ -287,6 +295,12 @@ pub struct TaskState {
     /// Times the Worker said it was done without changing anything.
     #[serde(default)]
     pub empty_reports: u32,
+    /// What its turns used (its Workers', its Reviewers' and their sub-agents').
+    #[serde(default)]
+    pub usage: crate::domain::usage::Usage,
+    /// Turns its Workers took.
+    #[serde(default)]
+    pub turns: u32,
 }
 
 impl TaskState {
@@ -311,6 +325,8 @@ impl TaskState {
             merging: None,
             integrated: None,
             empty_reports: 0,
+            usage: crate::domain::usage::Usage::default(),
+            turns: 0,
         }
     }
 

@@ -61,6 +61,8 @@ pub(crate) struct Reply {
     pub(crate) hang: bool,
     /// The structured output, for a prompt with a JSON schema.
     pub(crate) structured: Option<serde_json::Value>,
+    /// What the answer used.
+    pub(crate) usage: crate::domain::usage::Usage,
 }
 
 impl Reply {
@@ -370,6 +372,7 @@ impl Inner {
                 text: reply.text.clone(),
                 structured: reply.structured.clone(),
                 parts: 1 + reply.changes.len(),
+                usage: reply.usage,
             });
             let directory = entry
                 .directory

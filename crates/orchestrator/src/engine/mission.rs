@@ -25,11 +25,12 @@ use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskState, TaskStatus};
+use crate::domain::usage::{Budgets, Usage, WARN_AT};
 use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 use crate::engine::monitor::Monitor;
 use crate::engine::ports::{Agents, Gates, Journal, Workspace};
 use crate::engine::record::{Applied, Halt, Recorder};
-use crate::engine::review::{ReviewError, ReviewInput, Reviewers};
+use crate::engine::review::{self, ReviewInput};
 use crate::engine::schedule::{Load, Queue};
 use crate::engine::sessions::Sessions;
 use crate::engine::turns::{Ask, Turns};
@@ -184,6 +185,8 @@ struct Core {
     workspace: Option<Arc<dyn Workspace>>,
     /// The merge queue: approved tasks integrate one at a time, in the order they ask (the lock is fair).
     merge_queue: tokio::sync::Mutex<()>,
+    /// What the budgets are checked against.
+    budget: Arc<Spending>,
     turns: Turns,
     /// Set once, by the first stop.
     stop: watch::Sender<Option<StopCause>>,
@@ -191,6 +194,31 @@ struct Core {
     queue: Mutex<Option<Arc<Queue>>>,
     /// Serializes the decisions of which tasks are ready (each released exactly once).
     release: Mutex<()>,
+}
+
+/// What the mission spent, for the budgets: its usage so far (from the journal) and its running time.
+#[derive(Debug)]
+struct Spending {
+    spent: Mutex<Usage>,
+    budgets: Mutex<Budgets>,
+    /// The time earlier runs spent, in milliseconds.
+    before_ms: u64,
+    started: Instant,
+}
+
+impl Spending {
+    fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.before_ms) + self.started.elapsed()
+    }
+
+    /// Whether a turn that used `partial` so far takes the mission past a budget.
+    fn exceeded_with(&self, partial: &Usage) -> bool {
+        let spent = *self.spent.lock().unwrap_or_else(PoisonError::into_inner) + *partial;
+        let budgets = *self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        budgets
+            .most_used(&spent, self.elapsed())
+            .is_some_and(|(_, _, _, fraction)| fraction >= 1.0)
+    }
 }
 
 /// One agents' server of the mission.
@@ -246,6 +274,8 @@ enum TaskError {
     Agent(AgentError),
     /// The workspace failed.
     Workspace(WorkspaceError),
+    /// The mission is stopping (a budget reached).
+    Stopped,
     /// The journal failed: the mission is stopping.
     Halted,
 }
@@ -318,7 +348,14 @@ impl Mission {
             .journal
             .append(&created)
             .map_err(|error| Halt::Journal(Arc::new(error)))?;
-        Ok(Self::assemble(ports, settings, view))
+        let budgets = settings.budgets;
+        let mission = Self::assemble(ports, settings, view);
+        if budgets != Budgets::default() {
+            mission
+                .core
+                .record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
+        }
+        Ok(mission)
     }
 
     /// Continues a mission from its journal's entries: stages already done are not run again, finished
@@ -365,9 +402,14 @@ impl Mission {
                     })?;
             exists.insert(task.id().to_string(), found);
         }
+        let budgets = view.budgets.over(settings.budgets);
+        let raised = budgets != view.budgets;
         let mission = Self::assemble(ports, settings, view);
         let core = &mission.core;
         core.record(Event::mission(MissionEvent::Resumed))?;
+        if raised {
+            core.record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
+        }
         let recovery = core
             .recorder
             .read(|view| view.recovery(|task| exists.get(task.id()) == Some(&true)));
@@ -393,9 +435,22 @@ impl Mission {
                 down: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
             })
-            .collect();
+            .collect::<Vec<Server>>();
+        let budget = Arc::new(Spending {
+            spent: Mutex::new(view.usage.total),
+            budgets: Mutex::new(view.budgets.over(settings.budgets)),
+            before_ms: view.stage_ms.values().sum(),
+            started: Instant::now(),
+        });
+        for server in &servers {
+            let spending = Arc::clone(&budget);
+            server
+                .monitor
+                .watch_budget(Arc::new(move |partial| spending.exceeded_with(partial)));
+        }
         Self {
             core: Arc::new(Core {
+                budget,
                 turns: Turns::new(&settings),
                 recorder: Recorder::new(ports.journal, view),
                 settings,
@@ -702,6 +757,20 @@ impl Core {
         }
     }
 
+    /// The stop a failed turn of the Commander or the Planner means.
+    fn task_stop(&self, server: &Server, role: Role, error: TaskError) -> Stop {
+        match error {
+            TaskError::Agent(error) => self.agent_stop(server, role, error),
+            TaskError::Workspace(error) => Stop::Cause(StopCause::Workspace {
+                error: crate::engine::record::causes(&error),
+            }),
+            TaskError::Halted | TaskError::Stopped => Stop::Cause(
+                self.stop_cause()
+                    .expect("a halt or a budget stops the mission first"),
+            ),
+        }
+    }
+
     fn plan_path(&self) -> PathBuf {
         self.recorder.journal().location().join("todo.md")
     }
@@ -786,9 +855,10 @@ impl Core {
             };
             match outcome {
                 Ok(_) => {}
-                Err(TaskError::Halted) => {
+                Err(TaskError::Halted | TaskError::Stopped) => {
                     return Err(Stop::Cause(
-                        self.stop_cause().expect("a halt stops the mission"),
+                        self.stop_cause()
+                            .expect("a halt or a budget stops the mission"),
                     ));
                 }
                 Err(TaskError::Agent(error)) => {
@@ -861,7 +931,7 @@ impl Core {
             text: prompts::commander_message(&text, &project),
             schema: None,
         };
-        match self.turns.run(&self.settings, &server.monitor, ask).await {
+        match self.turn(server, ask, None).await {
             Ok(TurnEnd::Answered { text, .. }) => {
                 self.record(Event::mission(MissionEvent::BriefWritten { brief: text }))?;
                 Ok(())
@@ -870,7 +940,7 @@ impl Core {
                 role: Role::Commander,
                 message: end.to_string(),
             })),
-            Err(error) => Err(self.agent_stop(server, Role::Commander, error)),
+            Err(error) => Err(self.task_stop(server, Role::Commander, error)),
         }
     }
 
@@ -912,8 +982,7 @@ impl Core {
                 text: message,
                 schema: structured.then(plan_json::schema),
             };
-            let (answer, output) = match self.turns.run(&self.settings, &server.monitor, ask).await
-            {
+            let (answer, output) = match self.turn(server, ask, None).await {
                 Ok(TurnEnd::Answered {
                     text, structured, ..
                 }) => (text, structured),
@@ -923,7 +992,9 @@ impl Core {
                         message: end.to_string(),
                     }));
                 }
-                Err(error) if structured && error.kind == AgentErrorKind::Refused => {
+                Err(TaskError::Agent(error))
+                    if structured && error.kind == AgentErrorKind::Refused =>
+                {
                     // A server without structured output refuses the prompt's format: plan in TODO.md from
                     // now on.
                     tracing::warn!(%error, "the server refused a structured plan; asking for TODO.md");
@@ -935,7 +1006,7 @@ impl Core {
                     }))?;
                     continue;
                 }
-                Err(error) => return Err(self.agent_stop(server, Role::Planner, error)),
+                Err(error) => return Err(self.task_stop(server, Role::Planner, error)),
             };
             let (markdown, source) = match output {
                 Some(value) => (
@@ -1100,7 +1171,7 @@ impl Core {
         };
         match outcome {
             Ok(load) => load,
-            Err(TaskError::Halted) => Load::Ok,
+            Err(TaskError::Halted | TaskError::Stopped) => Load::Ok,
             Err(TaskError::Workspace(error)) => {
                 tracing::error!(task = id, error = %crate::engine::record::causes(&error), "the workspace failed");
                 let _ = self.record_task(
@@ -1286,11 +1357,6 @@ impl Core {
                 ));
                 continue;
             }
-            let reviewers = Reviewers {
-                settings: &self.settings,
-                turns: &self.turns,
-                gates: self.gates.as_ref(),
-            };
             let input = ReviewInput {
                 id,
                 title: &task.spec.title,
@@ -1298,18 +1364,29 @@ impl Core {
                 report: &report,
                 changes: &changes,
             };
-            let review = match reviewers
-                .review(&input, &directory, &server.sessions, &server.monitor)
-                .await
-            {
-                Ok(review) => review,
-                Err(ReviewError::Agent(error)) => return Err(TaskError::Agent(error)),
-                Err(ReviewError::Turn { session, end }) => {
+            let gate = self.gates.run(&directory).await;
+            let reviewer = server
+                .sessions
+                .lease(
+                    Role::Reviewer,
+                    &format!("review {id}"),
+                    tree.as_ref().map(|tree| tree.path.as_path()),
+                )
+                .await?;
+            let ask = Ask {
+                role: Role::Reviewer,
+                session: &reviewer,
+                text: review::message(&input, &gate),
+                schema: None,
+            };
+            let review = match self.turn(server, ask, Some(id)).await? {
+                TurnEnd::Answered { text, .. } => review::judge(&text, gate, reviewer),
+                end => {
                     self.record_task(
                         id,
                         TaskEvent::Failed {
                             cause: FailCause::Model {
-                                message: format!("the Reviewer's turn in session {session} {end}"),
+                                message: format!("the Reviewer's turn in session {reviewer} {end}"),
                             },
                         },
                     )?;
@@ -1355,6 +1432,85 @@ impl Core {
             )?;
             start = Start::Prompt(self.worker_message(id, &directory, Some(&review.findings)));
         }
+    }
+
+    /// One agent's turn through the turn path, within the budgets: none starts once a budget is reached,
+    /// and what each uses is recorded (and checked) when it ends.
+    async fn turn(
+        &self,
+        server: &Server,
+        ask: Ask<'_>,
+        task: Option<&str>,
+    ) -> Result<TurnEnd, TaskError> {
+        self.check_budgets()?;
+        let (role, session) = (ask.role, ask.session.to_string());
+        let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
+        self.used(server, role, &session, task, turn.usage)?;
+        Ok(turn.end)
+    }
+
+    /// Records what a turn used, then checks the budgets.
+    fn used(
+        &self,
+        server: &Server,
+        role: Role,
+        session: &str,
+        task: Option<&str>,
+        usage: Usage,
+    ) -> Result<(), TaskError> {
+        if !usage.is_empty() {
+            self.record(Event::mission(MissionEvent::Used {
+                role,
+                session: session.to_string(),
+                server: server.url().to_string(),
+                task: task.map(str::to_string),
+                usage,
+            }))?;
+            let total = self.recorder.read(|view| view.usage.total);
+            *self
+                .budget
+                .spent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = total;
+        }
+        self.check_budgets()
+    }
+
+    /// Warns once at 80% of a budget; at its limit, stops the mission (a pause `resume` goes on from).
+    fn check_budgets(&self) -> Result<(), TaskError> {
+        let budgets = *self
+            .budget
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let warned = self.recorder.read(|view| view.warned.clone());
+        let spent = *self
+            .budget
+            .spent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some((budget, limit, used, fraction)) =
+            budgets.most_used(&spent, self.budget.elapsed())
+        else {
+            return Ok(());
+        };
+        if fraction >= 1.0 {
+            self.stop(StopCause::Budget {
+                budget,
+                limit,
+                spent: used,
+            });
+            return Err(TaskError::Stopped);
+        }
+        if fraction >= WARN_AT && !warned.contains(&budget) {
+            tracing::warn!(%budget, limit = %budget.show(limit), spent = %budget.show(used), "80% of a budget");
+            self.record(Event::mission(MissionEvent::BudgetWarning {
+                budget,
+                limit,
+                spent: used,
+            }))?;
+        }
+        Ok(())
     }
 
     /// The mission's origin, when it works in isolation.
@@ -1530,7 +1686,7 @@ impl Core {
         id: &str,
         session: &str,
         start: Start,
-    ) -> Result<Work, AgentError> {
+    ) -> Result<Work, TaskError> {
         let mut next = Some(start);
         let mut previous: Option<String> = None;
         let mut nudges = 0;
@@ -1538,7 +1694,11 @@ impl Core {
         let mut diagnosed = false;
         loop {
             let end = match next.take().expect("each turn sets the next") {
-                Start::Adopt => server.monitor.adopt(session, true).await?,
+                Start::Adopt => {
+                    let turn = server.monitor.adopt(session, true).await?;
+                    self.used(server, Role::Worker, session, Some(id), turn.usage)?;
+                    turn.end
+                }
                 Start::Prompt(text) => {
                     let ask = Ask {
                         role: Role::Worker,
@@ -1546,7 +1706,7 @@ impl Core {
                         text,
                         schema: None,
                     };
-                    self.turns.run(&self.settings, &server.monitor, ask).await?
+                    self.turn(server, ask, Some(id)).await?
                 }
             };
             let signal = match end {

@@ -21,9 +21,10 @@ use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
 use crate::domain::agent::{
-    self, Activity, AgentError, AgentMessage, TurnEnd, TurnRequest, Update,
+    self, Activity, AgentError, AgentMessage, Turn, TurnEnd, TurnRequest, Update,
 };
 use crate::domain::settings::MonitorSettings;
+use crate::domain::usage::Usage;
 use crate::engine::ports::Agents;
 
 #[derive(Debug, Default)]
@@ -48,7 +49,24 @@ struct Shared {
     in_flight: Mutex<BTreeSet<String>>,
     /// Set by a stop: no prompt is sent any more.
     closed: AtomicBool,
+    /// Sub-agent sessions whose usage was counted already.
+    counted: Mutex<BTreeSet<String>>,
+    /// Says whether a turn that has used this much so far must end now (a budget reached).
+    budget: Mutex<Option<Budget>>,
 }
+
+/// A [`Probe`] that shows in `Debug`.
+#[derive(Clone)]
+struct Budget(Probe);
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Budget(..)")
+    }
+}
+
+/// A budget's probe: given what a running turn used so far, whether it must end now.
+pub type Probe = std::sync::Arc<dyn Fn(&Usage) -> bool + Send + Sync>;
 
 impl Shared {
     fn watches(&self) -> MutexGuard<'_, HashMap<String, Watch>> {
@@ -125,6 +143,55 @@ impl Monitor {
         self.shared.in_flight().iter().cloned().collect()
     }
 
+    /// Ends every turn, as aborted, once `probe` says what it used so far is too much (a budget).
+    pub fn watch_budget(&self, probe: Probe) {
+        *self
+            .shared
+            .budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Budget(probe));
+    }
+
+    fn over_budget(&self, usage: &Usage) -> bool {
+        self.shared
+            .budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|budget| (budget.0)(usage))
+    }
+
+    /// What the sub-agent sessions under `session` used, those not counted before (each is counted once,
+    /// at the end of the turn that started it).
+    async fn sub_agents(&self, session: &str) -> Usage {
+        let mut usage = Usage::default();
+        let mut stack = match self.agents.children(session).await {
+            Ok(children) => children,
+            Err(error) => {
+                tracing::warn!(session, %error, "could not list a session's sub-agents for their usage");
+                return usage;
+            }
+        };
+        while let Some(child) = stack.pop() {
+            let fresh = self
+                .shared
+                .counted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(child.clone());
+            if !fresh {
+                continue;
+            }
+            if let Ok(messages) = self.agents.messages(&child).await {
+                usage += agent::usage_of(&messages);
+            }
+            if let Ok(children) = self.agents.children(&child).await {
+                stack.extend(children);
+            }
+        }
+        usage
+    }
+
     /// Sends no prompt from now on: a turn asked after this ends at once as aborted (a stop).
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
@@ -153,18 +220,18 @@ impl Monitor {
         session: &str,
         request: &TurnRequest,
         allow_permissions: bool,
-    ) -> Result<TurnEnd, AgentError> {
+    ) -> Result<Turn, AgentError> {
         let before = self.agents.messages(session).await?.len();
         let _watch = self.watch(session, allow_permissions);
         self.shared.in_flight().insert(session.to_string());
         if self.is_closed() {
             self.shared.in_flight().remove(session);
-            return Ok(TurnEnd::Aborted);
+            return Ok(aborted());
         }
         self.agents.prompt(session, request).await?;
-        let end = self.follow(session, before).await?;
+        let turn = self.follow(session, before).await?;
         self.shared.in_flight().remove(session);
-        Ok(end)
+        Ok(turn)
     }
 
     /// A turn whose answer the server gives at the end of one call (a prompt with a JSON schema: see
@@ -177,15 +244,19 @@ impl Monitor {
         &self,
         session: &str,
         request: &TurnRequest,
-    ) -> Result<TurnEnd, AgentError> {
+    ) -> Result<Turn, AgentError> {
         self.shared.in_flight().insert(session.to_string());
         if self.is_closed() {
             self.shared.in_flight().remove(session);
-            return Ok(TurnEnd::Aborted);
+            return Ok(aborted());
         }
         let answer = self.agents.prompt_and_wait(session, request).await?;
         self.shared.in_flight().remove(session);
-        Ok(agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted))
+        let usage = answer.usage + self.sub_agents(session).await;
+        Ok(Turn {
+            end: agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted),
+            usage,
+        })
     }
 
     /// Follows the turn an earlier orchestrator left in `session` (after a crash or a stop): waits until the
@@ -195,11 +266,7 @@ impl Monitor {
     /// # Errors
     ///
     /// As [`turn`](Self::turn).
-    pub async fn adopt(
-        &self,
-        session: &str,
-        allow_permissions: bool,
-    ) -> Result<TurnEnd, AgentError> {
+    pub async fn adopt(&self, session: &str, allow_permissions: bool) -> Result<Turn, AgentError> {
         let messages = self.agents.messages(session).await?;
         let before = messages
             .iter()
@@ -207,9 +274,9 @@ impl Monitor {
             .map_or(0, |last_prompt| last_prompt + 1);
         let _watch = self.watch(session, allow_permissions);
         self.shared.in_flight().insert(session.to_string());
-        let end = self.follow(session, before).await?;
+        let turn = self.follow(session, before).await?;
         self.shared.in_flight().remove(session);
-        Ok(end)
+        Ok(turn)
     }
 
     fn watch<'a>(&'a self, session: &'a str, allow_permissions: bool) -> WatchGuard<'a> {
@@ -226,7 +293,16 @@ impl Monitor {
         }
     }
 
-    async fn follow(&self, session: &str, before: usize) -> Result<TurnEnd, AgentError> {
+    async fn follow(&self, session: &str, before: usize) -> Result<Turn, AgentError> {
+        let end = self.follow_to_end(session, before).await?;
+        // What the turn used: its answers, and the sub-agents it started.
+        let answers = self.agents.messages(session).await?;
+        let usage = agent::usage_of(answers.get(before..).unwrap_or_default())
+            + self.sub_agents(session).await;
+        Ok(Turn { end, usage })
+    }
+
+    async fn follow_to_end(&self, session: &str, before: usize) -> Result<TurnEnd, AgentError> {
         let settings = &self.settings;
         let started = Instant::now();
         let mut last_progress = Instant::now();
@@ -268,9 +344,17 @@ impl Monitor {
             };
             let looked = std::mem::take(&mut look);
             let stalling = last_progress.elapsed() >= settings.stall_after;
+            if self.over_budget(&Usage::default()) {
+                self.abort(session).await;
+                return Ok(TurnEnd::Aborted);
+            }
             if idle || !stream_up || looked || stalling {
                 let messages = self.agents.messages(session).await?;
                 let answer = messages.get(before..).unwrap_or_default();
+                if self.over_budget(&agent::usage_of(answer)) {
+                    self.abort(session).await;
+                    return Ok(TurnEnd::Aborted);
+                }
                 if idle && let Some(end) = agent::turn_end(answer) {
                     return Ok(end);
                 }
@@ -324,6 +408,14 @@ impl Monitor {
         if let Err(error) = self.agents.abort(session).await {
             tracing::warn!(session, %error, "could not abort the session");
         }
+    }
+}
+
+/// A turn ended before it began (a stop).
+fn aborted() -> Turn {
+    Turn {
+        end: TurnEnd::Aborted,
+        usage: Usage::default(),
     }
 }
 

@@ -1,16 +1,10 @@
 //! Review: the deterministic gate first (the project's check commands), then the Reviewer on the Worker's
-//! changes and the gate's results. A failed check is never approved, whatever the Reviewer says.
-
-use std::path::Path;
+//! changes and the gate's results ([`message`]); [`judge`] turns the two into a verdict. A failed check is
+//! never approved, whatever the Reviewer says. The mission driver runs the gate and the Reviewer's turn.
 
 use crate::domain::agent::{AgentError, FileChange, TurnEnd};
 use crate::domain::gate::GateReport;
-use crate::domain::prompts::{self, Role, Verdict};
-use crate::domain::settings::Settings;
-use crate::engine::monitor::Monitor;
-use crate::engine::ports::Gates;
-use crate::engine::sessions::Sessions;
-use crate::engine::turns::{Ask, Turns};
+use crate::domain::prompts::{self, Verdict};
 
 /// How much of a diff the Reviewer reads.
 const DIFF_LIMIT: usize = 48 * 1024;
@@ -59,76 +53,39 @@ pub enum ReviewError {
     },
 }
 
-/// The parts of a mission a review uses.
-#[derive(Debug, Clone, Copy)]
-pub struct Reviewers<'a> {
-    /// The mission's settings.
-    pub settings: &'a Settings,
-    /// The turn path.
-    pub turns: &'a Turns,
-    /// The gate.
-    pub gates: &'a dyn Gates,
+/// The Reviewer's message: the task, the Worker's report, its changes and the gate's results.
+pub fn message(input: &ReviewInput<'_>, gate: &GateReport) -> String {
+    prompts::reviewer_message(
+        input.id,
+        input.title,
+        input.brief,
+        input.report,
+        &render_changes(input.changes, DIFF_LIMIT),
+        &gate.for_reviewer(),
+    )
 }
 
-impl Reviewers<'_> {
-    /// Reviews one attempt: runs the gate in `directory`, then asks the Reviewer on `server`.
-    ///
-    /// # Errors
-    ///
-    /// [`ReviewError`] when the server fails or the Reviewer gives no answer.
-    pub async fn review(
-        &self,
-        input: &ReviewInput<'_>,
-        directory: &Path,
-        sessions: &Sessions,
-        monitor: &Monitor,
-    ) -> Result<Review, ReviewError> {
-        let gate = self.gates.run(directory).await;
-        let reviewer = sessions
-            .lease(Role::Reviewer, &format!("review {}", input.id), None)
-            .await?;
-        let text = prompts::reviewer_message(
-            input.id,
-            input.title,
-            input.brief,
-            input.report,
-            &render_changes(input.changes, DIFF_LIMIT),
-            &gate.for_reviewer(),
-        );
-        let ask = Ask {
-            role: Role::Reviewer,
-            session: &reviewer,
-            text,
-            schema: None,
-        };
-        let answer = match self.turns.run(self.settings, monitor, ask).await? {
-            TurnEnd::Answered { text, .. } => text,
-            end => {
-                return Err(ReviewError::Turn {
-                    session: reviewer,
-                    end,
-                });
-            }
-        };
-        let (approved, mut findings) = match prompts::verdict(&answer) {
-            Verdict::Approved => (true, String::new()),
-            Verdict::ChangesRequested(findings) => (false, findings),
-        };
-        if !gate.passed() {
-            findings = format!(
-                "{}\nThe project's checks failed:\n{}",
-                findings.trim(),
-                gate.for_reviewer()
-            )
-            .trim()
-            .to_string();
-        }
-        Ok(Review {
-            approved: approved && gate.passed(),
-            findings,
-            gate,
-            reviewer,
-        })
+/// The verdict of the Reviewer's `answer` and the `gate`: a failed check is never approved, and its
+/// output joins the findings.
+pub fn judge(answer: &str, gate: GateReport, reviewer: String) -> Review {
+    let (approved, mut findings) = match prompts::verdict(answer) {
+        Verdict::Approved => (true, String::new()),
+        Verdict::ChangesRequested(findings) => (false, findings),
+    };
+    if !gate.passed() {
+        findings = format!(
+            "{}\nThe project's checks failed:\n{}",
+            findings.trim(),
+            gate.for_reviewer()
+        )
+        .trim()
+        .to_string();
+    }
+    Review {
+        approved: approved && gate.passed(),
+        findings,
+        gate,
+        reviewer,
     }
 }
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use circuit::{Backoff, CallError, CircuitBreaker, Jitter, Retry};
 
-use crate::domain::agent::{AgentError, TurnEnd, TurnRequest};
+use crate::domain::agent::{AgentError, Turn, TurnEnd, TurnRequest};
 use crate::domain::prompts::{self, Role};
 use crate::domain::settings::Settings;
+use crate::domain::usage::Usage;
 use crate::engine::monitor::Monitor;
 
 /// Builds and runs turns.
@@ -101,14 +102,16 @@ impl Turns {
         settings: &Settings,
         monitor: &Monitor,
         ask: Ask<'_>,
-    ) -> Result<TurnEnd, AgentError> {
+    ) -> Result<Turn, AgentError> {
         let allow_permissions = ask.role == Role::Worker;
+        let mut usage = Usage::default();
         let mut end = self
             .guarded(
                 monitor,
                 ask.session,
                 &Self::request(settings, &ask),
                 allow_permissions,
+                &mut usage,
             )
             .await?;
         let mut continued = 0;
@@ -152,6 +155,7 @@ impl Turns {
                     ask.session,
                     &Self::request(settings, &follow_up),
                     allow_permissions,
+                    &mut usage,
                 )
                 .await?;
             end = match (again, next) {
@@ -170,7 +174,7 @@ impl Turns {
                 (_, next) => next,
             };
         }
-        Ok(end)
+        Ok(Turn { end, usage })
     }
 
     /// One turn, retried while the model fails, under the model's circuit breaker.
@@ -180,9 +184,13 @@ impl Turns {
         session: &str,
         request: &TurnRequest,
         allow_permissions: bool,
+        usage: &mut Usage,
     ) -> Result<TurnEnd, AgentError> {
         let breaker = &self.breaker;
         let failures = &self.failures;
+        // Every attempt's usage counts, the failed ones' too.
+        let used = std::sync::Mutex::new(Usage::default());
+        let used = &used;
         let result = self
             .retry
             .call_async(
@@ -194,6 +202,13 @@ impl Turns {
                             } else {
                                 monitor.turn(session, request, allow_permissions).await
                             };
+                            let end = end.map(|turn| {
+                                *used
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) +=
+                                    turn.usage;
+                                turn.end
+                            });
                             match end {
                                 Ok(TurnEnd::ModelFailed { message }) => {
                                     failures.fetch_add(1, Ordering::Relaxed);
@@ -210,6 +225,9 @@ impl Turns {
                 },
             )
             .await;
+        *usage += *used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Ok(end) => Ok(end),
             Err(error) => {
