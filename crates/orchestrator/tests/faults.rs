@@ -122,11 +122,10 @@ fn long_text(first: &str) -> String {
     text
 }
 
-/// A one-task script whose `slow` agent answers its first request after a few seconds, so that the disk
+/// A one-task script whose `slow` agent answers its first request after `delay`, so that the disk
 /// can be filled while that agent's turn runs; that agent's answer is longer than a page, so the event
 /// that records it needs new space (the Planner's plan does: it is written to a new file).
-fn slow_script(project: &Path, slow: Role) -> Script {
-    let delay = Duration::from_secs(3);
+fn slow_script(project: &Path, slow: Role, delay: Duration) -> Script {
     let brief = if slow == Role::Commander {
         long_text("Brief.")
     } else {
@@ -247,7 +246,8 @@ fn assert_stopped_for_the_full_disk(
 
 /// Fills the disk under the mission's state while `role`'s first turn runs, then expects a clean stop.
 async fn disk_full_while(role: Role) {
-    let Some(rig) = common::rig(|project| slow_script(project, role)).await else {
+    let Some(rig) = common::rig(|project| slow_script(project, role, Duration::from_secs(3))).await
+    else {
         return;
     };
     let state = rig.project.join(".opencode/orchestrator");
@@ -365,4 +365,301 @@ async fn disk_full_in_a_demo_mission_stops_it_and_the_opencode_server_it_started
     }
     drop(tmpfs);
     assert!(!Tmpfs::is_mounted(&state), "the tmpfs is unmounted");
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    files
+}
+
+/// Every file of the project but git's, with its bytes.
+fn project_files(project: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = files_under(project);
+    files.retain(|path, _| !path.starts_with(project.join(".git")));
+    files
+}
+
+/// Runs the binary with `args` for at most `limit`.
+fn run(args: &[&str], limit: Duration) -> (std::process::Output, Duration) {
+    let child = Command::new(binary())
+        .args(args)
+        .env_remove("OPENCODE_SERVER_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the orchestrator");
+    wait_with_limit(child, limit)
+}
+
+/// A local URL with nothing listening.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_state_directory_is_refused_before_anything_runs() {
+    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
+    else {
+        return;
+    };
+    let state = rig.project.join(".opencode/orchestrator");
+    // Root ignores file modes: a read-only mount is what a root process cannot write.
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&state, "ro,size=64k") else {
+        return;
+    };
+    let before = project_files(&rig.project);
+    let server = &rig.demo.server;
+    let project = rig.project.to_str().unwrap();
+    let started = Instant::now();
+    let child = Command::new(binary())
+        .args(["task", "--url", server.url(), "--project", project])
+        .args(["--check", "true", "One file"])
+        .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (output, _) = wait_with_limit(child, Duration::from_secs(60));
+    let took = started.elapsed();
+    eprintln!("{}", show(&output));
+    assert!(took < Duration::from_secs(10), "refused after {took:?}");
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
+        "exit status 1 or 2 expected; {}",
+        show(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&state.display().to_string()) && stderr.contains("Read-only file system"),
+        "standard error names the state directory and the cause; {}",
+        show(&output)
+    );
+    assert!(
+        !rig.requests()
+            .iter()
+            .any(|request| agent(Role::Commander).matches(request)),
+        "no agent was asked anything"
+    );
+    assert_eq!(
+        project_files(&rig.project).keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "no file of the project was added or removed"
+    );
+    assert!(
+        project_files(&rig.project) == before,
+        "no file of the project changed"
+    );
+    drop(tmpfs);
+}
+
+#[test]
+fn a_journal_from_a_newer_version_is_refused_by_status_and_resume() {
+    use orchestrator::adapters::journal::{self, FileJournal};
+    use orchestrator::domain::mission::{Entry, Event, JOURNAL_FORMAT, MissionEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().canonicalize().unwrap();
+    let directory = journal::missions_dir(&project).join("m1");
+    let journal = FileJournal::create(&directory).unwrap();
+    journal
+        .append(&Entry {
+            seq: 1,
+            at_ms: 1,
+            event: Event::mission(MissionEvent::Created {
+                format: JOURNAL_FORMAT,
+                id: "m1".to_string(),
+                text: "A mission".to_string(),
+                project: project.display().to_string(),
+            }),
+        })
+        .unwrap();
+    drop(journal);
+    // What a newer orchestrator would have written: its format number.
+    let store: mvcc_store::Store<String, String> =
+        mvcc_store::Store::open(&directory, mvcc_store::Durability::Fsync).unwrap();
+    store.put("format".to_string(), "99".to_string()).unwrap();
+    drop(store);
+    let before = files_under(&directory);
+
+    let project = project.to_str().unwrap();
+    let url = closed_url();
+    for args in [
+        &["status", "--project", project][..],
+        &["status", "--json", "--project", project][..],
+        &["resume", "--project", project, "--url", &url][..],
+    ] {
+        let (output, took) = run(args, Duration::from_secs(30));
+        eprintln!("{args:?}: {}", show(&output));
+        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("format 99") && stderr.contains("newer"),
+            "{args:?}: the message says the format and that a newer version wrote it; {}",
+            show(&output)
+        );
+        assert!(
+            stderr.contains(&directory.display().to_string()),
+            "{args:?}: the message names the directory; {}",
+            show(&output)
+        );
+        assert!(
+            files_under(&directory) == before,
+            "{args:?} changed the mission's files"
+        );
+    }
+}
+
+/// Flips `count` bytes in the middle of `file`; returns where.
+fn damage_the_middle(file: &Path, count: usize) -> usize {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes.len() / 2;
+    for byte in &mut bytes[at..at + count] {
+        *byte ^= 0xFF;
+    }
+    std::fs::write(file, bytes).unwrap();
+    at
+}
+
+/// `status` and `resume` of a project whose journal file `damaged` is damaged: both refuse quickly, naming
+/// the file and the byte where the damage is, and change nothing.
+fn assert_damage_refused(project: &Path, server_url: &str, password: &str, damaged: &Path) {
+    let directory = damaged.parent().unwrap();
+    let before = files_under(directory);
+    let project = project.to_str().unwrap();
+    let commands: [&[&str]; 2] = [
+        &["status", "--project", project],
+        &[
+            "resume",
+            "--project",
+            project,
+            "--url",
+            server_url,
+            "--check",
+            "true",
+        ],
+    ];
+    for args in commands {
+        let child = Command::new(binary())
+            .args(args)
+            .env("OPENCODE_SERVER_PASSWORD", password)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (output, took) = wait_with_limit(child, Duration::from_secs(60));
+        eprintln!("{args:?}: {}", show(&output));
+        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+        assert!(
+            matches!(output.status.code(), Some(1 | 2)),
+            "{args:?}: exit status 1 or 2 expected; {}",
+            show(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&damaged.display().to_string()) && stderr.contains("at byte"),
+            "{args:?}: the message names the damaged file and where; {}",
+            show(&output)
+        );
+        assert!(
+            files_under(directory) == before,
+            "{args:?} changed the mission's files"
+        );
+    }
+}
+
+/// The mission directories of a project.
+fn missions(project: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(orchestrator::adapters::journal::missions_dir(project))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_damaged_in_the_middle_is_refused_not_truncated() {
+    // T1.1's Worker answers after a minute: the orchestrator is killed while it waits.
+    let Some(rig) =
+        common::rig(|project| slow_script(project, Role::Worker, Duration::from_secs(60))).await
+    else {
+        return;
+    };
+    let tag = ProcessTag::new();
+    let mut child = task_on(&rig, &tag, "One file");
+    until_request(&rig.demo.model, &mut child, "T1.1's Worker", |request| {
+        agent(Role::Worker).matches(request)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Killed as a crash kills it: every event is in the log, none in a snapshot.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let [mission] = &missions(&rig.project)[..] else {
+        panic!("one mission")
+    };
+    let log = std::fs::read_dir(mission)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("log-")
+        })
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a log segment");
+    let at = damage_the_middle(&log, 4);
+    eprintln!("damaged {} at byte {at}", log.display());
+    let server = &rig.demo.server;
+    assert_damage_refused(
+        &rig.project,
+        server.url(),
+        server.password().unwrap_or(""),
+        &log,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_damaged_in_the_middle_is_refused() {
+    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
+    else {
+        return;
+    };
+    let tag = ProcessTag::new();
+    let child = task_on(&rig, &tag, "One file");
+    let (output, _) = wait_with_limit(child, Duration::from_secs(180));
+    assert!(output.status.success(), "{}", show(&output));
+    // A finished mission's journal is checkpointed: its events are in the snapshot.
+    let [mission] = &missions(&rig.project)[..] else {
+        panic!("one mission")
+    };
+    let snapshot = mission.join("snapshot");
+    assert!(snapshot.is_file(), "a finished mission has a snapshot");
+    let at = damage_the_middle(&snapshot, 4);
+    eprintln!("damaged {} at byte {at}", snapshot.display());
+    let server = &rig.demo.server;
+    assert_damage_refused(
+        &rig.project,
+        server.url(),
+        server.password().unwrap_or(""),
+        &snapshot,
+    );
 }
