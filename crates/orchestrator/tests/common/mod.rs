@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use opencode_client::testkit::{ModelRequest, Reply, Rule, Script};
+use opencode_client::testkit::{Match, ModelRequest, Reply, Rule, Script};
 use std::sync::Arc;
 
 use orchestrator::adapters::gate::ProjectGate;
@@ -311,4 +311,106 @@ fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos())
+}
+
+/// The plan of [`three_tasks`]: T1.3 depends on T1.1 and T1.2.
+pub const THREE_TASKS: &str = "# Mission: three files\n## M1: Files\n### T1.1: One\nWrite one.txt.\n### T1.2: Two\nWrite two.txt.\n### T1.3: Three | depends:T1.1,T1.2\nWrite three.txt.\n";
+
+/// Three tasks writing one.txt, two.txt and three.txt; `slow` makes that task's first Worker reply arrive
+/// after the delay.
+pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
+    let mut script = Script::new()
+        .rule(titles())
+        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
+        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(THREE_TASKS)));
+    for (id, file) in [
+        ("T1.1", "one.txt"),
+        ("T1.2", "two.txt"),
+        ("T1.3", "three.txt"),
+    ] {
+        if let Some((slow_id, delay)) = slow
+            && slow_id == id
+        {
+            let first = Match::All(vec![
+                agent(Role::Worker),
+                Match::AnyUserContains(format!("TASK {id}:")),
+                Match::Not(Box::new(Match::LastIsToolResult)),
+            ]);
+            script = script.rule(
+                Rule::when(first)
+                    .reply(
+                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
+                            .delayed(delay),
+                    )
+                    .times(1),
+            );
+        }
+        for rule in worker_rules(
+            id,
+            vec![write(project, file, &format!("{id}\n"))],
+            &format!("Wrote {file}."),
+        ) {
+            script = script.rule(rule);
+        }
+    }
+    script.rule(approve())
+}
+
+/// How many times task `id`'s Worker was given the task (first turns: not tool callbacks, reminders or
+/// resumptions).
+pub fn worker_first_turns(requests: &[ModelRequest], id: &str) -> usize {
+    let marker = format!("TASK {id}: ");
+    requests
+        .iter()
+        .filter(|request| {
+            request.system.contains("ROLE: Worker")
+                && request.last_user.starts_with(&marker)
+                && !request.last_user.contains("you have not reported a status")
+                && !request.is_tool_callback()
+        })
+        .count()
+}
+
+/// The lines a child prints, read as they come.
+#[derive(Clone)]
+pub struct Lines {
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    /// Reads `from` (a child's stdout or stderr) on a thread until it ends.
+    pub fn read(from: impl std::io::Read + Send + 'static) -> Self {
+        use std::io::BufRead as _;
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { lines }
+    }
+
+    /// The lines so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The lines so far, one text.
+    pub fn text(&self) -> String {
+        self.all().join("\n")
+    }
+
+    /// Waits until `ready` holds for the lines so far; panics with them after `limit`.
+    pub async fn until(&self, limit: Duration, what: &str, ready: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ready(&self.all()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the lines so far:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
