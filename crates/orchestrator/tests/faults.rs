@@ -305,31 +305,24 @@ fn stage_of_running_mission(state: &Path) -> Option<String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_full_in_a_demo_mission_stops_it_and_the_opencode_server_it_started() {
-    if std::env::var("ORCH_SKIP_OPENCODE").as_deref() == Ok("1") {
-        eprintln!("ORCH_SKIP_OPENCODE=1: skipping a test that needs the real OpenCode server");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("project");
-    let state = project.join(".opencode/orchestrator");
-    let Some(tmpfs) = Tmpfs::mount_or_skip(&state, "size=1m") else {
-        return;
-    };
-    let tag = ProcessTag::new();
+/// `orchestrator task --demo --project <project>`, tagged, its output piped.
+fn start_demo(project: &Path, tag: &ProcessTag) -> Child {
     let mut command = Command::new(binary());
     command
         .args(["task", "--demo", "--project"])
-        .arg(&project)
+        .arg(project)
         .arg("A text toolkit")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     tag.apply(&mut command);
-    let mut child = command.spawn().unwrap();
+    command.spawn().expect("start the demo")
+}
+
+/// Waits until the demo's mission is in its work stage.
+async fn until_work_stage(state: &Path, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(180);
-    while stage_of_running_mission(&state).as_deref() != Some("work") {
+    while stage_of_running_mission(state).as_deref() != Some("work") {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the demo exited ({status}) before its work stage");
         }
@@ -339,18 +332,18 @@ async fn disk_full_in_a_demo_mission_stops_it_and_the_opencode_server_it_started
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let filled = fill(&state);
-    eprintln!(
-        "filled {} with {filled} bytes in the work stage",
-        state.display()
-    );
-    let output = assert_stopped_for_the_full_disk(child, &tag, &state);
+}
+
+/// The demo's OpenCode server (its URL is in the demo's output) no longer answers.
+fn assert_demo_server_gone(output: &std::process::Output) {
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
     let url = stdout
         .lines()
+        .chain(stderr.lines())
         .find(|line| line.trim_start().starts_with("OpenCode ") && line.contains(" at http"))
         .and_then(|line| line.split_whitespace().last())
-        .unwrap_or_else(|| panic!("the demo says where its server runs; {}", show(&output)));
+        .unwrap_or_else(|| panic!("the demo says where its server runs; {}", show(output)));
     let address = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -363,8 +356,82 @@ async fn disk_full_in_a_demo_mission_stops_it_and_the_opencode_server_it_started
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn skip_without_opencode() -> bool {
+    let skip = std::env::var("ORCH_SKIP_OPENCODE").as_deref() == Ok("1");
+    if skip {
+        eprintln!("ORCH_SKIP_OPENCODE=1: skipping a test that needs the real OpenCode server");
+    }
+    skip
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_in_a_demo_mission_stops_it_and_the_opencode_server_it_started() {
+    if skip_without_opencode() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let state = project.join(".opencode/orchestrator");
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&state, "size=1m") else {
+        return;
+    };
+    let tag = ProcessTag::new();
+    let mut child = start_demo(&project, &tag);
+    until_work_stage(&state, &mut child).await;
+    let filled = fill(&state);
+    eprintln!(
+        "filled {} with {filled} bytes in the work stage",
+        state.display()
+    );
+    let output = assert_stopped_for_the_full_disk(child, &tag, &state);
+    assert_demo_server_gone(&output);
     drop(tmpfs);
     assert!(!Tmpfs::is_mounted(&state), "the tmpfs is unmounted");
+}
+
+/// Interrupts a demo mission in its work stage with `signals` SIGINTs (a second one means "exit at once");
+/// it must end within a few seconds with 130 and leave nothing it started running: its OpenCode server is
+/// stopped the usual way after one signal and killed on the hard exit after two.
+async fn interrupt_a_demo(signals: usize) {
+    if skip_without_opencode() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let state = project.join(".opencode/orchestrator");
+    let tag = ProcessTag::new();
+    let mut child = start_demo(&project, &tag);
+    until_work_stage(&state, &mut child).await;
+    for _ in 0..signals {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (output, took) = wait_with_limit(child, Duration::from_secs(30));
+    eprintln!("stopped after {took:?}; {}", show(&output));
+    assert!(took < Duration::from_secs(6), "stopped after {took:?}");
+    assert_eq!(output.status.code(), Some(130), "{}", show(&output));
+    let left = tag.wait_gone(Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "processes the demo started are still running: {left:?}"
+    );
+    assert_demo_server_gone(&output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_a_demo_mission_and_the_opencode_server_it_started() {
+    interrupt_a_demo(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigint_exits_at_once_and_kills_the_opencode_server_it_started() {
+    interrupt_a_demo(2).await;
 }
 
 /// Every file under `dir` with its bytes.
