@@ -1,16 +1,21 @@
 //! `/task` from inside OpenCode: `orchestrator install` adds the command, `orchestrator attach` sees it
 //! executed (here through the server's command endpoint, as the TUI does) and runs the mission, reporting
-//! through toasts and a final message in the session. Against the real OpenCode server
-//! (`ORCH_SKIP_OPENCODE=1` skips it).
+//! through toasts and a final message in the session; it serves one mission after another, and SIGINT or
+//! SIGTERM ends it. Against the real OpenCode server (`ORCH_SKIP_OPENCODE=1` skips it).
 
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Lines, show, wait_with_limit};
 use futures_util::StreamExt;
+use opencode_client::testkit::{Match, Reply, Rule, Script};
 use opencode_client::{CreateSession, EventPayload, StreamItem};
+use orchestrator::cli::demo::{agent, approve, planner_reply, titles, write};
+use orchestrator::domain::prompts::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
@@ -20,7 +25,7 @@ async fn attach_runs_the_mission_of_a_task_command() {
     };
     let project = rig.project.to_str().unwrap().to_string();
     let config_before = std::fs::read(rig.project.join("opencode.json")).unwrap();
-    let install = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let install = Command::new(common::binary())
         .args(["install", "--project", &project])
         .output()
         .unwrap();
@@ -34,7 +39,7 @@ async fn attach_runs_the_mission_of_a_task_command() {
     // The running server reloads the project's commands and agents.
     client.dispose_instance().await.unwrap();
 
-    let mut attach = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let mut attach = Command::new(common::binary())
         .args([
             "attach",
             "--once",
@@ -123,7 +128,7 @@ async fn attach_runs_the_mission_of_a_task_command() {
     assert!(rig.project.join("one.txt").is_file());
 
     // Uninstall takes it all back.
-    let uninstall = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let uninstall = Command::new(common::binary())
         .args(["uninstall", "--project", &project])
         .output()
         .unwrap();
@@ -138,4 +143,125 @@ async fn attach_runs_the_mission_of_a_task_command() {
         String::from_utf8(config_before).unwrap(),
         "the project's OpenCode config is back byte for byte"
     );
+}
+
+/// Missions of one task each; the Worker of the first writes one.txt, of the second two.txt, and so on, so
+/// that each mission has a change of its own.
+fn one_file_per_mission(project: &Path) -> Script {
+    let writes: Vec<Reply> = ["one.txt", "two.txt", "three.txt", "four.txt"]
+        .iter()
+        .map(|file| Reply::ToolCalls(vec![write(project, file, "text\n")]))
+        .collect();
+    Script::new()
+        .rule(titles())
+        .rule(common::commander())
+        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
+            "# Mission: a file\n## M1: File\n### T1.1: File\nWrite a file.\n",
+        )))
+        .rule(
+            Rule::when(Match::All(vec![
+                agent(Role::Worker),
+                Match::LastIsToolResult,
+            ]))
+            .reply(Reply::text("Wrote it.\nSTATUS: DONE wrote a file")),
+        )
+        .rule(Rule::when(agent(Role::Worker)).replies(writes))
+        .rule(approve())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
+    let Some(rig) = common::rig(one_file_per_mission).await else {
+        return;
+    };
+    let project = rig.project.to_str().unwrap().to_string();
+    let install = Command::new(common::binary())
+        .args(["install", "--project", &project])
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{}", show(&install));
+    let client = rig.demo.server.client();
+    client.dispose_instance().await.unwrap();
+
+    // Two missions then SIGINT; one mission then SIGTERM: after a mission, a signal still ends attach.
+    for (signal, code, missions) in [
+        (nix::sys::signal::Signal::SIGINT, 130, 2),
+        (nix::sys::signal::Signal::SIGTERM, 143, 1),
+    ] {
+        let mut attach = Command::new(common::binary())
+            .args([
+                "attach",
+                "--url",
+                rig.demo.server.url(),
+                "--project",
+                &project,
+            ])
+            .args(["--check", "true"])
+            .env(
+                "OPENCODE_SERVER_PASSWORD",
+                rig.demo.server.password().unwrap_or(""),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Lines::read(attach.stdout.take().unwrap());
+        let stderr = Lines::read(attach.stderr.take().unwrap());
+        stdout
+            .until(Duration::from_secs(30), "attach to listen", |lines| {
+                lines
+                    .iter()
+                    .any(|line| line.starts_with("Attached to OpenCode"))
+            })
+            .await;
+        for mission in 1..=missions {
+            let session = client.create_session(&CreateSession::new()).await.unwrap();
+            client
+                .command(&session.id, "task", "Write a file")
+                .await
+                .unwrap();
+            // The summary's first line ends each mission.
+            stdout
+                .until(
+                    Duration::from_secs(180),
+                    &format!("the summary of mission {mission}"),
+                    |lines| {
+                        lines
+                            .iter()
+                            .filter(|line| line.starts_with("Mission m") && line.contains(": "))
+                            .count()
+                            == mission
+                    },
+                )
+                .await;
+        }
+        let summaries: Vec<String> = stdout
+            .all()
+            .into_iter()
+            .filter(|line| line.starts_with("Mission m"))
+            .collect();
+        assert!(
+            summaries.iter().all(|line| line.contains("COMPLETED")),
+            "{summaries:?}"
+        );
+        assert!(
+            !stderr.text().contains("no log file"),
+            "no false warning about the log:\n{}",
+            stderr.text()
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(attach.id() as i32), signal).unwrap();
+        let (output, took) = wait_with_limit(attach, Duration::from_secs(15));
+        eprintln!(
+            "{signal}: stopped after {took:?}, {:?}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            stdout.text(),
+            stderr.text()
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{signal} stopped attach after {took:?}"
+        );
+        assert_eq!(output.status.code(), Some(code), "{signal}");
+    }
 }

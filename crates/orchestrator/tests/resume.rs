@@ -6,58 +6,20 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opencode_client::testkit::{Match, OpencodeServer, Reply, Rule, Script, ScriptedModel};
-use orchestrator::cli::demo::{agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::domain::prompts::Role;
+use common::{show, wait_with_limit, worker_first_turns};
+use opencode_client::testkit::{OpencodeServer, Script, ScriptedModel};
 use serde_json::Value;
 
-const PLAN: &str = "# Mission: three files\n## M1: Files\n### T1.1: One\nWrite one.txt.\n### T1.2: Two\nWrite two.txt.\n### T1.3: Three | depends:T1.1,T1.2\nWrite three.txt.\n";
-
-/// The three-task script; `slow` makes that task's first Worker reply arrive after `delay`.
+/// The three-task script; `slow` makes that task's first Worker reply arrive after the delay.
 fn script(project: &Path, slow: Option<(&str, Duration)>) -> Script {
-    let mut script = Script::new()
-        .rule(titles())
-        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
-        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(PLAN)));
-    for (id, file) in [
-        ("T1.1", "one.txt"),
-        ("T1.2", "two.txt"),
-        ("T1.3", "three.txt"),
-    ] {
-        let mut rules = worker_rules(
-            id,
-            vec![write(project, file, &format!("{id}\n"))],
-            &format!("Wrote {file}."),
-        );
-        if let Some((slow_id, delay)) = slow
-            && slow_id == id
-        {
-            let first = Match::All(vec![
-                agent(Role::Worker),
-                Match::AnyUserContains(format!("TASK {id}:")),
-                Match::Not(Box::new(Match::LastIsToolResult)),
-            ]);
-            script = script.rule(
-                Rule::when(first)
-                    .reply(
-                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
-                            .delayed(delay),
-                    )
-                    .times(1),
-            );
-        }
-        for rule in rules.drain(..) {
-            script = script.rule(rule);
-        }
-    }
-    script.rule(approve())
+    common::three_tasks(project, slow)
 }
 
 fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+    let mut command = Command::new(common::binary());
     command
         .args(args)
         .args([
@@ -74,7 +36,7 @@ fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Comma
 }
 
 fn status(project: &Path) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let output = Command::new(common::binary())
         .args(["status", "--json", "--project", project.to_str().unwrap()])
         .output()
         .unwrap();
@@ -93,15 +55,6 @@ fn task_status(status: &Value, id: &str) -> String {
         .to_string()
 }
 
-fn show(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Waits until `done` holds for the model's requests.
 async fn until(
     model: &ScriptedModel,
@@ -116,19 +69,6 @@ async fn until(
     }
 }
 
-fn worker_first_turns(requests: &[opencode_client::testkit::ModelRequest], id: &str) -> usize {
-    let marker = format!("TASK {id}: ");
-    requests
-        .iter()
-        .filter(|request| {
-            request.system.contains("ROLE: Worker")
-                && request.last_user.starts_with(&marker)
-                && !request.last_user.contains("you have not reported a status")
-                && !request.is_tool_callback()
-        })
-        .count()
-}
-
 fn reviewed(requests: &[opencode_client::testkit::ModelRequest], id: &str) -> bool {
     requests
         .iter()
@@ -137,19 +77,6 @@ fn reviewed(requests: &[opencode_client::testkit::ModelRequest], id: &str) -> bo
 
 fn kill(child: &mut Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-}
-
-fn wait_with_limit(child: Child, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    let output = receiver
-        .recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("the orchestrator did not exit within {limit:?}"))
-        .unwrap();
-    (output, started.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +266,7 @@ async fn stop_from_another_process() {
         running["pid"].as_u64().is_some(),
         "status reads the running mission's view: {running}"
     );
-    let stop = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let stop = Command::new(common::binary())
         .args(["stop", "--project", rig.project.to_str().unwrap()])
         .output()
         .unwrap();
@@ -364,7 +291,7 @@ async fn two_servers_one_killed_mid_mission_still_complete() {
         .start()
         .await
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    let child = Command::new(common::binary())
         .args([
             "task",
             "--url",

@@ -14,7 +14,9 @@ use crate::adapters::journal::{self, FileJournal};
 use crate::adapters::opencode::{self, ConnectError, Opencode};
 use crate::cli::args::AttachArgs;
 use crate::cli::error::{CliError, Outcome, with_causes};
-use crate::cli::run::{parse_model, project_dir, run_mission, servers, settings, start_logging};
+use crate::cli::run::{
+    parse_model, project_dir, report_state_error, run_mission, servers, settings, start_logging,
+};
 use crate::cli::signals::Signals;
 use crate::cli::{config, install, summary};
 use crate::domain::mission::{Event, MissionEvent};
@@ -147,6 +149,7 @@ async fn mission(
     };
     toast(client, message.to_string(), variant).await;
     print!("{}", summary::render(&report));
+    report_state_error(&report);
     Ok((outcome, summary::session_message(&report)))
 }
 

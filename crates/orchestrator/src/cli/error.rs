@@ -88,9 +88,10 @@ pub enum CliError {
     /// `install` or `uninstall` failed (and says what it rolled back).
     #[error(transparent)]
     Install(#[from] InstallError),
-    /// An OpenCode server cannot be used.
+    /// An OpenCode server cannot be used (boxed: the client's error is large, and every command returns
+    /// this type).
     #[error(transparent)]
-    Connect(#[from] ConnectError),
+    Connect(Box<ConnectError>),
     /// The demo's model or server did not start.
     #[error(transparent)]
     Launch(#[from] LaunchError),
@@ -120,6 +121,12 @@ pub enum CliError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<ConnectError> for CliError {
+    fn from(error: ConnectError) -> Self {
+        CliError::Connect(Box::new(error))
+    }
 }
 
 impl CliError {

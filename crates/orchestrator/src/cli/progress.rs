@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,15 +70,8 @@ impl Progress {
                                 view.catch_up();
                                 if stop.load(Ordering::Acquire) {
                                     // Show what was recorded before the stop, every event of it.
-                                    loop {
-                                        match events.try_recv() {
-                                            Ok(applied) => view.show(&applied),
-                                            Err(
-                                                TryRecvError::Empty | TryRecvError::Disconnected,
-                                            ) => {
-                                                break;
-                                            }
-                                        }
+                                    while let Ok(applied) = events.try_recv() {
+                                        view.show(&applied);
                                     }
                                     break;
                                 }

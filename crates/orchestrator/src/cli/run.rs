@@ -17,7 +17,7 @@ use crate::cli::progress::{Format, Progress};
 use crate::cli::signals::{self, Signals};
 use crate::cli::{config, demo, logging, summary};
 use crate::domain::gate::GateCommand;
-use crate::domain::mission;
+use crate::domain::mission::{self, StopCause};
 use crate::domain::settings::{MAX_MISSION_BYTES, Settings};
 use crate::engine::ports::Agents;
 use crate::engine::{Mission, MissionReport};
@@ -291,6 +291,15 @@ pub(crate) async fn run_mission(
     Ok(report)
 }
 
+/// Says on standard error why a mission's state could not be kept, when that stopped it: the summary (on
+/// standard output, or JSON there) is not where a script or a user looks for an error, and the journal, the
+/// status file and the log may all be on the disk that failed.
+pub(crate) fn report_state_error(report: &MissionReport) {
+    if let Some(cause @ StopCause::Journal { .. }) = report.stop_cause() {
+        eprintln!("orchestrator: {cause}");
+    }
+}
+
 /// Prints the summary and stops what the command started.
 pub(crate) fn finish(report: &MissionReport, servers: Servers, json: bool) {
     if json {
@@ -299,6 +308,7 @@ pub(crate) fn finish(report: &MissionReport, servers: Servers, json: bool) {
         println!();
         print!("{}", summary::render(report));
     }
+    report_state_error(report);
     if let Some(demo) = servers.demo {
         say(
             json,

@@ -156,6 +156,9 @@ impl std::ops::Deref for FakeAgents {
 }
 
 /// The fake server's state, shared with its turns running in the background.
+/// What [`FakeAgents::on_messages`] installs.
+type MessagesHook = Box<dyn Fn(&str) + Send + Sync>;
+
 pub(crate) struct Inner {
     url: String,
     script: Box<Script>,
@@ -163,7 +166,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     updates: broadcast::Sender<Update>,
     /// Called during each `messages` call, before it answers: lets a test land an update at that moment.
-    on_messages: Mutex<Option<Box<dyn Fn(&str) + Send + Sync>>>,
+    on_messages: Mutex<Option<MessagesHook>>,
     calls: AtomicUsize,
     /// Whether prompts may carry a JSON schema (a server without structured output refuses them).
     structured_output: bool,
@@ -1000,8 +1003,11 @@ impl Journal for FakeJournal {
 }
 
 /// A gate whose verdicts a script gives, by run.
+/// A gate's verdict on its `n`th run, in a directory.
+type Verdict = Box<dyn Fn(usize, &Path) -> bool + Send + Sync>;
+
 pub(crate) struct FakeGates {
-    verdict: Box<dyn Fn(usize, &Path) -> bool + Send + Sync>,
+    verdict: Verdict,
     runs: AtomicUsize,
 }
 

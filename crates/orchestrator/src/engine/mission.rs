@@ -1303,7 +1303,7 @@ impl Core {
                     return Ok(load);
                 }
             };
-            let (changes, head) = match (&self.workspace, &tree) {
+            let (mut changes, head) = match (&self.workspace, &tree) {
                 (Some(workspace), Some(tree)) => {
                     let head = workspace
                         .commit(tree, &format!("{id}: {}", task.spec.title))
@@ -1312,11 +1312,10 @@ impl Core {
                 }
                 _ => (self.session_changes(server, &session).await?, None),
             };
-            let files = changes
-                .iter()
-                .map(|change| change.path.clone())
-                .filter(|path| !is_orchestrator_file(path))
-                .collect();
+            // The orchestrator's own files (its journal, status and log, when git does not ignore them) are
+            // not the Worker's work: neither the Reviewer nor the summary sees them.
+            changes.retain(|change| !is_orchestrator_file(&change.path));
+            let files = changes.iter().map(|change| change.path.clone()).collect();
             self.record_task(
                 id,
                 TaskEvent::WorkerFinished {
@@ -1654,8 +1653,10 @@ impl Core {
         })
     }
 
-    /// The files a session changed. OpenCode computes them in the background after the step that made the
-    /// change, so an empty answer is asked again for a few seconds.
+    /// The project files a session changed. OpenCode computes them in the background after the step that
+    /// made the change, so an empty answer is asked again for a few seconds. The orchestrator's own files
+    /// (its journal, status file and log, written while the turn ran) are in OpenCode's snapshot of the
+    /// project unless git ignores them: they are left out, for the summary and for the Reviewer alike.
     async fn session_changes(
         &self,
         server: &Server,
@@ -1663,7 +1664,8 @@ impl Core {
     ) -> Result<Vec<crate::domain::agent::FileChange>, AgentError> {
         let started = Instant::now();
         loop {
-            let changes = server.agents.changes(session).await?;
+            let mut changes = server.agents.changes(session).await?;
+            changes.retain(|change| !is_orchestrator_file(&change.path));
             if !changes.is_empty() || started.elapsed() >= self.settings.monitor.diff_wait {
                 return Ok(changes);
             }

@@ -1105,3 +1105,37 @@ async fn an_integration_cut_by_a_crash_happens_exactly_once_on_resume() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orchestrators_own_files_are_neither_changes_nor_reviewed() {
+    // OpenCode's snapshot of a Worker's turn sees the journal, status file and log the orchestrator wrote
+    // meanwhile, unless git ignores them.
+    let rig = Rig::new(script(THREE_TASKS, |id, _, _| match id {
+        "T1.1" => Reply::done(&[
+            "slug.py",
+            ".opencode/orchestrator/missions/m1/log-00000000000000000001",
+            ".opencode/orchestrator/orchestrator.log",
+        ]),
+        "T1.2" => Reply::done(&["words.py", ".opencode/todo.md"]),
+        _ => Reply::done(&["report.py"]),
+    }));
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.files(), ["report.py", "slug.py", "words.py"]);
+    for review in rig
+        .agents
+        .received()
+        .iter()
+        .filter(|received| received.role == Some(Role::Reviewer))
+    {
+        // The diff shows each file under a `=== path` line.
+        assert!(
+            !review
+                .text
+                .lines()
+                .any(|line| line.starts_with("=== .opencode/")),
+            "the Reviewer was shown the orchestrator's files: {}",
+            review.text
+        );
+    }
+}

@@ -4,9 +4,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use opencode_client::testkit::{ModelRequest, Reply, Rule, Script};
+use opencode_client::testkit::{Match, ModelRequest, Reply, Rule, Script};
 use std::sync::Arc;
 
 use orchestrator::adapters::gate::ProjectGate;
@@ -161,4 +162,256 @@ pub fn one_task(project: &Path, commander: Rule) -> Script {
 /// A Commander that answers at once.
 pub fn commander() -> Rule {
     Rule::when(agent(Role::Commander)).reply(Reply::text("Brief."))
+}
+
+/// The `orchestrator` binary the black-box tests run: `ORCH_TEST_BINARY` when set (to run the same tests
+/// against another build, such as the one before a fix), else this package's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("ORCH_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_orchestrator")))
+}
+
+/// A command's exit status and output, for a failure message.
+pub fn show(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Waits for `child` (its output piped) for at most `limit`; on time out, kills it and panics with what it
+/// printed.
+pub fn wait_with_limit(child: Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => (
+            output.expect("wait for the orchestrator"),
+            started.elapsed(),
+        ),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let output = receiver
+                .recv_timeout(Duration::from_secs(10))
+                .ok()
+                .and_then(Result::ok);
+            panic!(
+                "the orchestrator did not exit within {limit:?} (killed); {}",
+                output
+                    .as_ref()
+                    .map_or_else(|| "no output".to_string(), show)
+            )
+        }
+    }
+}
+
+/// Marks the processes a command starts, and every process they start, with an environment variable, so a
+/// test can list those left running after it exits; dropping it kills any that are left.
+pub struct ProcessTag {
+    value: String,
+}
+
+impl ProcessTag {
+    /// The variable's name.
+    pub const VARIABLE: &'static str = "ORCH_TEST_PROCESS_TAG";
+
+    /// A tag unique to this process and call.
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            value: format!("{}-{next}-{}", std::process::id(), now_nanos()),
+        }
+    }
+
+    /// Tags `command` (and so what it starts: children inherit the environment).
+    pub fn apply<'a>(
+        &self,
+        command: &'a mut std::process::Command,
+    ) -> &'a mut std::process::Command {
+        command.env(Self::VARIABLE, &self.value)
+    }
+
+    /// The tagged processes still running (not zombies), with their command lines.
+    pub fn running(&self) -> Vec<(i32, String)> {
+        let needle = format!("{}={}", Self::VARIABLE, self.value);
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if !environ
+                .split(|byte| *byte == 0)
+                .any(|variable| variable == needle.as_bytes())
+            {
+                continue;
+            }
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The state follows the command name in parentheses: `Z` is a zombie, already dead.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if state == Some('Z') {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push((pid, cmdline.trim().to_string()));
+        }
+        found
+    }
+
+    /// Waits up to `limit` for the tagged processes to be gone; returns those still running.
+    pub fn wait_gone(&self, limit: Duration) -> Vec<(i32, String)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let running = self.running();
+            if running.is_empty() || Instant::now() >= deadline {
+                return running;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Default for ProcessTag {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ProcessTag {
+    fn drop(&mut self) {
+        for (pid, _) in self.running() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos())
+}
+
+/// The plan of [`three_tasks`]: T1.3 depends on T1.1 and T1.2.
+pub const THREE_TASKS: &str = "# Mission: three files\n## M1: Files\n### T1.1: One\nWrite one.txt.\n### T1.2: Two\nWrite two.txt.\n### T1.3: Three | depends:T1.1,T1.2\nWrite three.txt.\n";
+
+/// Three tasks writing one.txt, two.txt and three.txt; `slow` makes that task's first Worker reply arrive
+/// after the delay.
+pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
+    let mut script = Script::new()
+        .rule(titles())
+        .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
+        .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(THREE_TASKS)));
+    for (id, file) in [
+        ("T1.1", "one.txt"),
+        ("T1.2", "two.txt"),
+        ("T1.3", "three.txt"),
+    ] {
+        if let Some((slow_id, delay)) = slow
+            && slow_id == id
+        {
+            let first = Match::All(vec![
+                agent(Role::Worker),
+                Match::AnyUserContains(format!("TASK {id}:")),
+                Match::Not(Box::new(Match::LastIsToolResult)),
+            ]);
+            script = script.rule(
+                Rule::when(first)
+                    .reply(
+                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
+                            .delayed(delay),
+                    )
+                    .times(1),
+            );
+        }
+        for rule in worker_rules(
+            id,
+            vec![write(project, file, &format!("{id}\n"))],
+            &format!("Wrote {file}."),
+        ) {
+            script = script.rule(rule);
+        }
+    }
+    script.rule(approve())
+}
+
+/// How many times task `id`'s Worker was given the task (first turns: not tool callbacks, reminders or
+/// resumptions).
+pub fn worker_first_turns(requests: &[ModelRequest], id: &str) -> usize {
+    let marker = format!("TASK {id}: ");
+    requests
+        .iter()
+        .filter(|request| {
+            request.system.contains("ROLE: Worker")
+                && request.last_user.starts_with(&marker)
+                && !request.last_user.contains("you have not reported a status")
+                && !request.is_tool_callback()
+        })
+        .count()
+}
+
+/// The lines a child prints, read as they come.
+#[derive(Clone)]
+pub struct Lines {
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    /// Reads `from` (a child's stdout or stderr) on a thread until it ends.
+    pub fn read(from: impl std::io::Read + Send + 'static) -> Self {
+        use std::io::BufRead as _;
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { lines }
+    }
+
+    /// The lines so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The lines so far, one text.
+    pub fn text(&self) -> String {
+        self.all().join("\n")
+    }
+
+    /// Waits until `ready` holds for the lines so far; panics with them after `limit`.
+    pub async fn until(&self, limit: Duration, what: &str, ready: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ready(&self.all()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the lines so far:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
