@@ -13,7 +13,7 @@
 # this checkout's target directory, so the baseline lands in the same `target/criterion`. The working tree
 # (committed or not) is then benchmarked with `--baseline-lenient`, so a benchmark that `BASE` lacks is
 # reported as new instead of failing the run. Timings are noisy: the script reports, it never fails on a
-# regression (see STYLE.md, "Benchmarks").
+# regression (CI only compiles and smoke-runs benchmarks; it never asserts timings).
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)

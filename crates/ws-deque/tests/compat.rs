@@ -187,7 +187,10 @@ fn differential(victim: Flavour, thief: Flavour, seed: u64, steps: usize) {
     // Drain both ends the same way.
     let ws_rest: Vec<_> = std::iter::from_fn(|| pair.ws.0.pop()).collect();
     let cb_rest: Vec<_> = std::iter::from_fn(|| pair.cb.0.pop()).collect();
-    assert_eq!(ws_rest, cb_rest, "{victim:?} -> {thief:?}, seed {seed}: the rest");
+    assert_eq!(
+        ws_rest, cb_rest,
+        "{victim:?} -> {thief:?}, seed {seed}: the rest"
+    );
 }
 
 #[test]
