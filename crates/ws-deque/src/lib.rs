@@ -71,6 +71,13 @@ extern crate alloc;
 #[cfg(any(feature = "std", loom))]
 extern crate std;
 
+/// The design notes: the algorithm, every ordering and why, what was measured, and what was left out.
+///
+/// The same text as the repository's `docs/ws-deque.md`, here so it ships with the crate.
+pub mod guide {
+    #![doc = include_str!("../GUIDE.md")]
+}
+
 // The deques pack a tag and a head into one `AtomicU64`, and use 32-bit and pointer-sized atomics beside it:
 // on a target without them (such as `thumbv7em-none-eabihf`, which has no 64-bit atomics) only `Steal` is
 // left. `.ci/check-32bit.sh` checks both cases.

@@ -6,7 +6,7 @@
 //! On one thread a steal never loses a race, so `Steal::Retry` is always a failure here.
 //!
 //! Under Miri the case count drops to 8 and failures are not persisted (no file system); run it with
-//! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for `tests/lifo.rs`.
+//! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for `tests/flavours.rs`.
 
 use std::collections::VecDeque;
 

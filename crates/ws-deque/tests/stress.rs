@@ -4,7 +4,7 @@
 //! taken exactly once (and, for the drop-counting runs, dropped exactly once).
 //!
 //! Sizes shrink under Miri (run with `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for
-//! `tests/lifo.rs`: the growable deque and the injector free memory through crossbeam-epoch). The
+//! `tests/flavours.rs`: the growable deque and the injector free memory through crossbeam-epoch). The
 //! `#[ignore]`d `*_long` tests move millions of items, for the ThreadSanitizer and soak runs
 //! (`cargo test --release -- --ignored long`); `STRESS_SCALE` scales them.
 
