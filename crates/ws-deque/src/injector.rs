@@ -144,7 +144,9 @@ impl<T> Injector<T> {
 
     /// Pushes an item at the back.
     pub fn push(&self, value: T) {
-        let _guard = reclaim::pin();
+        // No epoch pin: a producer touches a block only after its CAS has given it a slot there, and the
+        // block is not retired before that slot has been consumed, which waits for the producer's last
+        // access to the block (the Release store of `written`). Before the CAS it only holds the pointer.
         let mut next_block: Option<Box<Block<T>>> = None;
         let mut step = 0;
         // Acquire: pairs with the Release store of the index in `push` that installed the block, so the
@@ -180,12 +182,15 @@ impl<T> Injector<T> {
                         // the marker, so a producer never pairs a new index with the old block.
                         self.tail.block.store(next, Ordering::Release);
                         self.tail.index.store(tail + 2, Ordering::Release);
-                        // SAFETY: `block` is alive: we are pinned and it is the tail block. Release: pairs
-                        // with the Acquire load in `wait_next`.
+                        // SAFETY: `block` is alive: the CAS gave us its last slot, and it is retired only
+                        // after a consumer has taken that slot, which waits for our `written` store below.
+                        // Release: pairs with the Acquire load in `wait_next`.
                         unsafe { (*block).next.store(next, Ordering::Release) };
                     }
-                    // SAFETY: we are pinned and the CAS gave us slot `offset` of `block`, which no consumer
-                    // reads before `written` is set.
+                    // SAFETY: the CAS gave us slot `offset` of `block` (the index we moved was in its
+                    // lap, and the block pointer is stored before an index enters a new lap), which no
+                    // consumer reads before `written` is set; the block is not retired before that slot's
+                    // consumer has seen `written`, our last access.
                     unsafe {
                         let slot = &(*block).slots[offset];
                         slot.value
@@ -338,15 +343,18 @@ impl<T> Injector<T> {
         let limit = limit.min(room + pop);
         let mut popped = None;
         let mut moved = 0;
+        let mut writer = None;
         let outcome = self.claim(limit, |count, slot| {
             // SAFETY: `claim` hands us each claimed slot once.
             let value = unsafe { slot.take() };
             if pop == 1 && popped.is_none() {
                 popped = Some(value);
             } else {
-                // SAFETY: `reserve` made room for `limit - pop` items, `count` of them at most are moved,
-                // and `moved` counts each once.
-                unsafe { dest.write_batch_item((count - pop) as u32, moved, false, value) };
+                let writer =
+                    writer.get_or_insert_with(|| dest.batch_writer((count - pop) as u32, false));
+                // SAFETY: `reserve` made room for `limit - pop` items; `count - pop` of them at most are
+                // moved, each written once, oldest first.
+                unsafe { writer.write(value) };
                 moved += 1;
             }
         });

@@ -72,12 +72,32 @@ impl Flavor {
         }
     }
 
-    /// Joins a tag and a head into a `tag_and_head` word.
+    /// The word a thief's claim of `head..end` leaves, from a word with this `tag`: LIFO keeps the pop
+    /// count; FIFO records `end` as the end of the last claim too.
     #[inline]
-    fn join(self, tag: u32, head: u32) -> u64 {
+    fn claimed(self, tag: u32, end: u32) -> u64 {
         match self {
-            Flavor::Lifo => (u64::from(tag) << 32) | u64::from(head),
-            Flavor::Fifo => (u64::from(head) << 32) | u64::from(tag),
+            Flavor::Lifo => (u64::from(tag) << 32) | u64::from(end),
+            Flavor::Fifo => (u64::from(end) << 32) | u64::from(end),
+        }
+    }
+
+    /// The tail implied by a tag and a push count.
+    #[inline]
+    fn tail(self, tag: u32, push_count: u32) -> u32 {
+        match self {
+            Flavor::Lifo => push_count.wrapping_sub(tag),
+            Flavor::Fifo => push_count,
+        }
+    }
+
+    /// The end of the last claim, which `steal_head` equals when no claim is open: the head for LIFO (only
+    /// thieves move it), the tag for FIFO (the owner's pops move the head too).
+    #[inline]
+    fn last_claim_end(self, tag: u32, head: u32) -> u32 {
+        match self {
+            Flavor::Lifo => head,
+            Flavor::Fifo => tag,
         }
     }
 }
@@ -141,6 +161,9 @@ pub(crate) struct Queue<T> {
     push_count: CachePadded<AtomicU32>,
     buffer: CachePadded<AtomicPtr<Buffer<T>>>,
     flavor: Flavor,
+    /// `steal_as::<Lifo>` or `steal_as::<Fifo>`, matching `flavor`: chosen when the queue is made, so a
+    /// single steal runs code compiled for its flavour, as the owner's pop does.
+    steal: unsafe fn(&Self) -> Steal<T>,
     /// Under loom, replaced buffers are kept here and freed with the queue (crossbeam-epoch is not modelled;
     /// what loom checks is the protocol that decides when a buffer may be read).
     #[cfg(loom)]
@@ -169,6 +192,10 @@ impl<T> Queue<T> {
             push_count: CachePadded::new(AtomicU32::new(0)),
             buffer: CachePadded::new(AtomicPtr::new(buffer)),
             flavor,
+            steal: match flavor {
+                Flavor::Lifo => Self::steal_as::<Lifo>,
+                Flavor::Fifo => Self::steal_as::<Fifo>,
+            },
             #[cfg(loom)]
             retired: std::sync::Mutex::new(alloc::vec::Vec::new()),
         });
@@ -182,10 +209,7 @@ impl<T> Queue<T> {
     /// The tail implied by a tag and a push count.
     #[inline]
     fn tail(&self, tag: u32, push_count: u32) -> u32 {
-        match self.flavor {
-            Flavor::Lifo => push_count.wrapping_sub(tag),
-            Flavor::Fifo => push_count,
-        }
+        self.flavor.tail(tag, push_count)
     }
 
     /// The number of items, as seen by anyone (a moment's picture).
@@ -200,10 +224,7 @@ impl<T> Queue<T> {
     /// The end of the last claim, which `steal_head` equals when no claim is open.
     #[inline]
     fn last_claim_end(&self, tag: u32, head: u32) -> u32 {
-        match self.flavor {
-            Flavor::Lifo => head,
-            Flavor::Fifo => tag,
-        }
+        self.flavor.last_claim_end(tag, head)
     }
 
     /// The first position a thief may still be reading: below it, the owner may write.
@@ -222,26 +243,32 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Claims up to `limit(available)` items from the head for a thief.
+    /// Claims up to `limit(available)` items from the head for a thief, with the code of flavour `F` (the
+    /// queue's).
     ///
     /// # Safety
     ///
     /// Every buffer loaded from `self.buffer` during the call and until the claim is released stays allocated
     /// (the caller is pinned, or the queue never replaces its buffer).
-    unsafe fn claim(&self, mut limit: impl FnMut(u32) -> u32) -> Result<Claim<T>, Steal<()>> {
+    #[inline]
+    unsafe fn claim<F: Flavour>(
+        &self,
+        mut limit: impl FnMut(u32) -> u32,
+    ) -> Result<Claim<T>, Steal<()>> {
+        debug_assert_eq!(F::FLAVOR, self.flavor);
         // Acquire: pairs with the Release CAS of owner pops (see `len`).
         let mut word = self.tag_and_head.load(Ordering::Acquire);
         loop {
-            let (tag, head) = self.flavor.split(word);
+            let (tag, head) = F::FLAVOR.split(word);
             // Acquire: pairs with the Release store in `release` (the previous thief's reads are done).
-            if self.steal_head.load(Ordering::Acquire) != self.last_claim_end(tag, head) {
+            if self.steal_head.load(Ordering::Acquire) != F::FLAVOR.last_claim_end(tag, head) {
                 // Another thief is still copying out its claim. Waiting would make stealing blocking;
                 // the caller retries or looks elsewhere.
                 return Err(Steal::Retry);
             }
             // Acquire: pairs with the Release store in `publish`, so the items below this count are visible.
             let push_count = self.push_count.load(Ordering::Acquire);
-            let available = distance(head, self.tail(tag, push_count));
+            let available = distance(head, F::FLAVOR.tail(tag, push_count));
             if available <= 0 {
                 return Err(Steal::Empty);
             }
@@ -254,11 +281,7 @@ impl<T> Queue<T> {
             // so the copied items are visible.
             let buffer = self.buffer.load(Ordering::Acquire);
             let end = head.wrapping_add(count);
-            // FIFO: the new head is also the end of this claim.
-            let claimed = match self.flavor {
-                Flavor::Lifo => self.flavor.join(tag, end),
-                Flavor::Fifo => self.flavor.join(end, end),
-            };
+            let claimed = F::FLAVOR.claimed(tag, end);
             // Success Relaxed: what the claimed slots hold was made visible by the push count above; the CAS
             // only has to be atomic. Failure Acquire: the retry reads the push count again (see `len`).
             match self.tag_and_head.compare_exchange_weak(
@@ -293,9 +316,20 @@ impl<T> Queue<T> {
     /// # Safety
     ///
     /// As for [`Queue::claim`].
+    #[inline]
     pub(crate) unsafe fn steal(&self) -> Steal<T> {
+        // SAFETY: forwarded from the caller; `self.steal` is the instance for the queue's flavour.
+        unsafe { (self.steal)(self) }
+    }
+
+    /// `steal` with the code of flavour `F`. Only called through `self.steal`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Queue::claim`].
+    unsafe fn steal_as<F: Flavour>(&self) -> Steal<T> {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.claim(|_| 1) } {
+        match unsafe { self.claim::<F>(|_| 1) } {
             Err(outcome) => outcome.map(|()| unreachable!()),
             Ok(claim) => {
                 // SAFETY: the claim gives us position `claim.head` alone; the buffer holds it (it was loaded
@@ -361,6 +395,24 @@ impl<T> Queue<T> {
         limit: usize,
         pop: bool,
     ) -> Steal<Option<T>> {
+        // SAFETY (both): forwarded from the caller, and `F` is the queue's flavour.
+        match self.flavor {
+            Flavor::Lifo => unsafe { self.steal_batch_as::<Lifo, G>(dest, limit, pop) },
+            Flavor::Fifo => unsafe { self.steal_batch_as::<Fifo, G>(dest, limit, pop) },
+        }
+    }
+
+    /// `steal_batch_inner` with the code of flavour `F`, the queue's.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Queue::steal_batch`].
+    unsafe fn steal_batch_as<F: Flavour, G: Growth>(
+        &self,
+        dest: &Owner<T, G>,
+        limit: usize,
+        pop: bool,
+    ) -> Steal<Option<T>> {
         if limit == 0 {
             return Steal::Empty;
         }
@@ -375,14 +427,14 @@ impl<T> Queue<T> {
         }
         let limit = limit.min(room.saturating_add(pop));
         // SAFETY: forwarded from the caller.
-        let claim = match unsafe { self.claim(|available| available.div_ceil(2).min(limit)) } {
+        let claim = match unsafe { self.claim::<F>(|available| available.div_ceil(2).min(limit)) } {
             Err(outcome) => return outcome.map(|()| unreachable!()),
             Ok(claim) => claim,
         };
         let moved = claim.count - pop;
         // The batch comes out of `dest` in the order the source's owner would have popped it (crossbeam's
         // order): oldest first from a FIFO source, newest first from a LIFO one. The popped item is the first.
-        let newest_first = self.flavor == Flavor::Lifo;
+        let newest_first = F::FLAVOR == Flavor::Lifo;
         let (popped, first_moved) = if newest_first {
             let popped = (pop == 1).then(|| {
                 // SAFETY: as in `steal`: each position of the claim is read once, by us, before `release`.
@@ -396,11 +448,15 @@ impl<T> Queue<T> {
             });
             (popped, claim.head.wrapping_add(pop))
         };
+        // SAFETY: the claim's buffer is alive (the caller's guarantee).
+        let source = unsafe { (*claim.buffer).slots() };
+        let mut writer = dest.batch_writer(moved, newest_first);
         for i in 0..moved {
             // SAFETY: as above.
-            let value = unsafe { (*claim.buffer).read(first_moved.wrapping_add(i)) };
-            // SAFETY: `reserve` made room for `moved` items, and `dest` is ours.
-            unsafe { dest.write_batch_item(moved, i, newest_first, value) };
+            let value = unsafe { source.read(first_moved.wrapping_add(i)) };
+            // SAFETY: `reserve` made room for `moved` items, `dest` is ours, and this is one of `moved` writes,
+            // oldest first.
+            unsafe { writer.write(value) };
         }
         self.release(&claim);
         dest.publish(moved);
@@ -465,6 +521,31 @@ pub(crate) struct Owner<T, G: Growth> {
     // Only a growable deque replaces (and reads) it.
     buffer: Cell<*mut Buffer<T>>,
     _growth: PhantomData<G>,
+}
+
+/// Writes a batch past an owner's tail, one item after the other, oldest first (see
+/// [`Owner::batch_writer`]).
+pub(crate) struct BatchWriter<T> {
+    slots: Slots<T>,
+    next: u32,
+    /// 1, or -1 as a wrapping `u32`.
+    step: u32,
+}
+
+impl<T> BatchWriter<T> {
+    /// Writes the next item.
+    ///
+    /// # Safety
+    ///
+    /// The owner that made the writer has room for the batch (`room()` at least its count), the calling
+    /// thread owns it, and this is called at most `count` times.
+    #[inline]
+    pub(crate) unsafe fn write(&mut self, value: T) {
+        // SAFETY: `slots` are the owner's current buffer's (alive); the room makes the slot outside every
+        // claim, and only the owner's thread writes.
+        unsafe { self.slots.write(self.next, value) };
+        self.next = self.next.wrapping_add(self.step);
+    }
 }
 
 /// How many low pops a buffer of `capacity` slots waits before it halves (see `Owner::note_low_pop`). Under
@@ -601,29 +682,25 @@ impl<T, G: Growth> Owner<T, G> {
         self.room()
     }
 
-    /// Writes item `i` (counting from the oldest) of a batch of `count` past the tail, placed so the owner
-    /// pops the batch oldest first, or newest first if `newest_first`. Nothing is visible to thieves before
+    /// Where the `count` items of a batch go past the tail, given oldest first, so that the owner pops them
+    /// oldest first, or newest first if `newest_first`. Nothing is visible to thieves before
     /// [`Owner::publish`]`(count)`.
-    ///
-    /// # Safety
-    ///
-    /// `room()` is at least `count`, `i < count`, and each `i` is written once before the publish.
     #[inline]
-    pub(crate) unsafe fn write_batch_item(&self, count: u32, i: u32, newest_first: bool, value: T) {
-        // The rank at which the owner pops the item: 0 first.
-        let rank = if newest_first { count - 1 - i } else { i };
-        let offset = match self.queue.flavor {
-            // The LIFO owner pops from the tail: rank 0 goes last.
-            Flavor::Lifo => count - 1 - rank,
-            Flavor::Fifo => rank,
+    pub(crate) fn batch_writer(&self, count: u32, newest_first: bool) -> BatchWriter<T> {
+        let tail = self.tail.get();
+        // A LIFO owner pops from the tail end, a FIFO owner from the other: the oldest item goes at the tail
+        // end exactly when it must come out first from a LIFO owner, or last from a FIFO one.
+        let oldest_at_the_tail_end = (self.queue.flavor == Flavor::Lifo) != newest_first;
+        let (next, step) = if oldest_at_the_tail_end {
+            (tail.wrapping_add(count).wrapping_sub(1), u32::MAX)
+        } else {
+            (tail, 1)
         };
-        // SAFETY: `slots` are the current buffer's (alive); the caller made room for `count` items, so the
-        // slot is outside every claim.
-        unsafe {
-            self.slots
-                .get()
-                .write(self.tail.get().wrapping_add(offset), value)
-        };
+        BatchWriter {
+            slots: self.slots.get(),
+            next,
+            step,
+        }
     }
 
     /// Pops from the owner's end, with the pop compiled for the deque's flavour.

@@ -9,7 +9,7 @@
 //! guide) plays no part.
 //!
 //! The one difference kept on purpose, a limit of 0 (crossbeam panics, ws-deque steals nothing), is tested
-//! at the end. The table of differences is in the crate's `guide::compat` docs.
+//! at the end. The table of differences is in the crate's `guide` (section "crossbeam-deque 0.8 compatibility").
 //!
 //! Under Miri this file runs with Tree Borrows, like every test that pins crossbeam-epoch.
 
