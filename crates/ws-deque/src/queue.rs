@@ -395,9 +395,10 @@ impl<T> Queue<T> {
         limit: usize,
         pop: bool,
     ) -> Steal<Option<T>> {
-        // SAFETY (both): forwarded from the caller, and `F` is the queue's flavour.
         match self.flavor {
+            // SAFETY: forwarded from the caller, and `Lifo` is the queue's flavour.
             Flavor::Lifo => unsafe { self.steal_batch_as::<Lifo, G>(dest, limit, pop) },
+            // SAFETY: forwarded from the caller, and `Fifo` is the queue's flavour.
             Flavor::Fifo => unsafe { self.steal_batch_as::<Fifo, G>(dest, limit, pop) },
         }
     }
