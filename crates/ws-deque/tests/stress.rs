@@ -650,3 +650,16 @@ fn pool_long() {
     pool(count, Flavour::Lifo);
     pool(count, Flavour::Fifo);
 }
+
+/// ThreadSanitizer runs these tests optimised with debug assertions on (`.ci/tsan.sh`, which sets
+/// `TSAN_OPTIONS`), so the `debug_assert!`s that state the deque's invariants are checked under every
+/// interleaving TSan sees; `--release` alone compiles them out, which this catches.
+#[test]
+fn sanitizer_runs_keep_debug_assertions() {
+    if std::env::var_os("TSAN_OPTIONS").is_some() {
+        assert!(
+            cfg!(debug_assertions),
+            "run TSan through .ci/tsan.sh: `--release` alone turns the invariants' debug_assert!s off"
+        );
+    }
+}
