@@ -76,7 +76,7 @@ if [[ $bench == ws_deque && ${CALLGRIND:-1} != 0 ]]; then
     echo "Instructions per operation (callgrind), '$base' -> working tree (negative is fewer):"
     awk -F'|' '
         function trim(s) { gsub(/^ +| +$/, "", s); return s }
-        FNR == 1 { file++ }
+        { file = FILENAME == ARGV[1] ? 1 : 2 }
         /^\| [a-z_]+\// {
             key = trim($2)
             for (i = 4; i < NF; i++) {
