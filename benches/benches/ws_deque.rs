@@ -410,8 +410,9 @@ fn owner_with_thief<D: Deque>(iters: u64) -> Duration {
     let stealer = D::stealer(&worker);
     let started = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
-    // The owner runs on criterion's thread: first core; the thief on the second.
-    pin_to_core(0);
+    // The owner on the first core, the thief on the second, each on a thread of its own (pinning criterion's
+    // thread would also narrow `available_parallelism` for the groups that follow).
+    let (started, stop) = (&started, &stop);
     thread::scope(|scope| {
         let thief = scope.spawn(|| {
             pin_to_core(1);
@@ -430,17 +431,22 @@ fn owner_with_thief<D: Deque>(iters: u64) -> Duration {
             }
             stolen
         });
-        // Time only while the thief is really stealing.
-        while !started.load(Ordering::Acquire) {
-            spin_loop();
-        }
-        let start = Instant::now();
-        let mut popped = 0;
-        for _ in 0..iters {
-            popped += owner_round::<D>(&worker);
-        }
-        let elapsed = start.elapsed();
-        stop.store(true, Ordering::Release);
+        let owner = scope.spawn(move || {
+            pin_to_core(0);
+            // Time only while the thief is really stealing.
+            while !started.load(Ordering::Acquire) {
+                spin_loop();
+            }
+            let start = Instant::now();
+            let mut popped = 0;
+            for _ in 0..iters {
+                popped += owner_round::<D>(&worker);
+            }
+            let elapsed = start.elapsed();
+            stop.store(true, Ordering::Release);
+            (elapsed, popped)
+        });
+        let (elapsed, popped) = owner.join().expect("the owner panicked");
         let stolen = thief.join().expect("the thief panicked");
         assert_eq!(
             popped + stolen,
