@@ -19,6 +19,10 @@ mod subscription;
 /// `CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true`), so the `debug_assert!`s that state the invariants are checked
 /// in every execution loom explores; `--release` alone compiles them out, which this catches.
 #[test]
+#[allow(
+    clippy::assertions_on_constants,
+    reason = "the constant is what the test checks"
+)]
 fn models_run_with_debug_assertions() {
     assert!(
         cfg!(debug_assertions),

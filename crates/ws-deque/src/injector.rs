@@ -89,7 +89,8 @@ struct Position<T> {
 /// A linked list of blocks of 63 slots. A producer claims a slot by moving the tail index with a CAS, writes
 /// it and sets the slot's `written` flag; a consumer claims by moving the head index, waits for the flag and
 /// reads: no slot is read before its write is complete, so there is no data race. Batch steals claim up to
-/// the end of the head block with one CAS. Blocks are freed through [`crossbeam_epoch`].
+/// the end of the head block with one CAS. Blocks are freed through [`crossbeam_epoch`]; consumers pin it,
+/// producers need not (see `push`).
 ///
 /// # Examples
 ///

@@ -655,6 +655,10 @@ fn pool_long() {
 /// `TSAN_OPTIONS`), so the `debug_assert!`s that state the deque's invariants are checked under every
 /// interleaving TSan sees; `--release` alone compiles them out, which this catches.
 #[test]
+#[allow(
+    clippy::assertions_on_constants,
+    reason = "the constant is what the test checks"
+)]
 fn sanitizer_runs_keep_debug_assertions() {
     if std::env::var_os("TSAN_OPTIONS").is_some() {
         assert!(
