@@ -8,12 +8,15 @@
 #   FILTER          optional criterion filter, e.g. `push_pop/lifo` or `fork_join/2_threads`
 #   BENCH=<name>    the bench target of the `benches` crate (default: ws_deque)
 #   BASE=<git ref>  what to compare against (default: main); it becomes the criterion baseline's name
+#   CALLGRIND=0     for BENCH=ws_deque, skip the instruction counts (see below); TIMINGS=0 skips criterion
 #
 # `BASE` is checked out into a temporary git worktree and benchmarked there with `--save-baseline`, using
 # this checkout's target directory, so the baseline lands in the same `target/criterion`. The working tree
 # (committed or not) is then benchmarked with `--baseline-lenient`, so a benchmark that `BASE` lacks is
-# reported as new instead of failing the run. Timings are noisy: the script reports, it never fails on a
-# regression (see STYLE.md, "Benchmarks").
+# reported as new instead of failing the run. For BENCH=ws_deque it then runs `ws_deque_instructions` (callgrind
+# instruction counts per operation, which unlike timings repeat exactly on a shared machine) on both trees
+# and prints the two tables side by side with the change. Timings are noisy: the script reports, it never fails on a
+# regression (CI only compiles and smoke-runs benchmarks; it never asserts timings).
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)
@@ -50,12 +53,66 @@ if [[ -n $filter ]]; then
     criterion_args+=("$filter")
 fi
 
-echo "==> benchmarking $base ($(git rev-parse --short "$base^{commit}")) as baseline '$baseline'" >&2
 git worktree add --detach --quiet "$worktree" "$base"
 if [[ ! -f $worktree/benches/benches/$bench.rs ]]; then
     echo "error: $base has no benches/benches/$bench.rs, so there is nothing to compare against" >&2
     exit 1
 fi
+
+# Instruction counts: `ws_deque_instructions` prints a markdown table (workload, unit, one column per deque).
+if [[ $bench == ws_deque && ${CALLGRIND:-1} != 0 ]]; then
+    counts=(cargo bench -p benches --bench ws_deque_instructions --)
+    [[ -n $filter ]] && counts+=("$filter")
+    if [[ -f $worktree/benches/benches/ws_deque_instructions.rs ]]; then
+        echo "==> counting instructions on $base" >&2
+        (cd "$worktree" && "${counts[@]}") >"$scratch/base-instructions.md"
+    else
+        echo "==> $base has no ws_deque_instructions bench: its column stays empty" >&2
+        : >"$scratch/base-instructions.md"
+    fi
+    echo "==> counting instructions on the working tree" >&2
+    "${counts[@]}" >"$scratch/current-instructions.md"
+    echo
+    echo "Instructions per operation (callgrind), '$base' -> working tree (negative is fewer):"
+    awk -F'|' '
+        function trim(s) { gsub(/^ +| +$/, "", s); return s }
+        { file = FILENAME == ARGV[1] ? 1 : 2 }
+        /^\| [a-z_]+\// {
+            key = trim($2)
+            for (i = 4; i < NF; i++) {
+                if (file == 1) base[key, i] = trim($i); else current[key, i] = trim($i)
+            }
+            if (file == 2) order[++n] = key
+            next
+        }
+        /^\| workload/ && file == 2 { for (i = 4; i < NF; i++) name[i] = trim($i); columns = NF }
+        END {
+            printf "%-40s", "workload"
+            for (i = 4; i < columns; i++) printf " %28s", name[i]
+            printf "\n"
+            for (k = 1; k <= n; k++) {
+                key = order[k]
+                printf "%-40s", key
+                for (i = 4; i < columns; i++) {
+                    now = current[key, i]; was = base[key, i]
+                    if (was ~ /^[0-9.]+$/ && now ~ /^[0-9.]+$/ && was > 0) {
+                        cell = sprintf("%s -> %s (%+.1f%%)", was, now, 100 * (now - was) / was)
+                    } else {
+                        cell = now
+                    }
+                    printf " %28s", cell
+                }
+                printf "\n"
+            }
+        }
+    ' "$scratch/base-instructions.md" "$scratch/current-instructions.md"
+    echo
+fi
+if [[ ${TIMINGS:-1} == 0 ]]; then
+    exit 0
+fi
+
+echo "==> benchmarking $base ($(git rev-parse --short "$base^{commit}")) as baseline '$baseline'" >&2
 (cd "$worktree" && cargo bench -p benches --bench "$bench" -- --save-baseline "$baseline" "${criterion_args[@]}")
 
 echo "==> benchmarking the working tree against '$baseline'" >&2

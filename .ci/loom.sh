@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Loom model checking, one crate at a time (STYLE.md: never the whole workspace under `--cfg loom`).
+# Loom model checking, one crate at a time (never the whole workspace under `--cfg loom`: it would change the
+# build of every dependency that knows the cfg).
 #
 # Usage: .ci/loom.sh [TEST_FILTER...]
 #
@@ -12,6 +13,10 @@
 #
 # `--cfg loom` changes every crate's build, so it gets its own target directory (target/loom) and does not
 # invalidate the normal build. Loom's own knobs (LOOM_LOG, LOOM_CHECKPOINT_FILE, ...) pass through.
+#
+# Optimised (loom explores thousands of executions) but with debug assertions on: the `debug_assert!`s state
+# the invariants the models must keep (for example ws-deque's LIFO tag, the owner's pop count), and
+# `--release` alone would compile them out.
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)
@@ -21,6 +26,7 @@ crates=${CRATES:-ws-deque pools circuit mvcc-store}
 export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2}
 export RUSTFLAGS="--cfg loom${RUSTFLAGS:+ $RUSTFLAGS}"
 export CARGO_TARGET_DIR=${LOOM_TARGET_DIR:-$root/target/loom}
+export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
 
 for crate in $crates; do
     if [[ ! -f crates/$crate/tests/loom.rs ]]; then
@@ -28,6 +34,7 @@ for crate in $crates; do
         continue
     fi
     echo "+ RUSTFLAGS=\"$RUSTFLAGS\" LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS CARGO_TARGET_DIR=$CARGO_TARGET_DIR" \
+        "CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true" \
         "cargo test -p $crate --features loom --test loom --release -- $*" >&2
     cargo test -p "$crate" --features loom --test loom --release -- "$@"
 done

@@ -12,14 +12,15 @@
 #   STRESS_SCALE   exported for the stress tests, default 0.1. A stress test may multiply its iteration
 #                  counts by it (TSan slows code 5-15x); tests that ignore it still run, only slower.
 #
-# No suppressions file: DESIGN.md ("Verification facts") records that TSan reports nothing on crossbeam-epoch
+# No suppressions file: measured on this machine kind (nightly 1.97), TSan reports nothing on crossbeam-epoch
 # or crossbeam-deque stress tests, and our own code must be race-free. If one is ever needed, it goes in
 # .ci/tsan-suppressions.txt with one line per dependency and a comment saying why that report is a false
 # positive; never for this workspace's code.
 #
 # TSan must instrument std too (`-Zbuild-std`, which needs the nightly `rust-src` component), and an explicit
 # `--target` keeps the sanitizer flags off build scripts and proc-macros. Own target directory (target/tsan):
-# these flags rebuild everything.
+# these flags rebuild everything. Optimised, with debug assertions on (CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS):
+# the `debug_assert!`s state the invariants the stress tests must keep, and `--release` alone drops them.
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)
@@ -66,6 +67,7 @@ export RUSTFLAGS="-Zsanitizer=thread${RUSTFLAGS:+ $RUSTFLAGS}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
 export CARGO_TARGET_DIR=${TSAN_TARGET_DIR:-$root/target/tsan}
 export STRESS_SCALE=${STRESS_SCALE:-0.1}
+export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
 failed=0
 for crate in ${TSAN_CRATES:-ws-deque pools circuit mvcc-store}; do
     read -r -a tests <<<"$(tests_of "$crate" | tr '\n' ' ')"
@@ -74,7 +76,7 @@ for crate in ${TSAN_CRATES:-ws-deque pools circuit mvcc-store}; do
         continue
     fi
     echo "+ RUSTFLAGS=\"$RUSTFLAGS\" TSAN_OPTIONS=\"$TSAN_OPTIONS\" STRESS_SCALE=$STRESS_SCALE" \
-        "CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo +nightly test -Zbuild-std --target $target --release" \
+        "CARGO_TARGET_DIR=$CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true cargo +nightly test -Zbuild-std --target $target --release" \
         "-p $crate ${tests[*]} -- --include-ignored $*" >&2
     features=()
     # The test files that need a feature declare it as required: turn those features on.

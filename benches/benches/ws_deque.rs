@@ -13,6 +13,12 @@
 //! st3 is bounded and only steals into a destination worker, so its single steal is `steal_and_pop` with a
 //! count of one, and its batch size is the one crossbeam and ws-deque use: half of what is there, rounded
 //! up, at most 32.
+//!
+//! The two-thread groups (`owner_with_thief`, `fork_join/2_threads`) pin each thread to its own core
+//! (`core_affinity`): the owner (criterion's thread) on the first core, the thief or the second worker on
+//! the second. Unpinned, the scheduler moved them around and the medians swung 2x between runs. They take
+//! more samples than the single-thread groups, so the confidence intervals criterion prints stay within a
+//! few percent. Single-instruction-level comparisons are in `ws_deque_instructions` (callgrind).
 
 use std::hint::{black_box, spin_loop};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -298,8 +304,28 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
         .sample_size(40);
 }
 
+/// Measurement settings of the two-thread groups: more samples and a longer window, for intervals of a few
+/// percent.
+fn configure_two_threads(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(6))
+        .sample_size(100);
+}
+
 fn available_threads() -> usize {
     thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Pins the calling thread to the `index`-th core the process may run on (modulo their number). Returns
+/// `false` if the platform does not support it (the benchmark then runs unpinned).
+fn pin_to_core(index: usize) -> bool {
+    match core_affinity::get_core_ids() {
+        Some(cores) if !cores.is_empty() => {
+            core_affinity::set_for_current(cores[index % cores.len()])
+        }
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -384,8 +410,12 @@ fn owner_with_thief<D: Deque>(iters: u64) -> Duration {
     let stealer = D::stealer(&worker);
     let started = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
+    // The owner on the first core, the thief on the second, each on a thread of its own (pinning criterion's
+    // thread would also narrow `available_parallelism` for the groups that follow).
+    let (started, stop) = (&started, &stop);
     thread::scope(|scope| {
         let thief = scope.spawn(|| {
+            pin_to_core(1);
             let scratch = D::new_worker::<u64>(1);
             let mut stolen = 0u64;
             started.store(true, Ordering::Release);
@@ -401,17 +431,22 @@ fn owner_with_thief<D: Deque>(iters: u64) -> Duration {
             }
             stolen
         });
-        // Time only while the thief is really stealing.
-        while !started.load(Ordering::Acquire) {
-            spin_loop();
-        }
-        let start = Instant::now();
-        let mut popped = 0;
-        for _ in 0..iters {
-            popped += owner_round::<D>(&worker);
-        }
-        let elapsed = start.elapsed();
-        stop.store(true, Ordering::Release);
+        let owner = scope.spawn(move || {
+            pin_to_core(0);
+            // Time only while the thief is really stealing.
+            while !started.load(Ordering::Acquire) {
+                spin_loop();
+            }
+            let start = Instant::now();
+            let mut popped = 0;
+            for _ in 0..iters {
+                popped += owner_round::<D>(&worker);
+            }
+            let elapsed = start.elapsed();
+            stop.store(true, Ordering::Release);
+            (elapsed, popped)
+        });
+        let (elapsed, popped) = owner.join().expect("the owner panicked");
         let stolen = thief.join().expect("the thief panicked");
         assert_eq!(
             popped + stolen,
@@ -429,7 +464,7 @@ fn bench_owner_with_thief(c: &mut Criterion) {
         return;
     }
     let mut group = c.benchmark_group("owner_with_thief/lifo");
-    configure(&mut group);
+    configure_two_threads(&mut group);
     group.throughput(Throughput::Elements(OWNER_PUSHES));
     group.bench_function(WsLifo::NAME, |b| b.iter_custom(owner_with_thief::<WsLifo>));
     group.bench_function(CrossbeamLifo::NAME, |b| {
@@ -441,7 +476,7 @@ fn bench_owner_with_thief(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("owner_with_thief/fifo");
-    configure(&mut group);
+    configure_two_threads(&mut group);
     group.throughput(Throughput::Elements(OWNER_PUSHES));
     group.bench_function(WsFifo::NAME, |b| b.iter_custom(owner_with_thief::<WsFifo>));
     group.bench_function(CrossbeamFifo::NAME, |b| {
@@ -626,6 +661,9 @@ fn fork_join<D: Deque>(threads: usize, with_work: bool) -> u64 {
             .map(|(index, local)| {
                 let (stealers, outstanding) = (&stealers, &outstanding);
                 scope.spawn(move || {
+                    if threads > 1 {
+                        pin_to_core(index);
+                    }
                     fork_join_worker::<D>(index, local, stealers, outstanding, with_work)
                 })
             })
@@ -646,12 +684,16 @@ fn bench_fork_join(c: &mut Criterion) {
             let expected = expected_sum(with_work);
             let mut group = c.benchmark_group(format!("fork_join/{threads}_threads/{name}"));
             configure(&mut group);
-            // An iteration takes tens of milliseconds: the same count per sample, and the fewest samples
-            // criterion accepts, keep the run short.
+            // An iteration takes milliseconds to tens of them: the same count per sample. One thread: the
+            // fewest samples criterion accepts, to keep the run short; two threads (pinned): enough samples
+            // for a narrow interval.
             group
                 .sampling_mode(SamplingMode::Flat)
-                .sample_size(10)
+                .sample_size(if threads > 1 { 40 } else { 10 })
                 .throughput(Throughput::Elements(u64::from(FORK_JOIN_LEAVES)));
+            if threads > 1 {
+                group.measurement_time(Duration::from_secs(8));
+            }
             macro_rules! run {
                 ($deque:ty) => {
                     group.bench_function(<$deque>::NAME, |b| {

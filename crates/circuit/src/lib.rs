@@ -73,6 +73,13 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The design notes: the algorithm, every ordering and why, what was measured, and what was left out.
+///
+/// The same text as the repository's `docs/circuit.md`, here so it ships with the crate.
+pub mod guide {
+    #![doc = include_str!("../GUIDE.md")]
+}
+
 mod backoff;
 mod breaker;
 mod clock;

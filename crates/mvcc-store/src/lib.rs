@@ -52,6 +52,13 @@
 //!   written by temp file + fsync + rename, and recovery that truncates a torn tail. With
 //!   `Durability::Fsync` an acknowledged commit survives `kill -9` and power loss.
 
+/// The design notes: the algorithm, every ordering and why, what was measured, and what was left out.
+///
+/// The same text as the repository's `docs/mvcc-store.md`, here so it ships with the crate.
+pub mod guide {
+    #![doc = include_str!("../GUIDE.md")]
+}
+
 mod chain;
 #[cfg(feature = "durable")]
 mod durable;

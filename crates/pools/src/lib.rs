@@ -24,6 +24,13 @@
 //! Borrows) and compare each structure with a std model (proptest, and a fuzz target per structure). The
 //! design note `docs/pools.md` explains each ordering.
 
+/// The design notes: the algorithm, every ordering and why, what was measured, and what was left out.
+///
+/// The same text as the repository's `docs/pools.md`, here so it ships with the crate.
+pub mod guide {
+    #![doc = include_str!("../GUIDE.md")]
+}
+
 mod buffer_pool;
 mod depot;
 mod error;

@@ -21,7 +21,7 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use crate::Steal;
-use crate::queue::{Flavor, MAX_BATCH, MAX_CAPACITY, Owner, Queue};
+use crate::queue::{Fixed, Flavor, MAX_BATCH, MAX_CAPACITY, Owner, Queue};
 use crate::sync::Arc;
 
 /// The item a full [`Worker::push`] gives back.
@@ -39,7 +39,7 @@ impl<T> fmt::Debug for Full<T> {
 ///
 /// See [the module docs](self) and the growable [`crate::Worker`] for the algorithm.
 pub struct Worker<T> {
-    owner: Owner<T>,
+    owner: Owner<T, Fixed>,
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
 
@@ -85,7 +85,7 @@ impl<T> Worker<T> {
 
     fn new(flavor: Flavor, capacity: usize) -> Self {
         Self {
-            owner: Owner::new(flavor, buffer_capacity(capacity), false),
+            owner: Owner::new(flavor, buffer_capacity(capacity)),
             _not_sync: PhantomData,
         }
     }
@@ -152,10 +152,11 @@ impl<T> Stealer<T> {
         unsafe { self.queue.steal() }
     }
 
-    /// Steals about half of the items (at most 32, and no more than `dest` has room for) into `dest`.
+    /// Steals about half of the items (at most 32, and no more than `dest` has room for) into `dest`, which
+    /// pops them in the order this deque's owner would have (as the growable [`crate::Stealer::steal_batch`]).
     ///
-    /// If `dest` is full, or is this stealer's own worker, nothing is stolen and the result is
-    /// [`Steal::Empty`].
+    /// If `dest` is full, nothing is stolen and the result is [`Steal::Empty`]. Stealing into this stealer's
+    /// own worker moves nothing and returns [`Steal::Success`] if it holds items, [`Steal::Empty`] if not.
     pub fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
         self.steal_batch_with_limit(dest, MAX_BATCH as usize)
     }
@@ -166,13 +167,14 @@ impl<T> Stealer<T> {
         unsafe { self.queue.steal_batch(&dest.owner, limit) }
     }
 
-    /// Steals about half of the items (at most 32), returns the oldest and pushes the rest into `dest`.
+    /// Steals about half of the items (at most 32), returns the one this deque's owner would have popped first
+    /// and pushes the rest into `dest` (as the growable [`crate::Stealer::steal_batch_and_pop`]).
     pub fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
         self.steal_batch_with_limit_and_pop(dest, MAX_BATCH as usize)
     }
 
-    /// Steals about half of the items, at most `limit` (the returned one included), returns the oldest and
-    /// pushes the rest into `dest`.
+    /// Steals about half of the items, at most `limit` (the returned one included), returns one and pushes the
+    /// rest into `dest`, as [`Stealer::steal_batch_and_pop`].
     pub fn steal_batch_with_limit_and_pop(&self, dest: &Worker<T>, limit: usize) -> Steal<T> {
         // SAFETY: as in `steal_batch_with_limit`.
         unsafe { self.queue.steal_batch_and_pop(&dest.owner, limit) }

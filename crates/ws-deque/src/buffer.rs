@@ -38,8 +38,11 @@ impl<T> Buffer<T> {
 
     #[inline]
     fn slot(&self, position: u32) -> &UnsafeCell<MaybeUninit<T>> {
-        // The mask keeps the index in bounds, so the compiler drops the bounds check.
-        &self.slots[(position & self.mask) as usize]
+        let index = (position & self.mask) as usize;
+        debug_assert!(index < self.slots.len());
+        // SAFETY: `alloc` made `mask + 1` slots, so a masked index is in bounds (the compiler cannot see
+        // that the length and the mask agree, and would check on every steal).
+        unsafe { self.slots.get_unchecked(index) }
     }
 
     /// A copy of the slot pointer and mask, for the owner to keep at hand.

@@ -2,7 +2,7 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use crate::Steal;
-use crate::queue::{Flavor, MAX_BATCH, MIN_CAPACITY, Owner, Queue};
+use crate::queue::{Flavor, Growable, MAX_BATCH, MIN_CAPACITY, Owner, Queue};
 use crate::reclaim;
 use crate::sync::Arc;
 
@@ -41,7 +41,7 @@ use crate::sync::Arc;
 /// assert_eq!(lifo.pop(), None);
 /// ```
 pub struct Worker<T> {
-    owner: Owner<T>,
+    owner: Owner<T, Growable>,
     /// `Cell`s inside `Owner` already make the type `!Sync`; this documents it.
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
@@ -75,7 +75,7 @@ impl<T> Worker<T> {
 
     fn new(flavor: Flavor) -> Self {
         Self {
-            owner: Owner::new(flavor, MIN_CAPACITY, true),
+            owner: Owner::new(flavor, MIN_CAPACITY),
             _not_sync: PhantomData,
         }
     }
@@ -134,7 +134,7 @@ impl<T> Worker<T> {
         self.len() == 0
     }
 
-    pub(crate) fn owner(&self) -> &Owner<T> {
+    pub(crate) fn owner(&self) -> &Owner<T, Growable> {
         &self.owner
     }
 }
@@ -176,7 +176,9 @@ impl<T> fmt::Debug for Worker<T> {
 /// // Moves half of the items (the oldest) into `thief`, with one compare-and-swap.
 /// assert_eq!(stealer.steal_batch(&thief), Steal::Success(()));
 /// assert_eq!(thief.len(), 5);
-/// assert_eq!(thief.pop(), Some(0)); // the oldest stolen item comes out first
+/// // The batch comes out in the order the victim's owner would have popped it: newest first from a LIFO
+/// // victim (as in crossbeam-deque).
+/// assert_eq!(thief.pop(), Some(4));
 /// ```
 pub struct Stealer<T> {
     queue: Arc<Queue<T>>,
@@ -201,15 +203,17 @@ impl<T> Stealer<T> {
 
     /// Steals about half of the items (at most 32) and pushes them into `dest`.
     ///
-    /// The stolen items keep their order: `dest` pops the oldest of them first, whatever its flavour. Stealing
-    /// into the worker this stealer belongs to returns [`Steal::Empty`] and changes nothing.
+    /// The thief takes the oldest items, and `dest` pops them in the order this deque's owner would have:
+    /// oldest first from a FIFO deque, newest first from a LIFO one, whatever the flavour of `dest` (as
+    /// crossbeam-deque 0.8). Stealing into the worker this stealer belongs to moves nothing and returns
+    /// [`Steal::Success`] if it holds items, [`Steal::Empty`] if not (as crossbeam-deque).
     pub fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
         self.steal_batch_with_limit(dest, MAX_BATCH as usize)
     }
 
     /// Steals about half of the items, at most `limit`, and pushes them into `dest`.
     ///
-    /// A `limit` of 0 steals nothing and returns [`Steal::Empty`].
+    /// A `limit` of 0 steals nothing and returns [`Steal::Empty`] (crossbeam-deque panics).
     ///
     /// ```
     /// use ws_deque::Worker;
@@ -226,23 +230,32 @@ impl<T> Stealer<T> {
         unsafe { self.queue.steal_batch(dest.owner(), limit) }
     }
 
-    /// Steals about half of the items (at most 32), returns the oldest and pushes the rest into `dest`.
+    /// Steals about half of the items (at most 32), returns one and pushes the rest into `dest`.
+    ///
+    /// The one returned is the first this deque's owner would have popped: the oldest of the batch from a FIFO
+    /// deque, the newest from a LIFO one; `dest` pops the rest in that order (as crossbeam-deque 0.8).
+    /// Stealing into the worker this stealer belongs to is a pop.
     ///
     /// ```
     /// use ws_deque::{Steal, Worker};
     ///
-    /// let victim = Worker::new_lifo();
-    /// (1..=4).for_each(|i| victim.push(i));
+    /// let victim = Worker::new_fifo();
+    /// (1..=6).for_each(|i| victim.push(i));
     /// let dest = Worker::new_lifo();
     /// assert_eq!(victim.stealer().steal_batch_and_pop(&dest), Steal::Success(1));
+    /// assert_eq!(dest.pop(), Some(2));
+    ///
+    /// let victim = Worker::new_lifo();
+    /// (1..=6).for_each(|i| victim.push(i));
+    /// assert_eq!(victim.stealer().steal_batch_and_pop(&dest), Steal::Success(3));
     /// assert_eq!(dest.pop(), Some(2));
     /// ```
     pub fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
         self.steal_batch_with_limit_and_pop(dest, MAX_BATCH as usize)
     }
 
-    /// Steals about half of the items, at most `limit` (the returned one included), returns the oldest and
-    /// pushes the rest into `dest`.
+    /// Steals about half of the items, at most `limit` (the returned one included), returns one and pushes
+    /// the rest into `dest`, as [`Stealer::steal_batch_and_pop`].
     pub fn steal_batch_with_limit_and_pop(&self, dest: &Worker<T>, limit: usize) -> Steal<T> {
         let _guard = reclaim::pin();
         // SAFETY: as in `steal_batch_with_limit`.

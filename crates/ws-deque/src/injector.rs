@@ -89,7 +89,8 @@ struct Position<T> {
 /// A linked list of blocks of 63 slots. A producer claims a slot by moving the tail index with a CAS, writes
 /// it and sets the slot's `written` flag; a consumer claims by moving the head index, waits for the flag and
 /// reads: no slot is read before its write is complete, so there is no data race. Batch steals claim up to
-/// the end of the head block with one CAS. Blocks are freed through [`crossbeam_epoch`].
+/// the end of the head block with one CAS. Blocks are freed through [`crossbeam_epoch`]; consumers pin it,
+/// producers need not (see `push`).
 ///
 /// # Examples
 ///
@@ -144,7 +145,9 @@ impl<T> Injector<T> {
 
     /// Pushes an item at the back.
     pub fn push(&self, value: T) {
-        let _guard = reclaim::pin();
+        // No epoch pin: a producer touches a block only after its CAS has given it a slot there, and the
+        // block is not retired before that slot has been consumed, which waits for the producer's last
+        // access to the block (the Release store of `written`). Before the CAS it only holds the pointer.
         let mut next_block: Option<Box<Block<T>>> = None;
         let mut step = 0;
         // Acquire: pairs with the Release store of the index in `push` that installed the block, so the
@@ -180,12 +183,15 @@ impl<T> Injector<T> {
                         // the marker, so a producer never pairs a new index with the old block.
                         self.tail.block.store(next, Ordering::Release);
                         self.tail.index.store(tail + 2, Ordering::Release);
-                        // SAFETY: `block` is alive: we are pinned and it is the tail block. Release: pairs
-                        // with the Acquire load in `wait_next`.
+                        // SAFETY: `block` is alive: the CAS gave us its last slot, and it is retired only
+                        // after a consumer has taken that slot, which waits for our `written` store below.
+                        // Release: pairs with the Acquire load in `wait_next`.
                         unsafe { (*block).next.store(next, Ordering::Release) };
                     }
-                    // SAFETY: we are pinned and the CAS gave us slot `offset` of `block`, which no consumer
-                    // reads before `written` is set.
+                    // SAFETY: the CAS gave us slot `offset` of `block` (the index we moved was in its
+                    // lap, and the block pointer is stored before an index enters a new lap), which no
+                    // consumer reads before `written` is set; the block is not retired before that slot's
+                    // consumer has seen `written`, our last access.
                     unsafe {
                         let slot = &(*block).slots[offset];
                         slot.value
@@ -227,8 +233,14 @@ impl<T> Injector<T> {
             if available == 0 {
                 return Steal::Empty;
             }
-            // Half of what is there, rounded up (as for the deques), within the limit and the head block.
-            let count = available.div_ceil(2).min(limit).min(BLOCK_CAP - offset);
+            // crossbeam-deque's batch: when the tail is in a later block, everything up to the end of the head
+            // block; otherwise half of what is there, rounded up; never more than the limit.
+            let count = if head / LAP == tail / LAP {
+                available.div_ceil(2)
+            } else {
+                BLOCK_CAP - offset
+            }
+            .min(limit);
             // Acquire: pairs with the Release store of the head block pointer.
             let block = self.head.block.load(Ordering::Acquire);
             let end = head + count;
@@ -290,27 +302,30 @@ impl<T> Injector<T> {
         outcome.map(|()| value.expect("a successful claim takes one item"))
     }
 
-    /// Steals about half of the items (at most 32, and never past the end of the current 63-slot block) and
-    /// pushes them into `dest`, which pops the oldest of them first.
+    /// Steals a batch (at most 32) and pushes it into `dest`, which pops the oldest of them first.
+    ///
+    /// The batch is crossbeam-deque's: when items have spilled into a later block, everything left in the
+    /// head block (63 slots each); otherwise half of the items, rounded up.
     pub fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
         self.steal_batch_with_limit(dest, MAX_BATCH as usize)
     }
 
-    /// Steals about half of the items, at most `limit`, and pushes them into `dest`.
+    /// Steals a batch (as [`Injector::steal_batch`]) of at most `limit` items, and pushes them into `dest`.
     ///
-    /// A batch never crosses a block boundary (63 items); a `limit` of 0 steals nothing and returns
-    /// [`Steal::Empty`].
+    /// A batch never crosses a block boundary (63 items). A `limit` of 0 steals nothing and returns
+    /// [`Steal::Empty`] (crossbeam-deque panics).
     pub fn steal_batch_with_limit(&self, dest: &Worker<T>, limit: usize) -> Steal<()> {
         self.steal_batch_inner(dest, limit, false).map(|_| ())
     }
 
-    /// Steals about half of the items (at most 32), returns the oldest and pushes the rest into `dest`.
+    /// Steals a batch (as [`Injector::steal_batch`], at most 33 items with the returned one, as
+    /// crossbeam-deque), returns the oldest and pushes the rest into `dest`.
     pub fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-        self.steal_batch_with_limit_and_pop(dest, MAX_BATCH as usize)
+        self.steal_batch_with_limit_and_pop(dest, MAX_BATCH as usize + 1)
     }
 
-    /// Steals about half of the items, at most `limit` (the returned one included), returns the oldest and
-    /// pushes the rest into `dest`.
+    /// Steals a batch (as [`Injector::steal_batch`]) of at most `limit` items (the returned one included),
+    /// returns the oldest and pushes the rest into `dest`.
     pub fn steal_batch_with_limit_and_pop(&self, dest: &Worker<T>, limit: usize) -> Steal<T> {
         self.steal_batch_inner(dest, limit, true)
             .map(|popped| popped.expect("a pop batch claims at least one item"))
@@ -322,26 +337,25 @@ impl<T> Injector<T> {
         }
         let dest = dest.owner();
         let pop = usize::from(pop);
-        let mut limit = limit.min(BLOCK_CAP);
-        let mut room = dest.room() as usize;
-        if room < limit - pop {
-            // Grow `dest` only as far as what is there now calls for. It grows, so this only falls short
-            // past its maximum capacity.
-            limit = limit.min(self.len().div_ceil(2).max(1));
-            room = dest.reserve((limit - pop) as u32) as usize;
-        }
+        // A batch never crosses a block, so it is at most a block's worth: make room for that (the worker
+        // grows, so this falls short only past its maximum capacity).
+        let limit = limit.min(BLOCK_CAP);
+        let room = dest.reserve((limit - pop) as u32) as usize;
         let limit = limit.min(room + pop);
         let mut popped = None;
         let mut moved = 0;
+        let mut writer = None;
         let outcome = self.claim(limit, |count, slot| {
             // SAFETY: `claim` hands us each claimed slot once.
             let value = unsafe { slot.take() };
             if pop == 1 && popped.is_none() {
                 popped = Some(value);
             } else {
-                // SAFETY: `reserve` made room for `limit - pop` items, `count` of them at most are moved,
-                // and `moved` counts each once.
-                unsafe { dest.write_batch_item((count - pop) as u32, moved, value) };
+                let writer =
+                    writer.get_or_insert_with(|| dest.batch_writer((count - pop) as u32, false));
+                // SAFETY: `reserve` made room for `limit - pop` items; `count - pop` of them at most are
+                // moved, each written once, oldest first.
+                unsafe { writer.write(value) };
                 moved += 1;
             }
         });

@@ -66,25 +66,56 @@
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(target_has_atomic = "64")]
 extern crate alloc;
 #[cfg(any(feature = "std", loom))]
 extern crate std;
 
+/// The design notes: the algorithm, every ordering and why, what was measured, and what was left out.
+///
+/// The same text as the repository's `docs/ws-deque.md`, here so it ships with the crate.
+pub mod guide {
+    #![doc = include_str!("../GUIDE.md")]
+}
+
+// The deques pack a tag and a head into one `AtomicU64`, and use 32-bit and pointer-sized atomics beside it:
+// on a target without them (such as `thumbv7em-none-eabihf`, which has no 64-bit atomics) only `Steal` is
+// left. `.ci/check-32bit.sh` checks both cases.
+#[cfg(all(
+    target_has_atomic = "64",
+    target_has_atomic = "32",
+    target_has_atomic = "ptr"
+))]
 pub mod bounded;
+#[cfg(all(
+    target_has_atomic = "64",
+    target_has_atomic = "32",
+    target_has_atomic = "ptr"
+))]
 mod buffer;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_has_atomic = "64"))]
 mod deque;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_has_atomic = "64"))]
 mod injector;
+#[cfg(all(
+    target_has_atomic = "64",
+    target_has_atomic = "32",
+    target_has_atomic = "ptr"
+))]
 mod queue;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_has_atomic = "64"))]
 mod reclaim;
 mod steal;
+#[cfg(all(
+    target_has_atomic = "64",
+    target_has_atomic = "32",
+    target_has_atomic = "ptr"
+))]
 mod sync;
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_has_atomic = "64"))]
 pub use crate::deque::{Stealer, Worker};
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_has_atomic = "64"))]
 pub use crate::injector::Injector;
 pub use crate::steal::Steal;
 

@@ -3,13 +3,15 @@
 //! Positions are `u32` counters that wrap; a slot's index is `position & mask`. The deque holds the items at
 //! positions `head..tail`. Three words are shared:
 //!
-//! * `tag_and_head` packs `(tag, head)` into one `AtomicU64` so one compare-and-swap can check both. Thieves
-//!   claim items by moving `head` forward. The tag depends on the flavour:
-//!   - LIFO: the owner's *pop count*. The owner pops from the tail with a CAS that bumps it, so a thief whose
-//!     CAS succeeds knows the owner popped nothing since the thief computed the tail, and may claim a whole
-//!     batch with that one CAS (the classic Chase-Lev pop decrements the tail with a plain store, which is why
-//!     crossbeam must steal a LIFO batch one item at a time).
-//!   - FIFO: the *end of the last claim*. The owner pops at the head with a CAS that leaves it alone.
+//! * `tag_and_head` packs the head and a tag into one `AtomicU64` so one compare-and-swap can check both.
+//!   Thieves claim items by moving the head forward. The owner's pop adds `1 << 32` to the word in both
+//!   flavours, so the half that the owner's pop moves is the high one:
+//!   - LIFO: `(pop count << 32) | head`. The owner pops from the tail with a CAS that bumps the *pop count*,
+//!     so a thief whose CAS succeeds knows the owner popped nothing since the thief computed the tail, and
+//!     may claim a whole batch with that one CAS (the classic Chase-Lev pop decrements the tail with a plain
+//!     store, which is why crossbeam must steal a LIFO batch one item at a time).
+//!   - FIFO: `(head << 32) | end of the last claim`. The owner pops at the head with a CAS that moves the
+//!     head and leaves the thieves' record alone.
 //! * `steal_head`: where the last thief to finish stopped, stored by that thief when it has copied out its
 //!   claim. A claim is open while `steal_head` differs from the head (LIFO: only thieves move the head) or
 //!   from the last claim's end (FIFO: the owner moves the head too). While one is open, other thieves get
@@ -19,9 +21,14 @@
 //!
 //! A thief claims a range with a CAS, *then* reads its slots, then publishes the new steal head. The owner
 //! never writes a slot at or past `steal_head + capacity`, so no slot is ever read while it is written: the
-//! deque has no data race, unlike Chase-Lev's speculative read (see `docs/ws-deque.md`).
+//! deque has no data race, unlike Chase-Lev's speculative read (see the crate's `guide` module).
+//!
+//! The owner's half, [`Owner`], is generic over its [`Growth`] (the growable and the bounded `Worker` are
+//! different public types), and its pop is monomorphised per [`Flavour`] and chosen once, when the worker is
+//! made, as a function pointer: neither push nor pop tests the flavour or the growth at run time.
 
 use core::cell::Cell;
+use core::marker::PhantomData;
 use core::ptr;
 
 use crossbeam_utils::CachePadded;
@@ -43,7 +50,10 @@ pub(crate) const MAX_CAPACITY: u32 = 1 << 30;
 /// The most items one `steal_batch` moves when no limit is given (crossbeam's figure).
 pub(crate) const MAX_BATCH: u32 = 32;
 
-/// Which end the owner pops from.
+/// What the owner's pop adds to `tag_and_head`, in both flavours (see the module docs).
+const ONE_POP: u64 = 1 << 32;
+
+/// Which end the owner pops from, as a value (thieves and the rare paths of the owner look at it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
     /// The owner pops the item it pushed last.
@@ -52,14 +62,90 @@ pub(crate) enum Flavor {
     Fifo,
 }
 
-#[inline]
-fn pack(tag: u32, head: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(head)
+impl Flavor {
+    /// Splits a `tag_and_head` word into `(tag, head)`.
+    #[inline]
+    fn split(self, word: u64) -> (u32, u32) {
+        match self {
+            Flavor::Lifo => ((word >> 32) as u32, word as u32),
+            Flavor::Fifo => (word as u32, (word >> 32) as u32),
+        }
+    }
+
+    /// The word a thief's claim of `head..end` leaves, from a word with this `tag`: LIFO keeps the pop
+    /// count; FIFO records `end` as the end of the last claim too.
+    #[inline]
+    fn claimed(self, tag: u32, end: u32) -> u64 {
+        match self {
+            Flavor::Lifo => (u64::from(tag) << 32) | u64::from(end),
+            Flavor::Fifo => (u64::from(end) << 32) | u64::from(end),
+        }
+    }
+
+    /// The tail implied by a tag and a push count.
+    #[inline]
+    fn tail(self, tag: u32, push_count: u32) -> u32 {
+        match self {
+            Flavor::Lifo => push_count.wrapping_sub(tag),
+            Flavor::Fifo => push_count,
+        }
+    }
+
+    /// The end of the last claim, which `steal_head` equals when no claim is open: the head for LIFO (only
+    /// thieves move it), the tag for FIFO (the owner's pops move the head too).
+    #[inline]
+    fn last_claim_end(self, tag: u32, head: u32) -> u32 {
+        match self {
+            Flavor::Lifo => head,
+            Flavor::Fifo => tag,
+        }
+    }
 }
 
-#[inline]
-fn unpack(word: u64) -> (u32, u32) {
-    ((word >> 32) as u32, word as u32)
+/// Which end the owner pops from, as a type: the owner's pop is compiled once per flavour.
+pub(crate) trait Flavour: 'static {
+    /// The same, as a value.
+    const FLAVOR: Flavor;
+}
+
+/// The owner pops the item it pushed last.
+#[derive(Debug)]
+pub(crate) struct Lifo;
+
+/// The owner pops the item it pushed first.
+#[derive(Debug)]
+pub(crate) struct Fifo;
+
+impl Flavour for Lifo {
+    const FLAVOR: Flavor = Flavor::Lifo;
+}
+
+impl Flavour for Fifo {
+    const FLAVOR: Flavor = Flavor::Fifo;
+}
+
+/// Whether a full buffer grows (the growable `Worker`) or `push` fails (`bounded::Worker`), as a type.
+pub(crate) trait Growth: 'static {
+    /// `true` for the growable deque.
+    const GROWABLE: bool;
+}
+
+/// The buffer doubles when full and halves when idle; old buffers are retired through the epoch.
+#[cfg(feature = "std")]
+#[derive(Debug)]
+pub(crate) struct Growable;
+
+/// The buffer never changes.
+#[derive(Debug)]
+pub(crate) struct Fixed;
+
+#[cfg(feature = "std")]
+impl Growth for Growable {
+    const GROWABLE: bool = true;
+}
+
+impl Growth for Fixed {
+    const GROWABLE: bool = false;
 }
 
 /// `to - from` as a signed count (positions wrap).
@@ -75,6 +161,9 @@ pub(crate) struct Queue<T> {
     push_count: CachePadded<AtomicU32>,
     buffer: CachePadded<AtomicPtr<Buffer<T>>>,
     flavor: Flavor,
+    /// `steal_as::<Lifo>` or `steal_as::<Fifo>`, matching `flavor`: chosen when the queue is made, so a
+    /// single steal runs code compiled for its flavour, as the owner's pop does.
+    steal: unsafe fn(&Self) -> Steal<T>,
     /// Under loom, replaced buffers are kept here and freed with the queue (crossbeam-epoch is not modelled;
     /// what loom checks is the protocol that decides when a buffer may be read).
     #[cfg(loom)]
@@ -103,6 +192,10 @@ impl<T> Queue<T> {
             push_count: CachePadded::new(AtomicU32::new(0)),
             buffer: CachePadded::new(AtomicPtr::new(buffer)),
             flavor,
+            steal: match flavor {
+                Flavor::Lifo => Self::steal_as::<Lifo>,
+                Flavor::Fifo => Self::steal_as::<Fifo>,
+            },
             #[cfg(loom)]
             retired: std::sync::Mutex::new(alloc::vec::Vec::new()),
         });
@@ -113,20 +206,17 @@ impl<T> Queue<T> {
         self.flavor
     }
 
-    /// The tail implied by a `tag_and_head` value and a push count.
+    /// The tail implied by a tag and a push count.
     #[inline]
     fn tail(&self, tag: u32, push_count: u32) -> u32 {
-        match self.flavor {
-            Flavor::Lifo => push_count.wrapping_sub(tag),
-            Flavor::Fifo => push_count,
-        }
+        self.flavor.tail(tag, push_count)
     }
 
     /// The number of items, as seen by anyone (a moment's picture).
     pub(crate) fn len(&self) -> usize {
         // Acquire: pairs with the Release CAS of pops, so the push count read next is at least the one that
         // preceded them and the length is never negative.
-        let (tag, head) = unpack(self.tag_and_head.load(Ordering::Acquire));
+        let (tag, head) = self.flavor.split(self.tag_and_head.load(Ordering::Acquire));
         let push_count = self.push_count.load(Ordering::Acquire);
         distance(head, self.tail(tag, push_count)).max(0) as usize
     }
@@ -134,17 +224,14 @@ impl<T> Queue<T> {
     /// The end of the last claim, which `steal_head` equals when no claim is open.
     #[inline]
     fn last_claim_end(&self, tag: u32, head: u32) -> u32 {
-        match self.flavor {
-            Flavor::Lifo => head,
-            Flavor::Fifo => tag,
-        }
+        self.flavor.last_claim_end(tag, head)
     }
 
     /// The first position a thief may still be reading: below it, the owner may write.
     #[inline]
     fn steal_head(&self) -> u32 {
         // Acquire: pairs with the Release CAS of pops (see `len`).
-        let (tag, head) = unpack(self.tag_and_head.load(Ordering::Acquire));
+        let (tag, head) = self.flavor.split(self.tag_and_head.load(Ordering::Acquire));
         // Acquire: pairs with the Release store in `release`, so a thief's reads of its slots happen before
         // the owner writes those slots again. Loaded after the head: a claim made since then starts at or
         // after that head, so with no claim open at this point the head is a safe bound.
@@ -156,26 +243,32 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Claims up to `limit(available)` items from the head for a thief.
+    /// Claims up to `limit(available)` items from the head for a thief, with the code of flavour `F` (the
+    /// queue's).
     ///
     /// # Safety
     ///
     /// Every buffer loaded from `self.buffer` during the call and until the claim is released stays allocated
     /// (the caller is pinned, or the queue never replaces its buffer).
-    unsafe fn claim(&self, mut limit: impl FnMut(u32) -> u32) -> Result<Claim<T>, Steal<()>> {
+    #[inline]
+    unsafe fn claim<F: Flavour>(
+        &self,
+        mut limit: impl FnMut(u32) -> u32,
+    ) -> Result<Claim<T>, Steal<()>> {
+        debug_assert_eq!(F::FLAVOR, self.flavor);
         // Acquire: pairs with the Release CAS of owner pops (see `len`).
         let mut word = self.tag_and_head.load(Ordering::Acquire);
         loop {
-            let (tag, head) = unpack(word);
+            let (tag, head) = F::FLAVOR.split(word);
             // Acquire: pairs with the Release store in `release` (the previous thief's reads are done).
-            if self.steal_head.load(Ordering::Acquire) != self.last_claim_end(tag, head) {
+            if self.steal_head.load(Ordering::Acquire) != F::FLAVOR.last_claim_end(tag, head) {
                 // Another thief is still copying out its claim. Waiting would make stealing blocking;
                 // the caller retries or looks elsewhere.
                 return Err(Steal::Retry);
             }
-            // Acquire: pairs with the Release store in `push`, so the items below this count are visible.
+            // Acquire: pairs with the Release store in `publish`, so the items below this count are visible.
             let push_count = self.push_count.load(Ordering::Acquire);
-            let available = distance(head, self.tail(tag, push_count));
+            let available = distance(head, F::FLAVOR.tail(tag, push_count));
             if available <= 0 {
                 return Err(Steal::Empty);
             }
@@ -188,10 +281,7 @@ impl<T> Queue<T> {
             // so the copied items are visible.
             let buffer = self.buffer.load(Ordering::Acquire);
             let end = head.wrapping_add(count);
-            let claimed = match self.flavor {
-                Flavor::Lifo => pack(tag, end),
-                Flavor::Fifo => pack(end, end),
-            };
+            let claimed = F::FLAVOR.claimed(tag, end);
             // Success Relaxed: what the claimed slots hold was made visible by the push count above; the CAS
             // only has to be atomic. Failure Acquire: the retry reads the push count again (see `len`).
             match self.tag_and_head.compare_exchange_weak(
@@ -226,9 +316,20 @@ impl<T> Queue<T> {
     /// # Safety
     ///
     /// As for [`Queue::claim`].
+    #[inline]
     pub(crate) unsafe fn steal(&self) -> Steal<T> {
+        // SAFETY: forwarded from the caller; `self.steal` is the instance for the queue's flavour.
+        unsafe { (self.steal)(self) }
+    }
+
+    /// `steal` with the code of flavour `F`. Only called through `self.steal`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Queue::claim`].
+    unsafe fn steal_as<F: Flavour>(&self) -> Steal<T> {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.claim(|_| 1) } {
+        match unsafe { self.claim::<F>(|_| 1) } {
             Err(outcome) => outcome.map(|()| unreachable!()),
             Ok(claim) => {
                 // SAFETY: the claim gives us position `claim.head` alone; the buffer holds it (it was loaded
@@ -246,30 +347,74 @@ impl<T> Queue<T> {
     /// # Safety
     ///
     /// As for [`Queue::claim`]; `dest` belongs to the calling thread.
-    pub(crate) unsafe fn steal_batch(&self, dest: &Owner<T>, limit: usize) -> Steal<()> {
+    pub(crate) unsafe fn steal_batch<G: Growth>(
+        &self,
+        dest: &Owner<T, G>,
+        limit: usize,
+    ) -> Steal<()> {
+        if ptr::eq(self, &*dest.queue) {
+            // crossbeam-deque's answer for a steal into the deque itself: nothing moves, and the outcome
+            // says whether there is anything to work on.
+            return if dest.len() == 0 {
+                Steal::Empty
+            } else {
+                Steal::Success(())
+            };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.steal_batch_inner(dest, limit, false) }.map(|_| ())
     }
 
-    /// Steals up to `limit` items (at most half of what is there, rounded up), returns the oldest and moves
-    /// the others into `dest`.
+    /// Steals up to `limit` items (at most half of what is there, rounded up), returns one and moves the
+    /// others into `dest`: the oldest of a FIFO source, the newest of a LIFO source (crossbeam-deque's
+    /// order: the batch comes out in the order the source's owner would have popped it).
     ///
     /// # Safety
     ///
     /// As for [`Queue::steal_batch`].
-    pub(crate) unsafe fn steal_batch_and_pop(&self, dest: &Owner<T>, limit: usize) -> Steal<T> {
+    pub(crate) unsafe fn steal_batch_and_pop<G: Growth>(
+        &self,
+        dest: &Owner<T, G>,
+        limit: usize,
+    ) -> Steal<T> {
+        if ptr::eq(self, &*dest.queue) {
+            // As crossbeam-deque: a steal from the deque itself is a pop.
+            return match dest.pop() {
+                Some(value) => Steal::Success(value),
+                None => Steal::Empty,
+            };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.steal_batch_inner(dest, limit, true) }
             .map(|popped| popped.expect("a pop batch claims at least one item"))
     }
 
-    unsafe fn steal_batch_inner(
+    unsafe fn steal_batch_inner<G: Growth>(
         &self,
-        dest: &Owner<T>,
+        dest: &Owner<T, G>,
         limit: usize,
         pop: bool,
     ) -> Steal<Option<T>> {
-        if ptr::eq(self, &*dest.queue) || limit == 0 {
+        match self.flavor {
+            // SAFETY: forwarded from the caller, and `Lifo` is the queue's flavour.
+            Flavor::Lifo => unsafe { self.steal_batch_as::<Lifo, G>(dest, limit, pop) },
+            // SAFETY: forwarded from the caller, and `Fifo` is the queue's flavour.
+            Flavor::Fifo => unsafe { self.steal_batch_as::<Fifo, G>(dest, limit, pop) },
+        }
+    }
+
+    /// `steal_batch_inner` with the code of flavour `F`, the queue's.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Queue::steal_batch`].
+    unsafe fn steal_batch_as<F: Flavour, G: Growth>(
+        &self,
+        dest: &Owner<T, G>,
+        limit: usize,
+        pop: bool,
+    ) -> Steal<Option<T>> {
+        if limit == 0 {
             return Steal::Empty;
         }
         let pop = u32::from(pop);
@@ -283,20 +428,36 @@ impl<T> Queue<T> {
         }
         let limit = limit.min(room.saturating_add(pop));
         // SAFETY: forwarded from the caller.
-        let claim = match unsafe { self.claim(|available| available.div_ceil(2).min(limit)) } {
+        let claim = match unsafe { self.claim::<F>(|available| available.div_ceil(2).min(limit)) } {
             Err(outcome) => return outcome.map(|()| unreachable!()),
             Ok(claim) => claim,
         };
-        let popped = (pop == 1).then(|| {
-            // SAFETY: as in `steal`: each position of the claim is read once, by us, before `release`.
-            unsafe { (*claim.buffer).read(claim.head) }
-        });
         let moved = claim.count - pop;
+        // The batch comes out of `dest` in the order the source's owner would have popped it (crossbeam's
+        // order): oldest first from a FIFO source, newest first from a LIFO one. The popped item is the first.
+        let newest_first = F::FLAVOR == Flavor::Lifo;
+        let (popped, first_moved) = if newest_first {
+            let popped = (pop == 1).then(|| {
+                // SAFETY: as in `steal`: each position of the claim is read once, by us, before `release`.
+                unsafe { (*claim.buffer).read(claim.head.wrapping_add(moved)) }
+            });
+            (popped, claim.head)
+        } else {
+            let popped = (pop == 1).then(|| {
+                // SAFETY: as above.
+                unsafe { (*claim.buffer).read(claim.head) }
+            });
+            (popped, claim.head.wrapping_add(pop))
+        };
+        // SAFETY: the claim's buffer is alive (the caller's guarantee).
+        let source = unsafe { (*claim.buffer).slots() };
+        let mut writer = dest.batch_writer(moved, newest_first);
         for i in 0..moved {
             // SAFETY: as above.
-            let value = unsafe { (*claim.buffer).read(claim.head.wrapping_add(pop + i)) };
-            // SAFETY: `reserve` made room for `moved` items, and `dest` is ours.
-            unsafe { dest.write_batch_item(moved, i, value) };
+            let value = unsafe { source.read(first_moved.wrapping_add(i)) };
+            // SAFETY: `reserve` made room for `moved` items, `dest` is ours, and this is one of `moved` writes,
+            // oldest first.
+            unsafe { writer.write(value) };
         }
         self.release(&claim);
         dest.publish(moved);
@@ -308,7 +469,7 @@ impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         // Relaxed: `&mut self` means every other handle is gone, and the `Arc` that dropped last already
         // synchronized with all of them.
-        let (tag, head) = unpack(self.tag_and_head.load(Ordering::Relaxed));
+        let (tag, head) = self.flavor.split(self.tag_and_head.load(Ordering::Relaxed));
         let tail = self.tail(tag, self.push_count.load(Ordering::Relaxed));
         let buffer = self.buffer.load(Ordering::Relaxed);
         // SAFETY: nobody else holds the queue any more; positions `head..tail` hold the items not yet taken,
@@ -330,59 +491,101 @@ impl<T> Drop for Queue<T> {
 }
 
 /// The owner's half of a deque: the shared queue plus what only the owner writes, cached in plain cells.
-pub(crate) struct Owner<T> {
+///
+/// `G` says whether the buffer grows; the flavour is in `pop`, the pop compiled for it.
+pub(crate) struct Owner<T, G: Growth> {
     pub(crate) queue: Arc<Queue<T>>,
-    /// Mirror of `queue.push_count` (only the owner writes it).
-    push_count: Cell<u32>,
-    /// LIFO: mirror of the pop count in `queue.tag_and_head` (only the owner changes it). FIFO: 0.
-    pop_count: Cell<u32>,
+    /// One past the newest item. LIFO: `push_count - pop_count` (the pop count is the tag of
+    /// `queue.tag_and_head`); FIFO: `push_count`.
+    tail: Cell<u32>,
     /// One past the last position the owner may write: a steal head seen earlier plus the capacity. Steal
     /// heads only grow, so an old one is a safe lower bound; the owner reloads it only when the buffer looks
-    /// full. Keeping the sum makes the push check one comparison.
+    /// full. Keeping the sum makes the push check one comparison with the tail.
     push_limit: Cell<u32>,
+    /// Its slot pointer and mask, kept here so push and pop need not follow the buffer pointer.
+    slots: Cell<Slots<T>>,
+    /// Mirror of `queue.push_count` (only the owner writes it).
+    push_count: Cell<u32>,
+    /// `pop_as::<Lifo>` or `pop_as::<Fifo>`, matching `queue.flavor`: chosen when the worker is made, so a
+    /// pop runs code compiled for its flavour and tests nothing about it.
+    pop: fn(&Self) -> Option<T>,
+    /// Growable only: a pop that finds at most this many items counts as low (see `note_low_pop`). An eighth
+    /// of the capacity, or 0 at the minimum capacity (which never shrinks), so in the usual case the pop's
+    /// emptiness test and its shrink test are one comparison.
+    low_mark: Cell<u32>,
+    /// Growable only: low pops since the count last restarted.
+    low_pops: Cell<u32>,
+    /// Growable only: the push count at the last low pop.
+    push_count_at_low_pop: Cell<u32>,
     /// The current buffer (only the owner replaces it).
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     // Only a growable deque replaces (and reads) it.
     buffer: Cell<*mut Buffer<T>>,
-    /// Its slot pointer and mask, kept here so push and pop need not follow the pointer.
-    slots: Cell<Slots<T>>,
-    /// The flavour, kept here so push and pop need not follow the `Arc`.
-    flavor: Flavor,
-    /// Pops since the deque was last at least a quarter full that left it less than an eighth full: the
-    /// buffer shrinks when this reaches the capacity (see `note_pop`).
-    low_pops: Cell<u32>,
-    /// Whether a full buffer grows (the unbounded deque) or `push` fails (the bounded one).
-    growable: bool,
+    _growth: PhantomData<G>,
 }
 
-/// How many low pops a buffer of `capacity` slots waits before it halves (see `Owner::note_pop`). Under loom
-/// it shrinks at once, so models reach the shrink in a few steps (the count is the owner's alone and plays
-/// no part in the protocol).
+/// Writes a batch past an owner's tail, one item after the other, oldest first (see
+/// [`Owner::batch_writer`]).
+pub(crate) struct BatchWriter<T> {
+    slots: Slots<T>,
+    next: u32,
+    /// 1, or -1 as a wrapping `u32`.
+    step: u32,
+}
+
+impl<T> BatchWriter<T> {
+    /// Writes the next item.
+    ///
+    /// # Safety
+    ///
+    /// The owner that made the writer has room for the batch (`room()` at least its count), the calling
+    /// thread owns it, and this is called at most `count` times.
+    #[inline]
+    pub(crate) unsafe fn write(&mut self, value: T) {
+        // SAFETY: `slots` are the owner's current buffer's (alive); the room makes the slot outside every
+        // claim, and only the owner's thread writes.
+        unsafe { self.slots.write(self.next, value) };
+        self.next = self.next.wrapping_add(self.step);
+    }
+}
+
+/// How many low pops a buffer of `capacity` slots waits before it halves (see `Owner::note_low_pop`). Under
+/// loom it shrinks at once, so models reach the shrink in a few steps (the count is the owner's alone and
+/// plays no part in the protocol).
 fn shrink_delay(capacity: u32) -> u32 {
     if cfg!(loom) { 1 } else { capacity }
 }
 
-impl<T> Owner<T> {
-    pub(crate) fn new(flavor: Flavor, capacity: u32, growable: bool) -> Self {
+/// The `low_mark` of a buffer of `capacity` slots.
+fn low_mark(capacity: u32) -> u32 {
+    if capacity > MIN_CAPACITY {
+        capacity / 8
+    } else {
+        0
+    }
+}
+
+impl<T, G: Growth> Owner<T, G> {
+    pub(crate) fn new(flavor: Flavor, capacity: u32) -> Self {
         let (queue, buffer) = Queue::new(flavor, capacity);
+        let pop: fn(&Self) -> Option<T> = match flavor {
+            Flavor::Lifo => Self::pop_as::<Lifo>,
+            Flavor::Fifo => Self::pop_as::<Fifo>,
+        };
         Self {
             queue,
-            push_count: Cell::new(0),
-            pop_count: Cell::new(0),
+            tail: Cell::new(0),
             push_limit: Cell::new(capacity),
-            buffer: Cell::new(buffer),
             // SAFETY: `buffer` was just allocated and is owned by the queue.
             slots: Cell::new(unsafe { (*buffer).slots() }),
-            flavor,
+            push_count: Cell::new(0),
+            pop,
+            low_mark: Cell::new(if G::GROWABLE { low_mark(capacity) } else { 0 }),
             low_pops: Cell::new(0),
-            growable,
+            push_count_at_low_pop: Cell::new(0),
+            buffer: Cell::new(buffer),
+            _growth: PhantomData,
         }
-    }
-
-    #[inline]
-    fn tail(&self) -> u32 {
-        // A FIFO owner never pops from the tail: its pop count stays 0, so one formula serves both.
-        self.push_count.get().wrapping_sub(self.pop_count.get())
     }
 
     /// The steal head `push_limit` was computed from.
@@ -402,12 +605,12 @@ impl<T> Owner<T> {
     pub(crate) fn room(&self) -> u32 {
         // Never more than the capacity: the owner writes only below the limit, and pops only lower the tail
         // to the head, which is at or above every steal head.
-        let room = self.push_limit.get().wrapping_sub(self.tail());
+        let room = self.push_limit.get().wrapping_sub(self.tail.get());
         if room != 0 {
             return room;
         }
         self.refresh_steal_head();
-        self.push_limit.get().wrapping_sub(self.tail())
+        self.push_limit.get().wrapping_sub(self.tail.get())
     }
 
     /// Reloads the steal head, moves `push_limit` up to it and returns it. Both the old and the new value are
@@ -429,20 +632,35 @@ impl<T> Owner<T> {
     /// Pushes `value`, or gives it back if the buffer is full and may not grow.
     #[inline]
     pub(crate) fn push(&self, value: T) -> Result<(), T> {
-        if self.room() == 0 && (!self.growable || !self.grow(1)) {
-            return Err(value);
+        let tail = self.tail.get();
+        if tail == self.push_limit.get() {
+            return self.push_when_full(value);
         }
-        let tail = self.tail();
-        // SAFETY: `slots` are the current buffer's, alive while the owner holds the queue; `room` showed `tail`
-        // is below `steal_head + capacity`, so no thief reads this slot, and only the owner writes.
+        // SAFETY: `slots` are the current buffer's, alive while the owner holds the queue; `tail` is below
+        // `push_limit` (a steal head plus the capacity), so no thief reads this slot, and only the owner
+        // writes.
         unsafe { self.slots.get().write(tail, value) };
         self.publish(1);
         Ok(())
     }
 
-    /// Makes `count` more items visible to thieves.
+    /// The rest of `push` when the known room is used up: look at the steal head again, then grow or fail.
+    #[cold]
+    #[inline(never)]
+    fn push_when_full(&self, value: T) -> Result<(), T> {
+        if self.room() == 0 && (!G::GROWABLE || !self.grow(1)) {
+            return Err(value);
+        }
+        // SAFETY: as in `push`: `room` showed the tail is below the limit.
+        unsafe { self.slots.get().write(self.tail.get(), value) };
+        self.publish(1);
+        Ok(())
+    }
+
+    /// Makes the `count` items written past the tail part of the deque and visible to thieves.
     #[inline]
     pub(crate) fn publish(&self, count: u32) {
+        self.tail.set(self.tail.get().wrapping_add(count));
         let push_count = self.push_count.get().wrapping_add(count);
         self.push_count.set(push_count);
         // Release: pairs with the Acquire load in `claim`: the slot writes happen before a thief reads them.
@@ -459,121 +677,182 @@ impl<T> Owner<T> {
         // buffer is too small.
         self.refresh_steal_head();
         let room = self.room();
-        if room >= wanted || !self.growable || !self.grow(wanted) {
+        if room >= wanted || !G::GROWABLE || !self.grow(wanted) {
             return room;
         }
         self.room()
     }
 
-    /// Writes item `i` (counting from the oldest) of a batch of `count` past the tail, placed so the owner
-    /// pops the oldest first. Nothing is visible to thieves before [`Owner::publish`]`(count)`.
-    ///
-    /// # Safety
-    ///
-    /// `room()` is at least `count`, `i < count`, and each `i` is written once before the publish.
+    /// Where the `count` items of a batch go past the tail, given oldest first, so that the owner pops them
+    /// oldest first, or newest first if `newest_first`. Nothing is visible to thieves before
+    /// [`Owner::publish`]`(count)`.
     #[inline]
-    pub(crate) unsafe fn write_batch_item(&self, count: u32, i: u32, value: T) {
-        let position = match self.flavor {
-            // The LIFO owner pops from the tail: put the oldest item there.
-            Flavor::Lifo => self.tail().wrapping_add(count - 1 - i),
-            Flavor::Fifo => self.tail().wrapping_add(i),
+    pub(crate) fn batch_writer(&self, count: u32, newest_first: bool) -> BatchWriter<T> {
+        let tail = self.tail.get();
+        // A LIFO owner pops from the tail end, a FIFO owner from the other: the oldest item goes at the tail
+        // end exactly when it must come out first from a LIFO owner, or last from a FIFO one.
+        let oldest_at_the_tail_end = (self.queue.flavor == Flavor::Lifo) != newest_first;
+        let (next, step) = if oldest_at_the_tail_end {
+            (tail.wrapping_add(count).wrapping_sub(1), u32::MAX)
+        } else {
+            (tail, 1)
         };
-        // SAFETY: `slots` are the current buffer's (alive); the caller made room for `count` items, so the
-        // slot is outside every claim.
-        unsafe { self.slots.get().write(position, value) };
+        BatchWriter {
+            slots: self.slots.get(),
+            next,
+            step,
+        }
     }
 
-    /// Pops from the owner's end.
+    /// Pops from the owner's end, with the pop compiled for the deque's flavour.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        let (position, remaining) = match self.flavor {
-            Flavor::Lifo => self.pop_lifo()?,
-            Flavor::Fifo => self.pop_fifo()?,
-        };
-        // SAFETY: `slots` are the current buffer's (alive); the CAS in `pop_*` claimed `position` for the owner; it was pushed by the owner, so its
-        // write is ours, and no thief can claim it any more.
-        let value = unsafe { self.slots.get().read(position) };
-        if self.growable {
-            self.note_pop(remaining);
-        }
-        Some(value)
+        (self.pop)(self)
     }
 
+    /// The fewest items a pop may find for the fast path: more than the low mark (growable), or more than 0.
     #[inline]
-    fn pop_lifo(&self) -> Option<(u32, u32)> {
-        let pop_count = self.pop_count.get();
-        let tail = self.tail();
-        // Relaxed: a stale head only makes the CAS below fail and retry with the fresh one.
+    fn low_mark(&self) -> i32 {
+        if G::GROWABLE {
+            self.low_mark.get() as i32
+        } else {
+            0
+        }
+    }
+
+    /// The pop of flavour `F`. Only ever called through `self.pop`, which `new` set to the instance whose `F`
+    /// is the queue's flavour.
+    #[inline]
+    fn pop_as<F: Flavour>(&self) -> Option<T> {
+        debug_assert_eq!(F::FLAVOR, self.queue.flavor);
+        let tail = self.tail.get();
+        // Relaxed: a stale word only makes the CAS below fail and retry with the fresh one.
         let mut word = self.queue.tag_and_head.load(Ordering::Relaxed);
         loop {
-            let (tag, head) = unpack(word);
-            debug_assert_eq!(tag, pop_count);
-            if distance(head, tail) <= 0 {
-                return None;
+            let (tag, head) = F::FLAVOR.split(word);
+            self.debug_check_tag::<F>(tag, tail);
+            if distance(head, tail) <= self.low_mark() {
+                // Empty, or few enough items that the pop counts towards a shrink: out of line, so this stays
+                // a leaf function in the usual case.
+                return self.pop_low::<F>();
             }
             // Release: pairs with the Acquire loads of `tag_and_head` in `claim` and `len`, so a thief that
-            // sees this pop count also sees the push count that preceded it (a tail below the head would be
-            // nonsense). The CAS also tells thieves that computed the tail before it: theirs fails.
+            // sees this pop also sees the push count that preceded it (a tail below the head would be
+            // nonsense). LIFO: the CAS bumps the pop count, so a thief that computed the tail before it fails
+            // its own CAS. FIFO: it moves the head.
             match self.queue.tag_and_head.compare_exchange_weak(
                 word,
-                pack(pop_count.wrapping_add(1), head),
+                word.wrapping_add(ONE_POP),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                // SAFETY: the CAS took the item for the owner (see `take`).
+                Ok(_) => return Some(unsafe { self.take::<F>(head, tail) }),
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// The LIFO invariant: the tag is the owner's pop count, `push_count - tail`. FIFO: the tail is the push
+    /// count.
+    #[inline]
+    fn debug_check_tag<F: Flavour>(&self, tag: u32, tail: u32) {
+        match F::FLAVOR {
+            Flavor::Lifo => debug_assert_eq!(
+                tag,
+                self.push_count.get().wrapping_sub(tail),
+                "a LIFO deque's tag is its owner's pop count"
+            ),
+            Flavor::Fifo => {
+                let _ = tag;
+                debug_assert_eq!(
+                    tail,
+                    self.push_count.get(),
+                    "a FIFO deque's tail is its push count"
+                );
+            }
+        }
+    }
+
+    /// `pop_as` for an empty deque or a low pop (growable only).
+    #[cold]
+    #[inline(never)]
+    fn pop_low<F: Flavour>(&self) -> Option<T> {
+        let tail = self.tail.get();
+        // Relaxed: as in `pop_as`.
+        let mut word = self.queue.tag_and_head.load(Ordering::Relaxed);
+        loop {
+            let (tag, head) = F::FLAVOR.split(word);
+            self.debug_check_tag::<F>(tag, tail);
+            let len = distance(head, tail);
+            if len <= 0 {
+                return None;
+            }
+            // Release: as in `pop_as`.
+            match self.queue.tag_and_head.compare_exchange_weak(
+                word,
+                word.wrapping_add(ONE_POP),
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.pop_count.set(pop_count.wrapping_add(1));
-                    let position = tail.wrapping_sub(1);
-                    return Some((position, distance(head, position) as u32));
+                    // SAFETY: as in `pop_as`.
+                    let value = unsafe { self.take::<F>(head, tail) };
+                    if G::GROWABLE && len <= self.low_mark() {
+                        self.note_low_pop();
+                    }
+                    return Some(value);
                 }
                 Err(current) => word = current,
             }
         }
     }
 
+    /// Moves out the item a successful pop CAS took: the newest (LIFO, at `tail - 1`, which becomes the
+    /// tail) or the oldest (FIFO, at `head`).
+    ///
+    /// # Safety
+    ///
+    /// The owner's CAS just moved `tag_and_head` on from a word with this `head`, with `tail` the owner's tail.
     #[inline]
-    fn pop_fifo(&self) -> Option<(u32, u32)> {
-        let tail = self.tail();
-        // Relaxed: as in `pop_lifo`.
-        let mut word = self.queue.tag_and_head.load(Ordering::Relaxed);
-        loop {
-            let (last_claim_end, head) = unpack(word);
-            if distance(head, tail) <= 0 {
-                return None;
+    unsafe fn take<F: Flavour>(&self, head: u32, tail: u32) -> T {
+        let position = match F::FLAVOR {
+            Flavor::Lifo => {
+                let position = tail.wrapping_sub(1);
+                self.tail.set(position);
+                position
             }
-            let next = head.wrapping_add(1);
-            // Release: as in `pop_lifo`. The tag stays: it is the thieves' record of the last claim.
-            match self.queue.tag_and_head.compare_exchange_weak(
-                word,
-                pack(last_claim_end, next),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some((head, distance(next, tail) as u32)),
-                Err(current) => word = current,
-            }
-        }
+            Flavor::Fifo => head,
+        };
+        // SAFETY: `slots` are the current buffer's (alive). The CAS claimed `position` for the owner: LIFO,
+        // the bumped pop count makes every thief that counted it fail; FIFO, the head moved past it. The
+        // owner pushed it, so its write is ours, and no thief reads it.
+        unsafe { self.slots.get().read(position) }
     }
 
-    /// Shrinks the buffer once it has been mostly idle for as many pops as it has slots.
+    /// Counts a pop that left less than an eighth of the buffer in use, and halves the buffer when as many
+    /// pops as it has slots have done so with no refill in between.
     ///
-    /// A pop that leaves less than an eighth of the slots in use counts as low; one that leaves at least a
-    /// quarter resets the count. When the count reaches the capacity, the buffer halves (and is then at most a
-    /// quarter full, so it must double its contents before growing again). Shrinking costs a copy of at most
-    /// an eighth of the buffer, paid for by as many pops as it has slots; a deque that keeps refilling, such
-    /// as one oscillating between 64 and 256 items or a fork-join deque that drains and refills, keeps its
-    /// buffer and never reallocates. crossbeam-deque halves as soon as a pop leaves a quarter, so the same
-    /// oscillation reallocates on every round.
+    /// A refill is at least an eighth of the capacity pushed since the previous low pop (what it takes to
+    /// get from below an eighth to a quarter full): it restarts the count. When the count reaches the
+    /// capacity the buffer halves (and is then at most a quarter full, so it must double its contents before
+    /// growing again). Shrinking costs a copy of at most an eighth of the buffer, paid for by as many pops as
+    /// it has slots; a deque that keeps refilling, such as one oscillating between 64 and 256 items or a
+    /// fork-join deque that drains and refills, keeps its buffer and never reallocates. crossbeam-deque
+    /// halves as soon as a pop leaves a quarter, so the same oscillation reallocates on every round.
     #[inline]
-    fn note_pop(&self, remaining: u32) {
+    fn note_low_pop(&self) {
         let capacity = self.slots.get().capacity();
-        if remaining >= capacity / 4 {
-            self.low_pops.set(0);
-        } else if remaining < capacity / 8 && capacity > MIN_CAPACITY {
-            let low_pops = self.low_pops.get() + 1;
-            self.low_pops.set(low_pops);
-            if low_pops >= shrink_delay(capacity) {
-                self.shrink();
-            }
+        let push_count = self.push_count.get();
+        let pushed = push_count.wrapping_sub(self.push_count_at_low_pop.replace(push_count));
+        let low_pops = if pushed >= capacity / 8 {
+            1
+        } else {
+            self.low_pops.get() + 1
+        };
+        self.low_pops.set(low_pops);
+        if low_pops >= shrink_delay(capacity) {
+            self.shrink();
         }
     }
 
@@ -583,11 +862,11 @@ impl<T> Owner<T> {
 }
 
 #[cfg(feature = "std")]
-impl<T> Owner<T> {
+impl<T, G: Growth> Owner<T, G> {
     /// Grows the buffer until `wanted` more items fit. Returns `false` at `MAX_CAPACITY`.
     #[cold]
     fn grow(&self, wanted: u32) -> bool {
-        let used = self.tail().wrapping_sub(self.refresh_steal_head());
+        let used = self.tail.get().wrapping_sub(self.refresh_steal_head());
         let Some(needed) = used.checked_add(wanted) else {
             return false;
         };
@@ -611,7 +890,7 @@ impl<T> Owner<T> {
         let capacity = self.slots.get().capacity() / 2;
         // Count from the steal head, not the head: the new buffer must not let the owner overwrite a slot a
         // thief is reading through it.
-        let used = self.tail().wrapping_sub(self.refresh_steal_head());
+        let used = self.tail.get().wrapping_sub(self.refresh_steal_head());
         if used < capacity / 2 {
             self.replace_buffer(capacity);
         }
@@ -624,8 +903,11 @@ impl<T> Owner<T> {
         let new = alloc::boxed::Box::into_raw(Buffer::alloc(capacity));
         // Relaxed: the head is only a starting point; positions below the real head are copied as bits
         // nobody will read as items. Thieves only read slots, so copying one a thief is reading is no race.
-        let (_, head) = unpack(self.queue.tag_and_head.load(Ordering::Relaxed));
-        let tail = self.tail();
+        let (_, head) = self
+            .queue
+            .flavor
+            .split(self.queue.tag_and_head.load(Ordering::Relaxed));
+        let tail = self.tail.get();
         let mut position = head;
         while position != tail {
             // SAFETY: only the owner writes slots, and nobody has seen `new` yet.
@@ -638,6 +920,7 @@ impl<T> Owner<T> {
         // SAFETY: `new` is the buffer just published; it lives until the owner retires it.
         self.slots.set(unsafe { (*new).slots() });
         self.low_pops.set(0);
+        self.low_mark.set(low_mark(capacity));
         self.push_limit.set(known_steal_head.wrapping_add(capacity));
         self.refresh_steal_head();
         self.retire(old);
@@ -663,7 +946,7 @@ impl<T> Owner<T> {
 }
 
 #[cfg(not(feature = "std"))]
-impl<T> Owner<T> {
+impl<T, G: Growth> Owner<T, G> {
     fn grow(&self, _wanted: u32) -> bool {
         false
     }
@@ -671,7 +954,7 @@ impl<T> Owner<T> {
     fn shrink(&self) {}
 }
 
-impl<T> core::fmt::Debug for Owner<T> {
+impl<T, G: Growth> core::fmt::Debug for Owner<T, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Worker")
             .field("flavor", &self.queue.flavor)

@@ -84,6 +84,7 @@ impl<T> Steal<T> {
     }
 
     /// Maps the stolen item.
+    #[cfg_attr(not(target_has_atomic = "64"), allow(dead_code))] // Only the deques use it.
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Steal<U> {
         match self {
             Steal::Empty => Steal::Empty,

@@ -258,11 +258,7 @@ fn batch_takes_half_rounded_up_at_most_32() {
             let (src, stealer) = source(pair.0, 128, len);
             let dest = worker(pair.1, 128);
             assert_eq!(stealer.steal_batch(&dest), Steal::Success(()), "{pair:?}");
-            assert_eq!(
-                drain(&dest),
-                (0..count).collect::<Vec<_>>(),
-                "{pair:?}, {len}"
-            );
+            assert_eq!(drain(&dest), pop_order(pair.0, 0..count), "{pair:?}, {len}");
             assert_eq!(
                 drain(&src),
                 pop_order(pair.0, count..len),
@@ -281,16 +277,19 @@ fn batch_with_limit_and_pop() {
             stealer.steal_batch_with_limit(&dest, 40),
             Steal::Success(())
         );
-        assert_eq!(drain(&dest), (0..40).collect::<Vec<_>>(), "{pair:?}");
-        // 60 left: half is 30; the limit counts the returned item.
+        assert_eq!(drain(&dest), pop_order(pair.0, 0..40), "{pair:?}");
+        // 60 left: half is 30; the limit counts the returned item, which is the first the source's owner
+        // would pop (the newest of the batch from a LIFO source), and the rest follow in that order.
+        let batch = pop_order(pair.0, 40..70);
         assert_eq!(
             stealer.steal_batch_with_limit_and_pop(&dest, 50),
-            Steal::Success(40)
+            Steal::Success(batch[0])
         );
-        assert_eq!(drain(&dest), (41..70).collect::<Vec<_>>(), "{pair:?}");
+        assert_eq!(drain(&dest), batch[1..], "{pair:?}");
         // 30 left.
-        assert_eq!(stealer.steal_batch_and_pop(&dest), Steal::Success(70));
-        assert_eq!(drain(&dest), (71..85).collect::<Vec<_>>(), "{pair:?}");
+        let batch = pop_order(pair.0, 70..85);
+        assert_eq!(stealer.steal_batch_and_pop(&dest), Steal::Success(batch[0]));
+        assert_eq!(drain(&dest), batch[1..], "{pair:?}");
         assert_eq!(drain(&src), pop_order(pair.0, 85..100));
     }
 }
@@ -333,16 +332,18 @@ fn batch_into_a_partly_full_destination() {
         assert_eq!(stealer.steal_batch(&dest), Steal::Success(()), "{pair:?}");
         assert_eq!(dest.len(), 8);
         assert_eq!(src.len(), 17);
+        let batch = pop_order(pair.0, 0..3);
         let expected: Vec<u32> = match pair.1 {
-            Flavour::Lifo => (0..3).chain((100..105).rev()).collect(),
-            Flavour::Fifo => (100..105).chain(0..3).collect(),
+            Flavour::Lifo => batch.into_iter().chain((100..105).rev()).collect(),
+            Flavour::Fifo => (100..105).chain(batch).collect(),
         };
         assert_eq!(drain(&dest), expected, "{pair:?}");
 
         // Empty again: 8 free slots, 17 items: 8 taken, and with a pop one more fits.
-        assert_eq!(stealer.steal_batch_and_pop(&dest), Steal::Success(3));
+        let batch = pop_order(pair.0, 3..12);
+        assert_eq!(stealer.steal_batch_and_pop(&dest), Steal::Success(batch[0]));
         assert_eq!(dest.len(), 8, "{pair:?}");
-        assert_eq!(drain(&dest), (4..12).collect::<Vec<_>>(), "{pair:?}");
+        assert_eq!(drain(&dest), batch[1..], "{pair:?}");
         assert_eq!(drain(&src), pop_order(pair.0, 12..20), "{pair:?}");
     }
 }
@@ -386,20 +387,24 @@ fn batch_fills_the_free_room_of_the_destination() {
     }
 }
 
+/// As crossbeam-deque: a plain batch into the deque itself moves nothing and says whether there is work; a
+/// popping one pops.
 #[test]
-fn batch_into_its_own_worker_is_empty_and_harmless() {
+fn batch_into_its_own_worker_moves_nothing_or_pops() {
     for flavour in FLAVOURS {
         let (src, stealer) = source(flavour, 16, 10);
-        assert_eq!(stealer.steal_batch(&src), Steal::Empty);
-        assert_eq!(stealer.steal_batch_with_limit(&src, 4), Steal::Empty);
-        assert_eq!(stealer.steal_batch_and_pop(&src), Steal::Empty);
+        let order = pop_order(flavour, 0..10);
+        assert_eq!(stealer.steal_batch(&src), Steal::Success(()));
+        assert_eq!(stealer.steal_batch_with_limit(&src, 4), Steal::Success(()));
+        assert_eq!(stealer.steal_batch_and_pop(&src), Steal::Success(order[0]));
         assert_eq!(
             stealer.steal_batch_with_limit_and_pop(&src, 4),
-            Steal::Empty
+            Steal::Success(order[1])
         );
-        assert_eq!(src.len(), 10);
-        assert_eq!(stealer.steal(), Steal::Success(0));
-        assert_eq!(drain(&src), pop_order(flavour, 1..10));
+        assert_eq!(src.len(), 8);
+        assert_eq!(drain(&src), order[2..]);
+        assert_eq!(stealer.steal_batch(&src), Steal::Empty);
+        assert_eq!(stealer.steal_batch_and_pop(&src), Steal::Empty);
     }
 }
 
@@ -478,8 +483,8 @@ fn stealers_outlive_the_worker() {
         // A batch from a stealer whose worker is gone, into a live one.
         let dest = self::worker(Flavour::Fifo, 4);
         assert!(first.steal_batch(&dest).is_success());
-        let ids: Vec<usize> = drain(&dest).iter().map(|item| item.id).collect();
-        assert_eq!(ids, [6, 7, 8, 9]);
+        let ids: Vec<u32> = drain(&dest).iter().map(|item| item.id as u32).collect();
+        assert_eq!(ids, pop_order(flavour, 6..10));
         assert_eq!(drops.load(Ordering::SeqCst), 10);
         drop(first);
         assert_eq!(drops.load(Ordering::SeqCst), 10, "another stealer is alive");

@@ -171,19 +171,20 @@ fn batch_never_crosses_a_block() {
 fn batch_and_pop() {
     for dest in workers() {
         let injector = filled(MANY);
+        // crossbeam-deque's limit for this one is 33 (32 moved and the returned one).
         assert_eq!(injector.steal_batch_and_pop(&dest), Steal::Success(0));
-        assert_eq!(drain(&dest), (1..32).collect::<Vec<_>>());
+        assert_eq!(drain(&dest), (1..33).collect::<Vec<_>>());
         assert_eq!(
             injector.steal_batch_with_limit_and_pop(&dest, 10),
-            Steal::Success(32)
+            Steal::Success(33)
         );
-        assert_eq!(drain(&dest), (33..42).collect::<Vec<_>>());
+        assert_eq!(drain(&dest), (34..43).collect::<Vec<_>>());
         assert_eq!(
             injector.steal_batch_with_limit_and_pop(&dest, 1),
-            Steal::Success(42)
+            Steal::Success(43)
         );
         assert!(dest.is_empty());
-        assert_eq!(injector.len(), MANY - 43);
+        assert_eq!(injector.len(), MANY - 44);
     }
 }
 
@@ -221,8 +222,9 @@ fn repeated_batches_drain_in_order() {
     }
 }
 
-/// A batch takes `min(limit, ceil(len / 2))` items (within the head block), like the deque's batches, so one
-/// thief does not empty a short injector and leave nothing for the others.
+/// crossbeam-deque's batch: while the items fit in the head block, `min(limit, ceil(len / 2))` of them, like
+/// the deque's batches, so one thief does not empty a short injector; once they spill into a later block,
+/// everything to the end of the head block, within the limit.
 #[test]
 fn batch_takes_half_of_a_short_injector() {
     for dest in workers() {
@@ -237,13 +239,20 @@ fn batch_takes_half_of_a_short_injector() {
         assert_eq!(drain(&dest), [1, 2, 3, 4]);
         assert_eq!(injector.len(), 5);
 
-        // Half of 100 is 50, which the limit of 63 (one block) does not cut.
+        // 100 items spill into a second block: the batch is the whole first block.
         let injector = filled(100);
         assert_eq!(
             injector.steal_batch_with_limit(&dest, 63),
             Steal::Success(())
         );
-        assert_eq!(dest.len(), 50);
+        assert_eq!(dest.len(), 63);
+        drop(drain(&dest));
+        // 37 left, all in the second block: half of them.
+        assert_eq!(
+            injector.steal_batch_with_limit(&dest, 63),
+            Steal::Success(())
+        );
+        assert_eq!(dest.len(), 19);
         drop(drain(&dest));
     }
 }

@@ -6,7 +6,7 @@
 //! On one thread a steal never loses a race, so `Steal::Retry` is always a failure here.
 //!
 //! Under Miri the case count drops to 8 and failures are not persisted (no file system); run it with
-//! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for `tests/lifo.rs`.
+//! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for `tests/flavours.rs`.
 
 use std::collections::VecDeque;
 
@@ -154,18 +154,23 @@ impl ModelDeque {
         self.items.pop_front()
     }
 
-    /// Receives a batch (oldest first), placed so that `pop` returns the oldest first.
+    /// Receives a batch, placed so that `pop` returns its items in the order given.
     fn receive(&mut self, batch: impl DoubleEndedIterator<Item = u32>) {
         match self.flavour {
-            // The owner pops the back: the oldest stolen item goes last.
+            // The owner pops the back: the first to come out goes last.
             Flavour::Lifo => self.items.extend(batch.rev()),
             Flavour::Fifo => self.items.extend(batch),
         }
     }
 
-    /// Moves the `count` oldest items into `dest`, the first of them into the result if `pop`.
+    /// Moves the `count` oldest items into `dest`, in the order this deque's owner would have popped them
+    /// (crossbeam-deque's order: newest first from a LIFO source), the first of them into the result if
+    /// `pop`.
     fn move_batch(&mut self, count: usize, pop: bool, dest: &mut ModelDeque) -> Option<u32> {
         let mut batch: VecDeque<u32> = self.items.drain(..count).collect();
+        if self.flavour == Flavour::Lifo {
+            batch = batch.into_iter().rev().collect();
+        }
         let popped = if pop { batch.pop_front() } else { None };
         dest.receive(batch.into_iter());
         popped
@@ -480,9 +485,17 @@ fn run(
                 };
                 prop_assert_eq!(outcome, expected, "step {}: {:?}", step, op);
             }
+            // As crossbeam-deque: the popping batch pops; the plain one moves nothing and says whether
+            // there is work.
             Op::StealBatchIntoItself { limit, pop } => prop_assert_eq!(
                 subject.steal_batch_into_itself(limit, pop),
-                Outcome::Empty,
+                if pop {
+                    Outcome::of(model.pop()).map(Some)
+                } else if model.items.is_empty() {
+                    Outcome::Empty
+                } else {
+                    Outcome::Success(None)
+                },
                 "step {}: {:?}",
                 step,
                 op
@@ -626,9 +639,16 @@ fn run_injector(destination: Flavour, ops: &[Op], exact: bool) -> TestCaseResult
                             .map(Some)
                     }
                 };
-                let limit = limit.unwrap_or(MAX_BATCH);
+                // crossbeam-deque's batch: its `steal_batch_and_pop` takes up to 33; everything left in the
+                // head block once items have spilled into the next, half of them otherwise.
+                let limit = limit.unwrap_or(MAX_BATCH + usize::from(pop));
                 let block_rest = BLOCK - taken % BLOCK;
-                let least = limit.min(model.len().div_ceil(2)).min(block_rest);
+                let least = if model.len() >= block_rest {
+                    block_rest
+                } else {
+                    model.len().div_ceil(2)
+                }
+                .min(limit);
                 let most = if exact {
                     least
                 } else {

@@ -2,7 +2,9 @@
 //! destination), and the `Steal` type.
 //!
 //! A batch takes `min(limit, ceil(len / 2))` of the oldest items (the limit is 32 unless given) and puts them
-//! in the destination so that its owner pops the oldest stolen item first, whatever its flavour.
+//! in the destination so that its owner pops them in the order the source's owner would have: oldest first
+//! from a FIFO source, newest first from a LIFO source, whatever the destination's flavour (crossbeam-deque
+//! 0.8's order; `tests/compat.rs` checks it against crossbeam itself).
 //!
 //! Under Miri these run with Tree Borrows (`MIRIFLAGS=-Zmiri-tree-borrows`), like every test of the growable
 //! deque.
@@ -95,7 +97,7 @@ fn batch(stealer: &Stealer<u32>, dest: &Worker<u32>, how: Batch) -> Steal<Option
     }
 }
 
-/// Checks that a batch of `count` moved `0..count` into an empty `dest` (in pop order: oldest first) and left
+/// Checks that a batch of `count` moved `0..count` into an empty `dest` (in the source's pop order) and left
 /// `count..len` in the source.
 fn check_moved(
     pair: (Flavour, Flavour),
@@ -109,8 +111,8 @@ fn check_moved(
     assert_eq!(src.len() as u32, len - count, "{context}: items left");
     assert_eq!(
         drain(dest),
-        (0..count).collect::<Vec<_>>(),
-        "{context}: the oldest stolen pops first"
+        pop_order(pair.0, 0..count),
+        "{context}: the batch pops in the source's order"
     );
     assert_eq!(
         drain(src),
@@ -172,20 +174,24 @@ fn steal_batch_with_limit_takes_the_smaller_of_limit_and_half() {
     }
 }
 
+/// Checks what a popping batch of `count` from `0..len` returned and left in `dest`: the item the source's
+/// owner would have popped first (the oldest of a FIFO source, the newest of a LIFO one), then the rest in
+/// that order.
+fn check_popped(pair: (Flavour, Flavour), count: u32, popped: Steal<u32>, dest: &Worker<u32>) {
+    let order = pop_order(pair.0, 0..count);
+    assert_eq!(popped, Steal::Success(order[0]), "{pair:?}, count {count}");
+    assert_eq!(dest.len() as u32, count - 1, "{pair:?}, count {count}");
+    assert_eq!(drain(dest), order[1..], "{pair:?}, count {count}");
+}
+
 #[test]
-fn steal_batch_and_pop_returns_the_oldest() {
+fn steal_batch_and_pop_returns_what_the_source_would_pop_first() {
     for pair in PAIRS {
         for len in [1, 2, 3, 4, 10, 64, 100] {
             let (src, stealer) = source(pair.0, len);
             let dest = worker(pair.1);
             let count = len.div_ceil(2).min(32);
-            assert_eq!(
-                stealer.steal_batch_and_pop(&dest),
-                Steal::Success(0),
-                "{pair:?}, len {len}"
-            );
-            assert_eq!(dest.len() as u32, count - 1, "{pair:?}, len {len}");
-            assert_eq!(drain(&dest), (1..count).collect::<Vec<_>>(), "{pair:?}");
+            check_popped(pair, count, stealer.steal_batch_and_pop(&dest), &dest);
             assert_eq!(drain(&src), pop_order(pair.0, count..len), "{pair:?}");
         }
     }
@@ -205,18 +211,9 @@ fn steal_batch_with_limit_and_pop_counts_the_returned_item() {
         ] {
             let (src, stealer) = source(pair.0, len);
             let dest = worker(pair.1);
-            assert_eq!(
-                stealer.steal_batch_with_limit_and_pop(&dest, limit),
-                Steal::Success(0),
-                "{pair:?}, limit {limit}"
-            );
-            assert_eq!(
-                dest.len() as u32,
-                count - 1,
-                "{pair:?}, len {len}, limit {limit}"
-            );
-            assert_eq!(src.len() as u32, len - count);
-            assert_eq!(drain(&dest), (1..count).collect::<Vec<_>>(), "{pair:?}");
+            let popped = stealer.steal_batch_with_limit_and_pop(&dest, limit);
+            assert_eq!(src.len() as u32, len - count, "{pair:?}, limit {limit}");
+            check_popped(pair, count, popped, &dest);
             assert_eq!(drain(&src), pop_order(pair.0, count..len), "{pair:?}");
         }
     }
@@ -255,26 +252,47 @@ fn empty_source_gives_empty() {
     }
 }
 
+/// crossbeam-deque's answer for a batch into the deque itself: the plain batches move nothing and say
+/// whether there is work (`Success(())` or `Empty`); the popping ones pop.
 #[test]
-fn batch_into_its_own_worker_is_empty_and_harmless() {
+fn batch_into_its_own_worker_moves_nothing_or_pops() {
     for flavour in [Flavour::Lifo, Flavour::Fifo] {
         for len in [0, 1, 10, 100] {
             let (src, stealer) = source(flavour, len);
+            let mut popped = Vec::new();
             for how in BATCHES {
-                assert_eq!(
-                    batch(&stealer, &src, how),
-                    Steal::Empty,
-                    "{flavour:?}, len {len}, {how:?}"
-                );
-                assert_eq!(src.len() as u32, len);
+                let outcome = batch(&stealer, &src, how);
+                match how {
+                    Batch::Plain | Batch::WithLimit(_) => {
+                        let expected = if src.is_empty() {
+                            Steal::Empty
+                        } else {
+                            Steal::Success(None)
+                        };
+                        assert_eq!(outcome, expected, "{flavour:?}, len {len}, {how:?}");
+                    }
+                    Batch::AndPop | Batch::WithLimitAndPop(_) => {
+                        let expected = pop_order(flavour, 0..len).get(popped.len()).copied();
+                        assert_eq!(
+                            outcome,
+                            expected.map_or(Steal::Empty, |item| Steal::Success(Some(item))),
+                            "{flavour:?}, len {len}, {how:?}"
+                        );
+                        popped.extend(expected);
+                    }
+                }
             }
+            assert_eq!(src.len(), len as usize - popped.len());
             // A clone of the stealer is the same deque.
-            assert_eq!(stealer.clone().steal_batch(&src), Steal::Empty);
-            // Nothing was lost, duplicated or reordered, at either end.
-            if len > 0 {
-                assert_eq!(stealer.steal(), Steal::Success(0));
-            }
-            assert_eq!(drain(&src), pop_order(flavour, 1.min(len)..len));
+            let expected = if src.is_empty() {
+                Steal::Empty
+            } else {
+                Steal::Success(())
+            };
+            assert_eq!(stealer.clone().steal_batch(&src), expected);
+            // Nothing was lost, duplicated or reordered.
+            popped.extend(drain(&src));
+            assert_eq!(popped, pop_order(flavour, 0..len));
             assert_eq!(stealer.steal(), Steal::Empty);
         }
     }
@@ -289,11 +307,12 @@ fn batch_goes_after_what_the_destination_holds() {
         dest.push(101);
         assert_eq!(stealer.steal_batch(&dest), Steal::Success(()));
         assert_eq!(dest.len(), 7);
-        let expected: &[u32] = match pair.1 {
-            // The batch lands on top, oldest stolen uppermost.
-            Flavour::Lifo => &[0, 1, 2, 3, 4, 101, 100],
+        let batch = pop_order(pair.0, 0..5);
+        let expected: Vec<u32> = match pair.1 {
+            // The batch lands on top, its first out uppermost.
+            Flavour::Lifo => batch.into_iter().chain([101, 100]).collect(),
             // The batch queues behind what was there.
-            Flavour::Fifo => &[100, 101, 0, 1, 2, 3, 4],
+            Flavour::Fifo => [100, 101].into_iter().chain(batch).collect(),
         };
         assert_eq!(drain(&dest), expected, "{pair:?}");
         assert_eq!(drain(&src), pop_order(pair.0, 5..10));
@@ -311,9 +330,10 @@ fn batch_grows_a_full_destination() {
         assert_eq!(stealer.steal_batch(&dest), Steal::Success(()));
         assert_eq!(dest.len(), 96);
         let own = 1000..1064;
+        let batch = pop_order(pair.0, 0..32);
         let expected: Vec<u32> = match pair.1 {
-            Flavour::Lifo => (0..32).chain(own.rev()).collect(),
-            Flavour::Fifo => own.chain(0..32).collect(),
+            Flavour::Lifo => batch.into_iter().chain(own.rev()).collect(),
+            Flavour::Fifo => own.chain(batch).collect(),
         };
         assert_eq!(drain(&dest), expected, "{pair:?}");
         assert_eq!(src.len(), 68);
@@ -332,7 +352,14 @@ fn repeated_batches_halve_the_source() {
             moved.extend(drain(&dest));
         }
         assert_eq!(counts, [32, 32, 18, 9, 5, 2, 1, 1], "{pair:?}");
-        assert_eq!(moved, (0..100).collect::<Vec<_>>(), "{pair:?}");
+        // Each batch takes the oldest items left and comes out in the source's order.
+        let mut start = 0;
+        let mut expected = Vec::new();
+        for count in counts {
+            expected.extend(pop_order(pair.0, start..start + count as u32));
+            start += count as u32;
+        }
+        assert_eq!(moved, expected, "{pair:?}");
         assert!(src.is_empty());
     }
 }
@@ -351,7 +378,7 @@ fn batch_across_the_end_of_the_buffer() {
         // 40 items at positions 50..90 of a 64-slot buffer; the batch takes 50..70.
         let dest = worker(pair.1);
         assert_eq!(stealer.steal_batch(&dest), Steal::Success(()));
-        assert_eq!(drain(&dest), (50..70).collect::<Vec<_>>(), "{pair:?}");
+        assert_eq!(drain(&dest), pop_order(pair.0, 50..70), "{pair:?}");
         assert_eq!(drain(&src), pop_order(pair.0, 70..90), "{pair:?}");
     }
 }
@@ -367,14 +394,17 @@ fn destination_stays_a_working_deque() {
         assert_eq!(stealer.steal_batch_with_limit(&dest, 4), Steal::Success(()));
         // `100` is the oldest item of `dest`, whatever its flavour.
         assert_eq!(dest_stealer.steal(), Steal::Success(100), "{pair:?}");
-        assert_eq!(dest.pop(), Some(0), "{pair:?}");
+        let batch = pop_order(pair.0, 0..4);
+        assert_eq!(dest.pop(), Some(batch[0]), "{pair:?}");
         let third = Worker::new_fifo();
         assert_eq!(dest_stealer.steal_batch(&third), Steal::Success(()));
         assert_eq!(dest.len() + third.len(), 3);
         let mut rest: Vec<u32> = drain(&third);
         rest.extend(drain(&dest));
         rest.sort_unstable();
-        assert_eq!(rest, [1, 2, 3], "{pair:?}");
+        let mut expected = batch[1..].to_vec();
+        expected.sort_unstable();
+        assert_eq!(rest, expected, "{pair:?}");
     }
 }
 

@@ -4,7 +4,7 @@
 //! taken exactly once (and, for the drop-counting runs, dropped exactly once).
 //!
 //! Sizes shrink under Miri (run with `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks"`, as for
-//! `tests/lifo.rs`: the growable deque and the injector free memory through crossbeam-epoch). The
+//! `tests/flavours.rs`: the growable deque and the injector free memory through crossbeam-epoch). The
 //! `#[ignore]`d `*_long` tests move millions of items, for the ThreadSanitizer and soak runs
 //! (`cargo test --release -- --ignored long`); `STRESS_SCALE` scales them.
 
@@ -649,4 +649,21 @@ fn pool_long() {
     let count = long_count();
     pool(count, Flavour::Lifo);
     pool(count, Flavour::Fifo);
+}
+
+/// ThreadSanitizer runs these tests optimised with debug assertions on (`.ci/tsan.sh`, which sets
+/// `TSAN_OPTIONS`), so the `debug_assert!`s that state the deque's invariants are checked under every
+/// interleaving TSan sees; `--release` alone compiles them out, which this catches.
+#[test]
+#[allow(
+    clippy::assertions_on_constants,
+    reason = "the constant is what the test checks"
+)]
+fn sanitizer_runs_keep_debug_assertions() {
+    if std::env::var_os("TSAN_OPTIONS").is_some() {
+        assert!(
+            cfg!(debug_assertions),
+            "run TSan through .ci/tsan.sh: `--release` alone turns the invariants' debug_assert!s off"
+        );
+    }
 }
