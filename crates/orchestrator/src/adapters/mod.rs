@@ -6,5 +6,6 @@
 pub mod files;
 pub mod gate;
 pub mod journal;
+pub mod memory;
 pub mod opencode;
 pub mod opencode_json;

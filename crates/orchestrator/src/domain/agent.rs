@@ -215,8 +215,40 @@ impl fmt::Display for TurnEnd {
 pub struct Turn {
     /// How it ended.
     pub end: TurnEnd,
-    /// What it used.
-    pub usage: crate::domain::usage::Usage,
+    /// The session's answers of the turn and what each used (a resumed run leaves out those the journal
+    /// counted before).
+    pub answers: Vec<(String, crate::domain::usage::Usage)>,
+    /// What the sub-agent sessions the turn started used.
+    pub sub_agents: crate::domain::usage::Usage,
+}
+
+impl Turn {
+    /// A turn with nothing used.
+    pub fn ended(end: TurnEnd) -> Self {
+        Self {
+            end,
+            answers: Vec::new(),
+            sub_agents: crate::domain::usage::Usage::default(),
+        }
+    }
+
+    /// What it used in all.
+    pub fn usage(&self) -> crate::domain::usage::Usage {
+        self.answers
+            .iter()
+            .map(|(_, usage)| *usage)
+            .sum::<crate::domain::usage::Usage>()
+            + self.sub_agents
+    }
+}
+
+/// The answers among `messages`, each with what it used.
+pub fn answers_of(messages: &[AgentMessage]) -> Vec<(String, crate::domain::usage::Usage)> {
+    messages
+        .iter()
+        .filter(|message| message.assistant)
+        .map(|message| (message.id.clone(), message.usage))
+        .collect()
 }
 
 /// What the answers among `messages` used.

@@ -56,6 +56,9 @@ pub struct Settings {
     pub models: Models,
     /// The budgets (over those a resumed mission's journal has).
     pub budgets: crate::domain::usage::Budgets,
+    /// Below this fraction of RAM available, no new task starts; below 1.25 times it, only high-priority
+    /// tasks start. Running tasks go on either way.
+    pub memory_floor: f64,
 }
 
 impl Settings {
@@ -81,6 +84,7 @@ impl Settings {
             prompts: Prompts::new(),
             models: Models::default(),
             budgets: crate::domain::usage::Budgets::default(),
+            memory_floor: 0.20,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
 use crate::domain::workspace::{Conflict, Delivery, Merge, Origin, Tree, WorkspaceError};
-use crate::engine::ports::{Agents, Gates, Journal, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -367,7 +367,7 @@ impl Inner {
                 return;
             }
             entry.messages.push(AgentMessage {
-                id: format!("msg_{}", entry.messages.len()),
+                id: format!("msg_{session}_{}", entry.messages.len()),
                 assistant: true,
                 finished: true,
                 failure: reply.failure.clone(),
@@ -465,7 +465,7 @@ impl Agents for FakeAgents {
                 .get_mut(session)
                 .ok_or_else(|| self.error(AgentErrorKind::Refused, "send a prompt"))?;
             entry.messages.push(AgentMessage {
-                id: format!("msg_{}", entry.messages.len()),
+                id: format!("msg_{session}_{}", entry.messages.len()),
                 text: request.text.clone(),
                 parts: 1,
                 ..AgentMessage::default()
@@ -548,7 +548,7 @@ impl Agents for FakeAgents {
                 entry.generation += 1;
                 entry.busy = false;
                 entry.messages.push(AgentMessage {
-                    id: format!("msg_{}", entry.messages.len()),
+                    id: format!("msg_{session}_{}", entry.messages.len()),
                     assistant: true,
                     finished: true,
                     failure: Some(MessageFailure::Aborted),
@@ -1059,5 +1059,29 @@ impl Gates for FakeGates {
                 duration_ms: 1,
             }],
         }
+    }
+}
+
+/// Memory whose pressure a test sets.
+#[derive(Debug)]
+pub(crate) struct FakeMemory {
+    available: Mutex<f64>,
+}
+
+impl FakeMemory {
+    pub(crate) fn new(available: f64) -> Arc<Self> {
+        Arc::new(Self {
+            available: Mutex::new(available),
+        })
+    }
+
+    pub(crate) fn set(&self, available: f64) {
+        *lock(&self.available) = available;
+    }
+}
+
+impl Memory for FakeMemory {
+    fn available(&self) -> Option<f64> {
+        Some(*lock(&self.available))
     }
 }

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use circuit::AdaptiveLimit;
 use tokio::sync::watch;
 
-use crate::domain::agent::{AgentError, AgentErrorKind, TurnEnd};
+use crate::domain::agent::{AgentError, AgentErrorKind, Turn, TurnEnd};
 use crate::domain::mission::{
-    self, Entry, Event, JOURNAL_FORMAT, MissionEvent, MissionStatus, MissionTextError, MissionView,
-    PlanSource, Rejected, Stage, StopCause,
+    self, Entry, Event, Hold, JOURNAL_FORMAT, MissionEvent, MissionStatus, MissionTextError,
+    MissionView, PlanSource, Rejected, Stage, StopCause,
 };
 use crate::domain::plan;
 use crate::domain::plan::Changes;
+use crate::domain::plan::Priority;
 use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
 use crate::domain::settings::Settings;
@@ -28,7 +29,7 @@ use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskState, TaskStatus}
 use crate::domain::usage::{Budgets, Usage, WARN_AT};
 use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 use crate::engine::monitor::Monitor;
-use crate::engine::ports::{Agents, Gates, Journal, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
 use crate::engine::record::{Applied, Halt, Recorder};
 use crate::engine::review::{self, ReviewInput};
 use crate::engine::schedule::{Load, Queue};
@@ -37,6 +38,9 @@ use crate::engine::turns::{Ask, Turns};
 
 /// How long a stop waits for the aborts of the sessions in flight.
 const ABORT_WAIT: Duration = Duration::from_secs(3);
+
+/// How often the tasks held back by memory pressure are looked at again.
+const PRESSURE_TICK: Duration = Duration::from_millis(500);
 
 /// How long a stop waits for the servers to report the aborted sessions idle.
 const CONFIRM_WAIT: Duration = Duration::from_secs(3);
@@ -56,6 +60,8 @@ pub struct Ports {
     /// The project's repository, for isolated work (a worktree per task, a merge queue); `None` runs every
     /// Worker in the project itself (`--no-isolation`: one slot).
     pub workspace: Option<Arc<dyn Workspace>>,
+    /// The machine's memory, for holding new tasks under pressure; `None` never holds.
+    pub memory: Option<Arc<dyn Memory>>,
 }
 
 /// Why a mission could not be created or resumed.
@@ -183,6 +189,7 @@ struct Core {
     servers: Vec<Server>,
     gates: Arc<dyn Gates>,
     workspace: Option<Arc<dyn Workspace>>,
+    memory: Option<Arc<dyn Memory>>,
     /// The merge queue: approved tasks integrate one at a time, in the order they ask (the lock is fair).
     merge_queue: tokio::sync::Mutex<()>,
     /// What the budgets are checked against.
@@ -457,6 +464,7 @@ impl Mission {
                 servers,
                 gates: ports.gates,
                 workspace: ports.workspace,
+                memory: ports.memory,
                 merge_queue: tokio::sync::Mutex::new(()),
                 stop: watch::Sender::new(None),
                 queue: Mutex::new(None),
@@ -1099,6 +1107,17 @@ impl Core {
                 .expect("1 <= slots <= slots"),
         );
         core.release_ready(&queue);
+        // Tasks held back by memory pressure start when it clears, even while nothing finishes.
+        let ticker = core.memory.is_some().then(|| {
+            let core = Arc::clone(core);
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move {
+                while !queue.is_closed() {
+                    tokio::time::sleep(PRESSURE_TICK).await;
+                    core.release_ready(&queue);
+                }
+            })
+        });
         let runner = {
             let core = Arc::clone(core);
             let queue = Arc::clone(&queue);
@@ -1113,6 +1132,9 @@ impl Core {
             }
         };
         queue.run(limit, runner).await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
         *core.queue.lock().unwrap_or_else(PoisonError::into_inner) = None;
         if let Some(cause) = core.stop_cause() {
             return Err(Stop::Cause(cause));
@@ -1139,12 +1161,24 @@ impl Core {
                 return;
             }
         }
-        for id in &readiness.ready {
+        // Memory pressure holds new tasks back (those not of high priority first); running ones go on.
+        let hold = self.hold();
+        let mut ready = readiness.ready;
+        let waiting = ready.len();
+        ready.retain(|id| match hold {
+            Hold::Nothing => true,
+            Hold::LowPriority => self
+                .recorder
+                .read(|view| view.tasks[id].spec.priority == Priority::High),
+            Hold::All => false,
+        });
+        let held = waiting - ready.len();
+        for id in &ready {
             if self.record_task(id, TaskEvent::Released).is_err() {
                 return;
             }
         }
-        queue.push(readiness.ready);
+        queue.push(ready);
         let (finished, underway) = self.recorder.read(|view| {
             let underway = view
                 .tasks
@@ -1152,10 +1186,41 @@ impl Core {
                 .any(|task| !task.status.is_finished() && task.status != TaskStatus::Pending);
             (view.all_finished(), underway)
         });
-        if finished || !underway {
-            // Everything is finished, or nothing can move any more (nothing runs and nothing is ready).
+        if finished || (!underway && held == 0) {
+            // Everything is finished, or nothing can move any more (nothing runs, nothing is ready).
             queue.close();
         }
+    }
+
+    /// What memory pressure holds back now (recorded when it changes).
+    fn hold(&self) -> Hold {
+        let Some(memory) = &self.memory else {
+            return Hold::Nothing;
+        };
+        let Some(available) = memory.available() else {
+            return Hold::Nothing;
+        };
+        let floor = self.settings.memory_floor;
+        let hold = if available < floor {
+            Hold::All
+        } else if available < floor * 1.25 {
+            Hold::LowPriority
+        } else {
+            Hold::Nothing
+        };
+        if self.recorder.read(|view| view.hold) != hold {
+            let available_percent = (available * 100.0).round().clamp(0.0, 100.0) as u32;
+            tracing::warn!(
+                ?hold,
+                available_percent,
+                "memory pressure changed what may start"
+            );
+            let _ = self.record(Event::mission(MissionEvent::Pressure {
+                hold,
+                available_percent,
+            }));
+        }
+        hold
     }
 
     async fn run_task(&self, slot: usize, id: &str) -> Load {
@@ -1444,34 +1509,42 @@ impl Core {
         self.check_budgets()?;
         let (role, session) = (ask.role, ask.session.to_string());
         let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
-        self.used(server, role, &session, task, turn.usage)?;
+        self.used(server, role, &session, task, &turn)?;
         Ok(turn.end)
     }
 
-    /// Records what a turn used, then checks the budgets.
+    /// Records a turn and what it used (the answers the journal did not count before), then checks the
+    /// budgets.
     fn used(
         &self,
         server: &Server,
         role: Role,
         session: &str,
         task: Option<&str>,
-        usage: Usage,
+        turn: &Turn,
     ) -> Result<(), TaskError> {
-        if !usage.is_empty() {
-            self.record(Event::mission(MissionEvent::Used {
-                role,
-                session: session.to_string(),
-                server: server.url().to_string(),
-                task: task.map(str::to_string),
-                usage,
-            }))?;
-            let total = self.recorder.read(|view| view.usage.total);
-            *self
-                .budget
-                .spent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = total;
-        }
+        let answers: Vec<(String, Usage)> = self.recorder.read(|view| {
+            turn.answers
+                .iter()
+                .filter(|(id, _)| !view.counted.contains(id))
+                .cloned()
+                .collect()
+        });
+        let usage = answers.iter().map(|(_, usage)| *usage).sum::<Usage>() + turn.sub_agents;
+        self.record(Event::mission(MissionEvent::Used {
+            role,
+            session: session.to_string(),
+            server: server.url().to_string(),
+            task: task.map(str::to_string),
+            usage,
+            answers: answers.into_iter().map(|(id, _)| id).collect(),
+        }))?;
+        let total = self.recorder.read(|view| view.usage.total);
+        *self
+            .budget
+            .spent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = total;
         self.check_budgets()
     }
 
@@ -1695,10 +1768,21 @@ impl Core {
         let mut aborts = 0;
         let mut diagnosed = false;
         loop {
+            let (turns, limit) = self
+                .recorder
+                .read(|view| (view.tasks[id].turns, view.budgets.turns_per_task));
+            if let Some(limit) = limit
+                && turns >= limit
+            {
+                return Ok(Work::Failed {
+                    cause: FailCause::TurnBudget { turns: limit },
+                    load: Load::Ok,
+                });
+            }
             let end = match next.take().expect("each turn sets the next") {
                 Start::Adopt => {
                     let turn = server.monitor.adopt(session, true).await?;
-                    self.used(server, Role::Worker, session, Some(id), turn.usage)?;
+                    self.used(server, Role::Worker, session, Some(id), &turn)?;
                     turn.end
                 }
                 Start::Prompt(text) => {

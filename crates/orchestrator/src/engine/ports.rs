@@ -142,3 +142,10 @@ pub trait Workspace: Send + Sync + fmt::Debug {
     /// their HEAD did not move, else says how to merge it.
     async fn deliver(&self, origin: &Origin) -> Result<Delivery, WorkspaceError>;
 }
+
+/// How much memory the machine has left, as a fraction of its RAM (0.0 to 1.0); `None` when it cannot tell.
+/// Read before each task starts: under the floor, no new task starts.
+pub trait Memory: Send + Sync + fmt::Debug {
+    /// The fraction of RAM available now.
+    fn available(&self) -> Option<f64>;
+}
