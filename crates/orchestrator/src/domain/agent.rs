@@ -53,6 +53,9 @@ pub struct AgentMessage {
     /// For an answer: the tokens and cost it used.
     #[serde(default)]
     pub usage: crate::domain::usage::Usage,
+    /// For an answer: the errors of its tool calls (`tool: error`).
+    #[serde(default)]
+    pub tool_errors: Vec<String>,
 }
 
 /// What a server says a session is doing.
@@ -220,6 +223,8 @@ pub struct Turn {
     pub answers: Vec<(String, crate::domain::usage::Usage)>,
     /// What the sub-agent sessions the turn started used.
     pub sub_agents: crate::domain::usage::Usage,
+    /// The errors its tool calls returned, in order.
+    pub tool_errors: Vec<String>,
 }
 
 impl Turn {
@@ -229,6 +234,7 @@ impl Turn {
             end,
             answers: Vec::new(),
             sub_agents: crate::domain::usage::Usage::default(),
+            tool_errors: Vec::new(),
         }
     }
 
@@ -240,6 +246,15 @@ impl Turn {
             .sum::<crate::domain::usage::Usage>()
             + self.sub_agents
     }
+}
+
+/// The tool errors of the answers among `messages`.
+pub fn tool_errors_of(messages: &[AgentMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|message| message.assistant)
+        .flat_map(|message| message.tool_errors.iter().cloned())
+        .collect()
 }
 
 /// The answers among `messages`, each with what it used.

@@ -39,6 +39,8 @@ pub struct Settings {
     pub nudges: u32,
     /// Times an answer cut off at the model's output limit is asked to go on, per turn.
     pub continuations: u32,
+    /// Worker turns in a row without a change in the task's worktree before a diagnostic prompt.
+    pub stall_turns: u32,
     /// Turns retried after the model failed, per turn.
     pub model_retries: u32,
     /// The first delay before a failed model turn is retried; later ones double, up to 10 s, with full
@@ -76,6 +78,7 @@ impl Settings {
             review_attempts: 3,
             nudges: 2,
             continuations: 2,
+            stall_turns: 3,
             model_retries: 3,
             model_retry_delay: Duration::from_millis(500),
             model_breaker_failures: 5,

@@ -63,6 +63,8 @@ pub(crate) struct Reply {
     pub(crate) structured: Option<serde_json::Value>,
     /// What the answer used.
     pub(crate) usage: crate::domain::usage::Usage,
+    /// Errors its tool calls returned.
+    pub(crate) tool_errors: Vec<String>,
 }
 
 impl Reply {
@@ -376,6 +378,7 @@ impl Inner {
                 structured: reply.structured.clone(),
                 parts: 1 + reply.changes.len(),
                 usage: reply.usage,
+                tool_errors: reply.tool_errors.clone(),
             });
             let directory = entry
                 .directory

@@ -45,6 +45,10 @@ const PRESSURE_TICK: Duration = Duration::from_millis(500);
 /// How long a stop waits for the servers to report the aborted sessions idle.
 const CONFIRM_WAIT: Duration = Duration::from_secs(3);
 
+/// Turns in a row with the same tool error (or the same failing check on an unchanged change) that make a
+/// Worker stagnant.
+const STAGNATION_REPEATS: u32 = 3;
+
 /// Times an answer aborted from outside (not by a stop) is asked again before the task fails.
 const ABORTS_TOLERATED: u32 = 2;
 
@@ -1356,8 +1360,17 @@ impl Core {
         } else {
             Start::Prompt(self.worker_message(id, &directory, task.findings.as_deref()))
         };
+        // The Worker's commits so far, and the last failing check with the head it failed on: the same
+        // check failing again on the same head is a sign of stagnation.
+        let mut head = task.head.clone();
+        let mut last_failure: Option<(String, Option<String>)> = None;
+        let mut stagnant_gate = false;
         loop {
-            let report = match self.worker_turns(server, id, &session, start).await? {
+            let worktree = tree.as_ref().map(|tree| (tree, &mut head));
+            let report = match self
+                .worker_turns(server, id, &session, start, worktree)
+                .await?
+            {
                 Work::Done(report) => report,
                 Work::Blocked(reason) => {
                     self.record_task(id, TaskEvent::WorkerBlocked { reason })?;
@@ -1368,14 +1381,17 @@ impl Core {
                     return Ok(load);
                 }
             };
-            let (mut changes, head) = match (&self.workspace, &tree) {
+            let mut changes = match (&self.workspace, &tree) {
                 (Some(workspace), Some(tree)) => {
-                    let head = workspace
+                    if let Some(commit) = workspace
                         .commit(tree, &format!("{id}: {}", task.spec.title))
-                        .await?;
-                    (workspace.changes(tree).await?, head)
+                        .await?
+                    {
+                        head = Some(commit);
+                    }
+                    workspace.changes(tree).await?
                 }
-                _ => (self.session_changes(server, &session).await?, None),
+                _ => self.session_changes(server, &session).await?,
             };
             // The orchestrator's own files (its journal, status and log, when git does not ignore them) are
             // not the Worker's work: neither the Reviewer nor the summary sees them.
@@ -1386,7 +1402,7 @@ impl Core {
                 TaskEvent::WorkerFinished {
                     report: report.clone(),
                     files,
-                    head,
+                    head: head.clone(),
                 },
             )?;
             // "Done" needs a change: a Worker that changed nothing is sent back once, then the task fails.
@@ -1475,6 +1491,26 @@ impl Core {
                 return self.integrate(id).await;
             }
             let attempts = self.recorder.read(|view| view.tasks[id].attempts);
+            let mut findings = review.findings.clone();
+            if !review.gate.passed() {
+                let failure = (review.gate.summary(), head.clone());
+                if last_failure.as_ref() == Some(&failure) {
+                    let signal = "the same check failed again on an unchanged change".to_string();
+                    if stagnant_gate {
+                        self.record_task(
+                            id,
+                            TaskEvent::Failed {
+                                cause: FailCause::Stagnated { signal },
+                            },
+                        )?;
+                        return Ok(Load::Ok);
+                    }
+                    stagnant_gate = true;
+                    findings =
+                        format!("{}\n\n{findings}", prompts::diagnostic_message(id, &signal));
+                }
+                last_failure = Some(failure);
+            }
             if attempts >= self.settings.review_attempts.max(1) {
                 self.record_task(
                     id,
@@ -1490,11 +1526,11 @@ impl Core {
             self.record_task(
                 id,
                 TaskEvent::ChangesRequested {
-                    findings: review.findings.clone(),
+                    findings: findings.clone(),
                     reviewer: Some(review.reviewer),
                 },
             )?;
-            start = Start::Prompt(self.worker_message(id, &directory, Some(&review.findings)));
+            start = Start::Prompt(self.worker_message(id, &directory, Some(&findings)));
         }
     }
 
@@ -1506,11 +1542,21 @@ impl Core {
         ask: Ask<'_>,
         task: Option<&str>,
     ) -> Result<TurnEnd, TaskError> {
+        Ok(self.turn_full(server, ask, task).await?.end)
+    }
+
+    /// [`turn`](Self::turn), with everything the turn reported (its tool errors included).
+    async fn turn_full(
+        &self,
+        server: &Server,
+        ask: Ask<'_>,
+        task: Option<&str>,
+    ) -> Result<Turn, TaskError> {
         self.check_budgets()?;
         let (role, session) = (ask.role, ask.session.to_string());
         let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
         self.used(server, role, &session, task, &turn)?;
-        Ok(turn.end)
+        Ok(turn)
     }
 
     /// Records a turn and what it used (the answers the journal did not count before), then checks the
@@ -1761,12 +1807,17 @@ impl Core {
         id: &str,
         session: &str,
         start: Start,
+        worktree: Option<(&Tree, &mut Option<String>)>,
     ) -> Result<Work, TaskError> {
+        let mut worktree = worktree;
         let mut next = Some(start);
         let mut previous: Option<String> = None;
         let mut nudges = 0;
         let mut aborts = 0;
         let mut diagnosed = false;
+        // Objective signs of stagnation: the same tool error turn after turn, no change in the worktree.
+        let mut last_tool_error: Option<(String, u32)> = None;
+        let mut turns_without_change = 0;
         loop {
             let (turns, limit) = self
                 .recorder
@@ -1779,11 +1830,11 @@ impl Core {
                     load: Load::Ok,
                 });
             }
-            let end = match next.take().expect("each turn sets the next") {
+            let turn = match next.take().expect("each turn sets the next") {
                 Start::Adopt => {
                     let turn = server.monitor.adopt(session, true).await?;
                     self.used(server, Role::Worker, session, Some(id), &turn)?;
-                    turn.end
+                    turn
                 }
                 Start::Prompt(text) => {
                     let ask = Ask {
@@ -1792,10 +1843,42 @@ impl Core {
                         text,
                         schema: None,
                     };
-                    self.turn(server, ask, Some(id)).await?
+                    self.turn_full(server, ask, Some(id)).await?
                 }
             };
-            let signal = match end {
+            // What changed in the worktree during the turn is committed: progress, and the head so far.
+            let changed = match &mut worktree {
+                Some((tree, head)) => {
+                    let workspace = self
+                        .workspace
+                        .as_ref()
+                        .expect("a tree comes from a workspace");
+                    match workspace
+                        .commit(tree, &format!("{id}: work in progress"))
+                        .await?
+                    {
+                        Some(commit) => {
+                            **head = Some(commit);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => true,
+            };
+            turns_without_change = if changed { 0 } else { turns_without_change + 1 };
+            let repeated_tool_error = turn.tool_errors.last().and_then(|error| {
+                let count = match &last_tool_error {
+                    Some((last, count)) if last == error => count + 1,
+                    _ => 1,
+                };
+                last_tool_error = Some((error.clone(), count));
+                (count >= STAGNATION_REPEATS).then(|| error.clone())
+            });
+            if turn.tool_errors.is_empty() {
+                last_tool_error = None;
+            }
+            let signal = match turn.end {
                 TurnEnd::Answered { text, .. } => match prompts::worker_status(&text) {
                     WorkerStatus::Done(summary) => {
                         return Ok(Work::Done(if summary.is_empty() { text } else { summary }));
@@ -1805,12 +1888,17 @@ impl Core {
                         let text = text.trim().to_string();
                         let repeated = previous.as_deref() == Some(text.as_str());
                         previous = Some(text);
-                        if !repeated && nudges < self.settings.nudges {
+                        if let Some(error) = repeated_tool_error {
+                            format!(
+                                "the same tool error {STAGNATION_REPEATS} turns in a row: {error}"
+                            )
+                        } else if turns_without_change >= self.settings.stall_turns {
+                            format!("no change in the worktree for {turns_without_change} turns")
+                        } else if !repeated && nudges < self.settings.nudges {
                             nudges += 1;
                             next = Some(Start::Prompt(prompts::nudge_message(id)));
                             continue;
-                        }
-                        if repeated {
+                        } else if repeated {
                             "the model repeated the same output".to_string()
                         } else {
                             format!("no status after {nudges} reminder(s)")
@@ -1851,6 +1939,7 @@ impl Core {
                 });
             }
             diagnosed = true;
+            tracing::warn!(task = id, %signal, "the Worker is not making progress: a diagnostic prompt");
             next = Some(Start::Prompt(prompts::diagnostic_message(id, &signal)));
         }
     }

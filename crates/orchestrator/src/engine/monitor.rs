@@ -256,6 +256,7 @@ impl Monitor {
             end: agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted),
             answers: agent::answers_of(std::slice::from_ref(&answer)),
             sub_agents: self.sub_agents(session).await,
+            tool_errors: answer.tool_errors.clone(),
         })
     }
 
@@ -297,10 +298,12 @@ impl Monitor {
         let end = self.follow_to_end(session, before).await?;
         // What the turn used: its answers, and the sub-agents it started.
         let messages = self.agents.messages(session).await?;
+        let turn = messages.get(before..).unwrap_or_default();
         Ok(Turn {
             end,
-            answers: agent::answers_of(messages.get(before..).unwrap_or_default()),
+            answers: agent::answers_of(turn),
             sub_agents: self.sub_agents(session).await,
+            tool_errors: agent::tool_errors_of(turn),
         })
     }
 

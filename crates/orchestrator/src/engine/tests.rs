@@ -1282,3 +1282,89 @@ async fn a_task_past_its_turns_fails() {
     );
     assert_eq!(rig.agents.prompts_to(Role::Worker, ""), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_tool_error_turn_after_turn_is_stagnation() {
+    let mut rig = Rig::new(script("### T1: Edit\nx\n", |_, received, _| Reply {
+        tool_errors: vec!["edit: oldString not found in lib.py".into()],
+        ..Reply::text(format!("trying again ({})", received.text.len()))
+    }));
+    rig.settings.nudges = 5;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(
+        signal.contains("the same tool error") && signal.contains("oldString"),
+        "{signal}"
+    );
+    assert_eq!(
+        rig.agents
+            .prompts_to(Role::Worker, "DIAGNOSTIC for TASK T1"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_that_does_not_change_for_turns_is_stagnation() {
+    let mut rig = Rig::isolated_with(|_| {
+        Box::new(script("### T1: Edit\nx\n", |_, received, _| {
+            Reply::text(format!("let me look first ({})", received.text.len()))
+        }))
+    });
+    rig.settings.nudges = 10;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(
+        signal.contains("no change in the worktree for 4 turns"),
+        "{signal}"
+    );
+    assert_eq!(
+        rig.agents
+            .prompts_to(Role::Worker, "DIAGNOSTIC for TASK T1"),
+        1
+    );
+    assert!(
+        rig.agents
+            .received()
+            .iter()
+            .any(|r| r.text.contains("no change in the worktree for 3 turns")),
+        "the diagnostic named the signal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_check_failing_on_an_unchanged_change_is_stagnation() {
+    let mut rig = Rig::isolated_with(|_| {
+        Box::new(script("### T1: Fix\nx\n", |_, received, _| {
+            if received.text.starts_with("TASK T1:") && !received.text.contains("REVIEW FINDINGS") {
+                Reply::done(&["lib.py"])
+            } else {
+                // Told to fix it, the Worker says done without touching anything.
+                Reply::text("Looks fine to me.\nSTATUS: DONE nothing to fix")
+            }
+        }))
+    });
+    rig.gates = FakeGates::new(|_, _| false);
+    rig.settings.review_attempts = 5;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(signal.contains("same check failed again"), "{signal}");
+    assert!(
+        report.view.tasks["T1"].attempts < 5,
+        "stopped before its attempts ran out"
+    );
+}

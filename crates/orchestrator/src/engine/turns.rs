@@ -208,6 +208,7 @@ impl Turns {
                                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                                 used.answers.extend(turn.answers);
                                 used.sub_agents += turn.sub_agents;
+                                used.tool_errors.extend(turn.tool_errors);
                                 turn.end
                             });
                             match end {
@@ -230,6 +231,7 @@ impl Turns {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         usage.answers.append(&mut used.answers);
+        usage.tool_errors.append(&mut used.tool_errors);
         usage.sub_agents += used.sub_agents;
         drop(used);
         match result {
