@@ -2331,7 +2331,7 @@ mod tests {
     #[test]
     fn name_status_and_numstat_are_joined() {
         let statuses = b"M\0src/lib.rs\0R087\0old name.rs\0new name.rs\0A\0logo.png\0D\0gone.rs\0";
-        let numstats = b"3\t1\tsrc/lib.rs\0002\t2\t\0old name.rs\0new name.rs\0-\t-\tlogo.png\0000\t7\tgone.rs\0";
+        let numstats = b"3\t1\tsrc/lib.rs\x002\t2\t\0old name.rs\0new name.rs\0-\t-\tlogo.png\x000\t7\tgone.rs\0";
         let files = file_stats(statuses, numstats).unwrap();
         assert_eq!(
             files,
