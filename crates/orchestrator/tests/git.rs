@@ -831,6 +831,19 @@ async fn recreating_a_task_worktree_keeps_the_earlier_attempts_commits_and_lefto
         .await
         .unwrap();
     assert_eq!(fourth.kept, None);
+    // A worktree whose directory vanished (a cleaner, a crash) is replaced too, its commits kept.
+    work(&fixture, &fourth.path, &[("third.txt", "3\n")], "attempt 4").await;
+    fs::remove_dir_all(&fourth.path).unwrap();
+    let fifth = fixture
+        .git
+        .create_task_worktree("m1", "T1", &new_base)
+        .await
+        .unwrap();
+    assert_eq!(
+        fifth.kept.map(|kept| kept.branch).as_deref(),
+        Some("orchestrator-attempt/m1/T1/3")
+    );
+    assert!(fifth.path.join("other.txt").exists());
 
     let leftovers = fixture.git.leftovers(Some("m1")).await.unwrap();
     let roles: Vec<_> = leftovers
@@ -853,6 +866,13 @@ async fn recreating_a_task_worktree_keeps_the_earlier_attempts_commits_and_lefto
                 BranchRole::Attempt {
                     task: "T1".into(),
                     attempt: 2
+                }
+            ),
+            (
+                "orchestrator-attempt/m1/T1/3",
+                BranchRole::Attempt {
+                    task: "T1".into(),
+                    attempt: 3
                 }
             ),
             (

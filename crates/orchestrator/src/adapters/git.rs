@@ -708,25 +708,20 @@ impl GitWorkspace {
         let branch = task_branch(mission, task);
         let path = root.join(mission).join("tasks").join(task);
 
-        // An earlier attempt: commit what it left, then take its worktree away.
-        let worktrees = self.worktrees().await?;
-        for worktree in &worktrees {
+        // An earlier attempt: commit what it left, then take its worktree away. Records of worktrees whose
+        // directory is gone are pruned first: there is nothing there to commit or remove.
+        self.prune().await?;
+        for worktree in self.worktrees().await? {
             let on_branch = worktree.branch.as_deref() == Some(branch.as_str());
-            if on_branch && worktree.path.is_dir() {
+            if on_branch {
                 let message =
                     format!("orchestrator: uncommitted work of an earlier attempt at {task}");
                 self.commit_all(&worktree.path, &message).await?;
             }
             if on_branch || same_path(&worktree.path, &path) {
-                self.git(
-                    &self.top_level,
-                    argv!["worktree", "remove", "--force", "--force", worktree.path],
-                    SUCCESS,
-                )
-                .await?;
+                self.force_remove(&worktree.path).await?;
             }
         }
-        self.prune().await?;
         let kept = match self.resolve_branch(&branch).await? {
             Some(head) => {
                 self.retire_branch(mission, task, &branch, &head, base)
@@ -1006,17 +1001,12 @@ impl GitWorkspace {
         self.check_ids(mission, None).await?;
         let root = self.ensure_root()?;
         let path = root.join(mission).join("integration");
+        self.prune().await?;
         for worktree in self.worktrees().await? {
             if same_path(&worktree.path, &path) {
-                self.git(
-                    &self.top_level,
-                    argv!["worktree", "remove", "--force", "--force", worktree.path],
-                    SUCCESS,
-                )
-                .await?;
+                self.force_remove(&worktree.path).await?;
             }
         }
-        self.prune().await?;
         remove_dir_if_present(&path, "remove the stale worktree directory")?;
         create_parent(&path)?;
         self.git(
@@ -1054,12 +1044,9 @@ impl GitWorkspace {
                     path: path.to_path_buf(),
                 });
             }
-            self.git(
-                &self.top_level,
-                argv!["worktree", "remove", "--force", "--force", worktree.path],
-                SUCCESS,
-            )
-            .await?;
+            if worktree.path.exists() {
+                self.force_remove(&worktree.path).await?;
+            }
         } else if !ours_by_place {
             return Err(GitError::NotOurWorktree {
                 path: path.to_path_buf(),
@@ -1258,6 +1245,17 @@ impl GitWorkspace {
         expect: Expect,
     ) -> Result<Output, GitError> {
         run(dir, args, expect, self.timeout).await
+    }
+
+    /// `git worktree remove` with whatever is in the worktree (untracked build outputs, changes).
+    async fn force_remove(&self, path: &Path) -> Result<(), GitError> {
+        self.git(
+            &self.top_level,
+            argv!["worktree", "remove", "--force", "--force", path],
+            SUCCESS,
+        )
+        .await
+        .map(drop)
     }
 
     /// What `HEAD` of the checkout in `dir` points at.
