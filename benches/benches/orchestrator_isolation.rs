@@ -29,7 +29,11 @@
 //! (N fresh worktrees for the next tasks, on the target directory the first ones left: shared only; with
 //! separate targets a new worktree is a cold build again). Each row gives the wall time until every gate
 //! finished, each gate's time (median and max), how many gates printed cargo's "Blocking waiting for file
-//! lock" and the target directories' disk.
+//! lock" and the target directories' disk. After the incremental round, where worktree `i` also added a test
+//! `task_change_{i}_test`, `cargo test --lib -- --list` runs in each worktree in turn and the bench counts
+//! the worktrees whose list is not their own: cargo names a path crate's artifacts without its absolute path
+//! and judges them fresh by the sources' mtimes, so in a shared target directory one worktree can take
+//! another's build for its own.
 //!
 //! Run: `cargo bench -p benches --bench orchestrator_isolation` (about 15 minutes on 2 cores). Under
 //! `--test` (what `.ci/bench-compile.sh` passes) it makes a 300-file repository, one worktree, and gates of a
@@ -308,7 +312,8 @@ async fn gates(config: &Config) {
                 let file = worktree.join(source);
                 let mut text = fs::read_to_string(&file).expect("the crate's lib.rs");
                 text.push_str(&format!(
-                    "\n/// A task's change.\npub fn task_change_{index}() -> usize {{\n    {index}\n}}\n"
+                    "\n/// A task's change.\npub fn task_change_{index}() -> usize {{\n    {index}\n}}\n\n\
+                     #[test]\nfn task_change_{index}_test() {{\n    assert_eq!(task_change_{index}(), {index});\n}}\n"
                 ));
                 fs::write(&file, text).expect("a change");
             }
@@ -319,6 +324,11 @@ async fn gates(config: &Config) {
                 "incremental",
                 &incremental,
                 disk(&first_targets),
+            );
+            let wrong = foreign_tests(&dirs, &first_targets);
+            println!(
+                "| {count} | {strategy} | then `cargo test --lib -- --list` in each, one after another | \
+                 {wrong}/{count} listed another worktree's test | | | |"
             );
 
             if shared {
@@ -399,6 +409,38 @@ fn run_gates(dirs: &[PathBuf], targets: &[PathBuf]) -> Round {
         each: results.iter().map(|(time, _)| *time).collect(),
         blocked: results.iter().filter(|(_, blocked)| *blocked).count(),
     }
+}
+
+/// After every worktree `i` added its own test `task_change_{i}_test`, runs `cargo test --offline --lib --
+/// --list` in each worktree in turn (building first if cargo finds its build stale) and counts those whose
+/// list lacks their own test or holds another worktree's: gates that would have checked someone else's code.
+fn foreign_tests(dirs: &[PathBuf], targets: &[PathBuf]) -> usize {
+    let mut wrong = 0;
+    for (index, (dir, target)) in dirs.iter().zip(targets).enumerate() {
+        let listed = Command::new("cargo")
+            .args(["test", "--offline", "--lib", "--", "--list"])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", target)
+            .env("CARGO_TERM_COLOR", "never")
+            .stdin(Stdio::null())
+            .output()
+            .expect("cargo runs");
+        assert!(
+            listed.status.success(),
+            "cargo test --list in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let list = String::from_utf8_lossy(&listed.stdout);
+        let own = list.contains(&format!("task_change_{index}_test:"));
+        let foreign = (0..dirs.len())
+            .filter(|&other| other != index)
+            .any(|other| list.contains(&format!("task_change_{other}_test:")));
+        if !own || foreign {
+            wrong += 1;
+        }
+    }
+    wrong
 }
 
 fn print_row(count: usize, strategy: &str, build: &str, round: &Round, disk: u64) {
