@@ -26,11 +26,12 @@
 //! N task worktrees are made from the same commit and their gates start at the same time (as parallel
 //! Workers' gates do), three times: **cold** (empty target directories), **incremental** (after each
 //! worktree appends a function to `src/lib.rs`, as a task's next change would), and **new worktrees**
-//! (N fresh worktrees for the next tasks, on the target directory the first ones left: shared only; with
-//! separate targets a new worktree is a cold build again). Each row gives the wall time until every gate
-//! finished, each gate's time (median and max), how many gates printed cargo's "Blocking waiting for file
-//! lock" and the target directories' disk. After the incremental round, where worktree `i` also added a test
-//! `task_change_{i}_test`, `cargo test --lib -- --list` runs in each worktree in turn and the bench counts
+//! (N fresh worktrees for the next tasks, each with a change of its own: shared, on the mission's target
+//! directory; separate, each on the target directory its slot's previous worktree left, i.e. a target
+//! directory per parallel slot; a target directory per worktree would be a cold build again). Each row gives the wall time until every gate
+//! finished, each gate's time (median and max), how many gates waited for another's lock on the target
+//! directory (cargo's "Blocking waiting for file lock on build directory") and the target directories' disk. After the incremental and the new worktrees' rounds, where worktree `i` also
+//! added a test of its own, `cargo test --lib -- --list` runs in each worktree in turn and the bench counts
 //! the worktrees whose list is not their own: cargo names a path crate's artifacts without its absolute path
 //! and judges them fresh by the sources' mtimes, so in a shared target directory one worktree can take
 //! another's build for its own.
@@ -256,7 +257,7 @@ async fn gates(config: &Config) {
     };
     println!("## Gates in parallel worktrees: `cargo test --no-run --offline` of {name}\n");
     println!(
-        "| worktrees | target dir | build | wall (all gates) | per gate median / max | blocked on the lock | target disk |"
+        "| worktrees | target dir | build | wall (all gates) | per gate median / max | waited for the target lock | target disk |"
     );
     println!("|---|---|---|---|---|---|---|");
     let mut round = 0;
@@ -308,15 +309,7 @@ async fn gates(config: &Config) {
             let cold = run_gates(&dirs, &first_targets);
             print_row(count, strategy, "cold", &cold, disk(&first_targets));
 
-            for (index, worktree) in first.iter().enumerate() {
-                let file = worktree.join(source);
-                let mut text = fs::read_to_string(&file).expect("the crate's lib.rs");
-                text.push_str(&format!(
-                    "\n/// A task's change.\npub fn task_change_{index}() -> usize {{\n    {index}\n}}\n\n\
-                     #[test]\nfn task_change_{index}_test() {{\n    assert_eq!(task_change_{index}(), {index});\n}}\n"
-                ));
-                fs::write(&file, text).expect("a change");
-            }
+            change(&first, source, "a");
             let incremental = run_gates(&dirs, &first_targets);
             print_row(
                 count,
@@ -325,30 +318,32 @@ async fn gates(config: &Config) {
                 &incremental,
                 disk(&first_targets),
             );
-            let wrong = foreign_tests(&dirs, &first_targets);
-            println!(
-                "| {count} | {strategy} | then `cargo test --lib -- --list` in each, one after another | \
-                 {wrong}/{count} listed another worktree's test | | | |"
-            );
+            print_check(count, strategy, foreign_tests(&dirs, &first_targets, "a"));
 
-            if shared {
-                let next = make("U").await;
-                let next_dirs: Vec<PathBuf> =
-                    next.iter().map(|path| path.join(&project_dir)).collect();
-                let next_targets = targets(&next);
-                let fresh = run_gates(&next_dirs, &next_targets);
-                print_row(
-                    count,
-                    strategy,
-                    "new worktrees",
-                    &fresh,
-                    disk(&next_targets),
-                );
-                for worktree in &next {
-                    git.remove_worktree(worktree).await.expect("removed");
-                }
+            // The next tasks: shared, on the mission's target dir; separate, each on the target dir its
+            // slot's previous worktree left (a target dir per slot).
+            let next = make("U").await;
+            let next_dirs: Vec<PathBuf> = next.iter().map(|path| path.join(&project_dir)).collect();
+            let next_targets = if shared {
+                targets(&next)
             } else {
-                println!("| {count} | separate | new worktrees | = cold | | | |");
+                first_targets.clone()
+            };
+            change(&next, source, "b");
+            let fresh = run_gates(&next_dirs, &next_targets);
+            let build = if shared {
+                "new worktrees"
+            } else {
+                "new worktrees, each on its slot's previous target dir"
+            };
+            print_row(count, strategy, build, &fresh, disk(&next_targets));
+            print_check(
+                count,
+                strategy,
+                foreign_tests(&next_dirs, &next_targets, "b"),
+            );
+            for worktree in &next {
+                git.remove_worktree(worktree).await.expect("removed");
             }
             for worktree in &first {
                 git.remove_worktree(worktree).await.expect("removed");
@@ -392,10 +387,11 @@ fn run_gates(dirs: &[PathBuf], targets: &[PathBuf]) -> Round {
                         "cargo test --no-run in {}: {stderr}",
                         dir.display()
                     );
-                    (
-                        started.elapsed(),
-                        stderr.contains("Blocking waiting for file lock"),
-                    )
+                    // Not the package cache's lock, which every cargo takes a moment for.
+                    let blocked = ["build directory", "artifact directory"]
+                        .iter()
+                        .any(|lock| stderr.contains(&format!("waiting for file lock on {lock}")));
+                    (started.elapsed(), blocked)
                 })
             })
             .collect();
@@ -411,10 +407,31 @@ fn run_gates(dirs: &[PathBuf], targets: &[PathBuf]) -> Round {
     }
 }
 
-/// After every worktree `i` added its own test `task_change_{i}_test`, runs `cargo test --offline --lib --
-/// --list` in each worktree in turn (building first if cargo finds its build stale) and counts those whose
-/// list lacks their own test or holds another worktree's: gates that would have checked someone else's code.
-fn foreign_tests(dirs: &[PathBuf], targets: &[PathBuf]) -> usize {
+/// Appends to `source` in worktree `i` a function and a test `change_{round}_{i}_test`: a task's change.
+fn change(worktrees: &[PathBuf], source: &str, round: &str) {
+    for (index, worktree) in worktrees.iter().enumerate() {
+        let file = worktree.join(source);
+        let mut text = fs::read_to_string(&file).expect("the crate's lib.rs");
+        text.push_str(&format!(
+            "\n/// A task's change.\npub fn change_{round}_{index}() -> usize {{\n    {index}\n}}\n\n\
+             #[test]\nfn change_{round}_{index}_test() {{\n    assert_eq!(change_{round}_{index}(), {index});\n}}\n"
+        ));
+        fs::write(&file, text).expect("a change");
+    }
+}
+
+fn print_check(count: usize, strategy: &str, wrong: usize) {
+    println!(
+        "| {count} | {strategy} | then `cargo test --lib -- --list` in each, one after another | \
+         {wrong}/{count} listed another worktree's tests | | | |"
+    );
+}
+
+/// After every worktree `i` added its own test `change_{round}_{i}_test`, runs `cargo test --offline --lib
+/// -- --list` in each worktree in turn (building first if cargo finds its build stale) and counts those
+/// whose list of `change_` tests is not exactly their own: gates that would have checked someone else's
+/// code.
+fn foreign_tests(dirs: &[PathBuf], targets: &[PathBuf], round: &str) -> usize {
     let mut wrong = 0;
     for (index, (dir, target)) in dirs.iter().zip(targets).enumerate() {
         let listed = Command::new("cargo")
@@ -432,11 +449,12 @@ fn foreign_tests(dirs: &[PathBuf], targets: &[PathBuf]) -> usize {
             String::from_utf8_lossy(&listed.stderr)
         );
         let list = String::from_utf8_lossy(&listed.stdout);
-        let own = list.contains(&format!("task_change_{index}_test:"));
-        let foreign = (0..dirs.len())
-            .filter(|&other| other != index)
-            .any(|other| list.contains(&format!("task_change_{other}_test:")));
-        if !own || foreign {
+        let changes: Vec<&str> = list
+            .lines()
+            .filter_map(|line| line.strip_suffix(": test"))
+            .filter(|name| name.starts_with("change_"))
+            .collect();
+        if changes != [format!("change_{round}_{index}_test")] {
             wrong += 1;
         }
     }
