@@ -1,10 +1,11 @@
 //! What the engine talks to, each behind a trait the engine owns (`engine::ports`): OpenCode
-//! ([`opencode`]), the mission's journal ([`journal`]), the project's check commands ([`gate`]); and the
-//! user's OpenCode configuration ([`opencode_json`]) and the files this crate writes for others to read
-//! ([`files`]). Adapters import only the domain.
+//! ([`opencode`]), the mission's journal ([`journal`]), the project's check commands ([`gate`]), the
+//! repository's worktrees and branches ([`git`]); and the user's OpenCode configuration
+//! ([`opencode_json`]) and the files this crate writes for others to read ([`files`]). Adapters import only the domain.
 
 pub mod files;
 pub mod gate;
+pub mod git;
 pub mod journal;
 pub mod memory;
 pub mod opencode;

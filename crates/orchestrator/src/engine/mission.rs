@@ -801,7 +801,7 @@ impl Core {
                 error: crate::engine::record::causes(&error),
             })
         })?;
-        if origin.dirty {
+        if origin.dirty() {
             tracing::warn!(
                 "the project has uncommitted changes: the mission starts from HEAD without them"
             );
@@ -917,7 +917,7 @@ impl Core {
                 .collect()
         });
         for tree in trees {
-            self.close_path(&tree.path).await;
+            self.close_path(&tree.root).await;
         }
         self.record(Event::mission(MissionEvent::Delivered { delivery }))?;
         Ok(())
@@ -1649,32 +1649,33 @@ impl Core {
         };
         let _turn = self.merge_queue.lock().await;
         let task = self.recorder.read(|view| view.tasks[id].clone());
-        let Some(head) = task.head.clone() else {
+        if task.head.is_none() {
             // Nothing to merge (a `changes:none` task).
             self.record_task(id, TaskEvent::Integrated { commit: None })?;
             self.close(task.tree.as_ref()).await;
             return Ok(Load::Ok);
         };
-        let onto = workspace.head(&origin).await?;
-        let base = task
-            .tree
-            .as_ref()
-            .map_or_else(String::new, |tree| tree.base.clone());
-        let message = format!("{id}: {}", task.spec.title);
-        let result = match workspace.merge(&origin, &head, &onto, &message).await? {
-            Merge::Conflict { files } => {
-                let conflicts: Vec<(&str, &str)> = files
-                    .iter()
-                    .map(|file| (file.path.as_str(), file.hunks.as_str()))
-                    .collect();
-                let findings = prompts::conflict_findings(&conflicts);
+        let (onto, result, fast_forward) = match workspace.merge(&origin, id).await? {
+            Merge::Conflict { files, findings } => {
+                tracing::warn!(task = id, ?files, "the task's change conflicts with the integration branch");
+                let findings = prompts::conflict_findings(&findings);
                 return self.integration_failed(id, &task, findings).await;
             }
-            Merge::FastForward { commit } | Merge::Merged { commit } => commit,
+            Merge::AlreadyIntegrated { head } => {
+                // A merge a crash cut short already moved the branch.
+                self.record_task(id, TaskEvent::Integrated { commit: Some(head) })?;
+                self.close(task.tree.as_ref()).await;
+                return Ok(Load::Ok);
+            }
+            Merge::Ready {
+                onto,
+                result,
+                fast_forward,
+            } => (onto, result, fast_forward),
         };
         // The task's own checks ran in its worktree; the integrated result needs them again only when the
-        // integration branch moved since the task's base.
-        if onto != base {
+        // integration branch moved since the task's base (the merge is not the task's head).
+        if !fast_forward {
             let path = workspace.open_detached(&origin, &result).await?;
             let gate = self.gates.run(&path).await;
             self.close_path(&path).await;
@@ -1733,7 +1734,7 @@ impl Core {
 
     async fn close(&self, tree: Option<&Tree>) {
         if let Some(tree) = tree {
-            self.close_path(&tree.path).await;
+            self.close_path(&tree.root).await;
         }
     }
 

@@ -119,14 +119,8 @@ pub trait Workspace: Send + Sync + fmt::Debug {
     /// The worktree's committed changes against its base, for the Reviewer.
     async fn changes(&self, tree: &Tree) -> Result<Vec<FileChange>, WorkspaceError>;
 
-    /// Merges `head` onto the integration branch at `onto`, without moving the branch.
-    async fn merge(
-        &self,
-        origin: &Origin,
-        head: &str,
-        onto: &str,
-        message: &str,
-    ) -> Result<Merge, WorkspaceError>;
+    /// Merges the task's branch onto the integration branch's head, without moving the branch.
+    async fn merge(&self, origin: &Origin, task: &str) -> Result<Merge, WorkspaceError>;
 
     /// Moves the integration branch from `from` to `to`, if it is still at `from`; whether it moved.
     async fn advance(&self, origin: &Origin, from: &str, to: &str) -> Result<bool, WorkspaceError>;

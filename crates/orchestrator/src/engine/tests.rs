@@ -901,7 +901,8 @@ async fn two_workers_rewriting_one_file_both_land_and_the_second_is_redone_on_th
         .into_iter()
         .find(|r| r.text.contains("conflicted"))
         .expect("the redo names the conflict");
-    assert!(retry.text.contains("=== lib.py"), "{}", retry.text);
+    assert!(retry.text.contains("### lib.py"), "{}", retry.text);
+    assert!(retry.text.contains("def one(): pass"), "{}", retry.text);
     // The user's branch got the result; the worktrees are gone, the branches kept.
     assert_eq!(workspace.branch("main"), Some(result));
     let (opened, closed) = workspace.trees();
@@ -1039,7 +1040,7 @@ async fn the_users_branch_is_left_alone_when_their_tree_changed() {
     workspace.dirty_user_tree();
     let report = run(rig.mission()).await;
     assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
-    assert!(report.view.origin.as_ref().unwrap().dirty);
+    assert!(report.view.origin.as_ref().unwrap().dirty());
     assert_eq!(
         workspace.branch("main"),
         before,
