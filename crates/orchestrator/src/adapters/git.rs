@@ -130,6 +130,18 @@
 //! checkout` of the new commit would do to their files, under git's index lock, and git itself refuses
 //! (changing nothing) if, between the check and the merge, the user changed a file the merge would
 //! overwrite. Otherwise it touches nothing and returns the command the user can run.
+//!
+//! # Building in worktrees: never one target directory for concurrent worktrees
+//!
+//! A gate that builds (`cargo test`) must not share a `CARGO_TARGET_DIR` between worktrees of the same
+//! project. Cargo names a workspace crate's artifacts without its absolute path and judges them fresh by the
+//! mtimes of the sources: a worktree whose files are older than another worktree's last build takes that
+//! build for its own, and its gate checks the other task's code (`benches/benches/orchestrator_isolation.rs`
+//! shows it, `docs/benchmarks.md` has the figures). Each worktree builds in its own target directory; a
+//! target directory per parallel slot, reused by the slot's next task, keeps the compiled dependencies and
+//! is safe as long as it serves one worktree at a time and each new worktree is made after the slot's last
+//! build (its checkout then makes every source newer than the old artifacts). A `CARGO_TARGET_DIR` in the
+//! user's environment must be overridden for the gate, for the same reason.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
