@@ -21,9 +21,8 @@ use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
 use crate::domain::workspace::{
-    Checkout, CommitId, ConflictFile, ConflictHunk, Delivery, Head, Merge, MergeConflict, Origin, Tree,
-    WorkingChanges, WorkspaceError,
-    attempt_branch, integration_branch, task_branch,
+    Checkout, CommitId, ConflictFile, ConflictHunk, Delivery, Head, Merge, MergeConflict, Origin,
+    Tree, WorkingChanges, WorkspaceError, attempt_branch, integration_branch, task_branch,
 };
 use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
 

@@ -1657,7 +1657,11 @@ impl Core {
         };
         let (onto, result, fast_forward) = match workspace.merge(&origin, id).await? {
             Merge::Conflict { files, findings } => {
-                tracing::warn!(task = id, ?files, "the task's change conflicts with the integration branch");
+                tracing::warn!(
+                    task = id,
+                    ?files,
+                    "the task's change conflicts with the integration branch"
+                );
                 let findings = prompts::conflict_findings(&findings);
                 return self.integration_failed(id, &task, findings).await;
             }
