@@ -196,7 +196,7 @@ pub(crate) async fn start_demo(
         json,
         "      starting a real OpenCode server (installed from npm on first use)...",
     );
-    let started = opencode::start_demo(demo::script(project), project).await?;
+    let started = opencode::start_demo(demo::script(), project).await?;
     if let Some(pid) = started.server.pid() {
         signals::own_group(i32::try_from(pid).unwrap_or(i32::MAX));
     }

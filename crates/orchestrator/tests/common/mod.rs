@@ -142,7 +142,7 @@ impl Rig {
 }
 
 /// A one-task mission (T1.1 writes one.txt) whose Commander answers with `commander`.
-pub fn one_task(project: &Path, commander: Rule) -> Script {
+pub fn one_task(commander: Rule) -> Script {
     let mut script =
         Script::new()
             .rule(titles())
@@ -152,7 +152,7 @@ pub fn one_task(project: &Path, commander: Rule) -> Script {
             )));
     for rule in worker_rules(
         "T1.1",
-        vec![write(project, "one.txt", "1\n")],
+        vec![write("one.txt", "1\n")],
         "Wrote one.txt.",
     ) {
         script = script.rule(rule);
@@ -320,7 +320,7 @@ pub const THREE_TASKS: &str = "# Mission: three files\n## M1: Files\n### T1.1: O
 
 /// Three tasks writing one.txt, two.txt and three.txt; `slow` makes that task's first Worker reply arrive
 /// after the delay.
-pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
+pub fn three_tasks(slow: Option<(&str, Duration)>) -> Script {
     let mut script = Script::new()
         .rule(titles())
         .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
@@ -341,7 +341,7 @@ pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
             script = script.rule(
                 Rule::when(first)
                     .reply(
-                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
+                        Reply::ToolCalls(vec![write(file, &format!("{id}\n"))])
                             .delayed(delay),
                     )
                     .times(1),
@@ -349,7 +349,7 @@ pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
         }
         for rule in worker_rules(
             id,
-            vec![write(project, file, &format!("{id}\n"))],
+            vec![write(file, &format!("{id}\n"))],
             &format!("Wrote {file}."),
         ) {
             script = script.rule(rule);
