@@ -18,8 +18,7 @@ use orchestrator::domain::prompts::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();

@@ -99,8 +99,7 @@ fn attach_without_url_uses_the_configured_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_reads_the_password_from_the_configured_variable() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let server = &rig.demo.server;
@@ -214,8 +213,7 @@ fn json_output_of_the_demo_is_only_json_ending_with_the_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_logs_its_recovery() {
     let Some(rig) =
-        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(5)))))
-            .await
+        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(5))))).await
     else {
         return;
     };
@@ -246,10 +244,8 @@ async fn resume_logs_its_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mission_stopped_during_a_worker_turn_resumes_that_turn_and_completes() {
-    let Some(rig) = common::rig(|_| {
-        common::three_tasks(Some(("T1.2", Duration::from_secs(60))))
-    })
-    .await
+    let Some(rig) =
+        common::rig(|_| common::three_tasks(Some(("T1.2", Duration::from_secs(60))))).await
     else {
         return;
     };
@@ -323,7 +319,8 @@ fn python_task() -> Script {
         )));
     let files = vec![
         write("thing.py", "def thing():\n    return 42\n"),
-        write("test_thing.py",
+        write(
+            "test_thing.py",
             "import unittest\n\nfrom thing import thing\n\n\nclass ThingTest(unittest.TestCase):\n    def test_thing(self):\n        self.assertEqual(thing(), 42)\n",
         ),
     ];
@@ -382,8 +379,7 @@ async fn files_changed_leaves_out_the_orchestrators_own_files() {
     // T1.1's Worker takes a few seconds, while T1.2 runs and is recorded beside it: the orchestrator writes
     // its journal, status file and log during T1.1's turn, and OpenCode's snapshot of that turn sees them.
     let Some(rig) =
-        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(4)))))
-            .await
+        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(4))))).await
     else {
         return;
     };

@@ -160,11 +160,7 @@ async fn a_cyclic_plan_is_sent_back_and_fixed() {
                     .replies(vec![planner_reply(CYCLIC), planner_reply(FIXED)]),
             );
         for (id, file) in [("T1.1", "one.txt"), ("T1.2", "two.txt")] {
-            for rule in worker_rules(
-                id,
-                vec![write(file, "text\n")],
-                &format!("Wrote {file}."),
-            ) {
+            for rule in worker_rules(id, vec![write(file, "text\n")], &format!("Wrote {file}.")) {
                 script = script.rule(rule);
             }
         }
@@ -273,11 +269,10 @@ async fn model_errors_are_retried_under_the_breaker_and_the_mission_completes() 
     let Some(rig) = common::rig(|_| {
         // The Commander's model fails twice with HTTP 500 before it answers.
         common::one_task(Rule::when(agent(Role::Commander)).replies(vec![
-                Reply::http_error(500, "upstream overloaded"),
-                Reply::http_error(500, "upstream overloaded"),
-                Reply::text("Brief."),
-            ]),
-        )
+            Reply::http_error(500, "upstream overloaded"),
+            Reply::http_error(500, "upstream overloaded"),
+            Reply::text("Brief."),
+        ]))
     })
     .await
     else {
@@ -368,8 +363,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let mut config = rig.config();

@@ -8,6 +8,7 @@
 
 mod args;
 pub mod attach;
+pub mod clean;
 pub mod config;
 pub mod demo;
 pub mod doctor;
@@ -32,8 +33,8 @@ use crate::adapters::journal::{self, FileJournal};
 use crate::cli::args::{Cli, Command, DoctorArgs, ResumeArgs, StatusArgs, StopArgs, TaskArgs};
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
-    connect, demo_project, finish, mission_text, parse_model, project_dir, run_mission, say,
-    servers, settings, start_demo, start_logging,
+    connect, demo_project, finish, isolation, journaled_isolation, mission_text, parse_model,
+    project_dir, run_mission, say, servers, settings, start_demo, start_logging,
 };
 use crate::cli::signals::Signals;
 use crate::domain::mission;
@@ -74,6 +75,14 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             print!("{}", install::uninstall(&project)?);
             Ok(Outcome::Done)
         }
+        Command::Clean(args) => {
+            let project = project_dir(args.project.as_deref())?;
+            print!(
+                "{}",
+                clean::clean(&project, args.id.as_deref(), args.branches).await?
+            );
+            Ok(Outcome::Done)
+        }
     }
 }
 
@@ -87,7 +96,14 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
         project_dir(args.server.project.as_deref())?
     };
     let file = config::load(&project)?;
-    let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let mut settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let workspace = isolation(
+        &project,
+        args.run.no_isolation,
+        &mut settings,
+        args.run.json,
+    )
+    .await?;
     let servers = if args.server.demo {
         start_demo(&project, &settings, args.run.json).await?
     } else {
@@ -106,7 +122,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
             settings.gate.commands.clone(),
             settings.gate.timeout,
         )),
-        workspace: None,
+        workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
@@ -122,13 +138,35 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let id = mission_id(&project, args.id.as_deref())?;
     let directory = journal::missions_dir(&project).join(&id);
     let file = config::load(&project)?;
-    let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let mut settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
     // Logging first, so that the recovery below is in the log.
     let _log = start_logging(&project);
     // The journal first: a mission another orchestrator runs is locked, a damaged one is refused, before
     // anything is started for it.
     let (journal, entries) = FileJournal::open(&directory)?;
     let journal = Arc::new(journal);
+    // A mission keeps the isolation it started with.
+    let no_isolation = match journaled_isolation(&entries) {
+        Some(isolated) => {
+            if isolated == args.run.no_isolation {
+                say(
+                    args.run.json,
+                    &format!(
+                        "Mission {id} started {}: it goes on so (--no-isolation {}).",
+                        if isolated {
+                            "with a git worktree per task"
+                        } else {
+                            "without isolation"
+                        },
+                        if isolated { "ignored" } else { "implied" }
+                    ),
+                );
+            }
+            !isolated
+        }
+        None => args.run.no_isolation,
+    };
+    let workspace = isolation(&project, no_isolation, &mut settings, args.run.json).await?;
     let servers = if args.server.demo {
         start_demo(&project, &settings, args.run.json).await?
     } else {
@@ -142,7 +180,7 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
             settings.gate.commands.clone(),
             settings.gate.timeout,
         )),
-        workspace: None,
+        workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
@@ -292,7 +330,22 @@ fn status_text(view: &mission::MissionView, running: Option<i32>) -> String {
             if let Some(reason) = summary::reason(task) {
                 let _ = writeln!(text, "         {reason}");
             }
+            if let Some(branch) = task.branches.last() {
+                let _ = writeln!(
+                    text,
+                    "         branch {branch}{}",
+                    task.integrated
+                        .as_ref()
+                        .map_or_else(String::new, |commit| format!(
+                            ", integrated as {}",
+                            commit.get(..12).unwrap_or(commit)
+                        ))
+                );
+            }
         }
+    }
+    for line in summary::isolation(view) {
+        let _ = writeln!(text, "  {line}");
     }
     text
 }

@@ -132,7 +132,10 @@ impl Workspace for GitWorkspace {
             .await
             .map_err(failed("read the project's git checkout"))?;
         let what = format!("create the integration branch of mission {mission}");
-        let integration = match self.create_integration_branch(mission, &checkout.commit).await {
+        let integration = match self
+            .create_integration_branch(mission, &checkout.commit)
+            .await
+        {
             Ok(branch) => branch,
             // Made by a run that stopped before it journaled the mission's start: the same branch.
             Err(GitError::BranchExists { branch, at }) if at == checkout.commit => branch,

@@ -496,10 +496,14 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             if state.tree.is_some() && tree != &state.tree {
                 return Err(illegal());
             }
-            if let Some(tree) = tree
-                && !next.branches.contains(&tree.branch)
-            {
-                next.branches.push(tree.branch.clone());
+            // The branches its attempts worked on: an earlier attempt's, kept under another name when this
+            // worktree replaced it, then this one's.
+            if let Some(tree) = tree {
+                for branch in tree.kept.iter().chain([&tree.branch]) {
+                    if !next.branches.contains(branch) {
+                        next.branches.push(branch.clone());
+                    }
+                }
             }
             next.tree = tree.clone();
             next.status = S::Running { slot: *slot };

@@ -295,7 +295,12 @@ impl BranchDiff {
                 let header = format!(" b/{}", file.path);
                 let patch = patches
                     .iter()
-                    .find(|patch| patch.lines().next().is_some_and(|line| line.ends_with(&header)))
+                    .find(|patch| {
+                        patch
+                            .lines()
+                            .next()
+                            .is_some_and(|line| line.ends_with(&header))
+                    })
                     .map_or_else(String::new, |patch| (*patch).to_owned());
                 Some(FileChange {
                     path: path.to_owned(),
@@ -323,7 +328,10 @@ fn split_patches(text: &str) -> Vec<&str> {
         .filter(|&at| at == 0 || text.as_bytes()[at - 1] == b'\n')
         .collect();
     starts.push(text.len());
-    starts.windows(2).map(|pair| &text[pair[0]..pair[1]]).collect()
+    starts
+        .windows(2)
+        .map(|pair| &text[pair[0]..pair[1]])
+        .collect()
 }
 
 /// One region of a conflicted file: the conflict markers with some lines of context around them.

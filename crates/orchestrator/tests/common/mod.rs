@@ -150,11 +150,7 @@ pub fn one_task(commander: Rule) -> Script {
             .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
                 "# Mission: one\n## M1: One\n### T1.1: One\nWrite one.txt.\n",
             )));
-    for rule in worker_rules(
-        "T1.1",
-        vec![write("one.txt", "1\n")],
-        "Wrote one.txt.",
-    ) {
+    for rule in worker_rules("T1.1", vec![write("one.txt", "1\n")], "Wrote one.txt.") {
         script = script.rule(rule);
     }
     script.rule(approve())
@@ -340,10 +336,7 @@ pub fn three_tasks(slow: Option<(&str, Duration)>) -> Script {
             ]);
             script = script.rule(
                 Rule::when(first)
-                    .reply(
-                        Reply::ToolCalls(vec![write(file, &format!("{id}\n"))])
-                            .delayed(delay),
-                    )
+                    .reply(Reply::ToolCalls(vec![write(file, &format!("{id}\n"))]).delayed(delay))
                     .times(1),
             );
         }
