@@ -330,7 +330,11 @@ fn status_text(view: &mission::MissionView, running: Option<i32>) -> String {
             if let Some(reason) = summary::reason(task) {
                 let _ = writeln!(text, "         {reason}");
             }
-            if let Some(branch) = task.branches.last() {
+            if let Some(branch) = task
+                .branches
+                .iter()
+                .find(|branch| branch.starts_with(crate::domain::workspace::TASK_PREFIX))
+            {
                 let _ = writeln!(
                     text,
                     "         branch {branch}{}",

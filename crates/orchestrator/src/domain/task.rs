@@ -496,8 +496,8 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             if state.tree.is_some() && tree != &state.tree {
                 return Err(illegal());
             }
-            // The branches its attempts worked on: an earlier attempt's, kept under another name when this
-            // worktree replaced it, then this one's.
+            // The branches its attempts worked on: this one's, and an earlier attempt's, kept under another
+            // name when this worktree replaced it.
             if let Some(tree) = tree {
                 for branch in tree.kept.iter().chain([&tree.branch]) {
                     if !next.branches.contains(branch) {
@@ -571,8 +571,8 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             next.merging = None;
         }
         (TaskEvent::IntegrationFailed { findings }, S::Integrating { .. }) => {
+            // The next attempt is counted when it starts (a fresh session, so not a continued one).
             next.status = S::Pending;
-            next.attempts += 1;
             next.findings = Some(findings.clone());
             next.merging = None;
             // The next attempt starts over: a fresh worktree from the new integration head, and a session

@@ -74,8 +74,27 @@ impl Rig {
         config
     }
 
-    /// Runs a mission to its end.
+    /// Runs a mission to its end, every Worker in the project itself.
     pub async fn run(&self, settings: Settings, text: &str) -> MissionReport {
+        self.run_in(settings, text, None).await
+    }
+
+    /// Runs a mission to its end in isolation: a git worktree per task (below the rig's directory, not
+    /// the user's cache), integrated through the merge queue.
+    pub async fn run_isolated(&self, settings: Settings, text: &str) -> MissionReport {
+        let git = orchestrator::adapters::git::GitWorkspace::open(&self.project)
+            .await
+            .expect("the rig's project is a git repository")
+            .with_worktree_root(self.project.parent().expect("a parent").join("worktrees"));
+        self.run_in(settings, text, Some(Arc::new(git))).await
+    }
+
+    async fn run_in(
+        &self,
+        settings: Settings,
+        text: &str,
+        workspace: Option<Arc<dyn orchestrator::engine::ports::Workspace>>,
+    ) -> MissionReport {
         let opencode = Opencode::new(self.demo.server.client(), &settings.calls);
         let id = format!("m{}", std::process::id());
         let directory = journal::missions_dir(&self.project).join(&id);
@@ -87,7 +106,7 @@ impl Rig {
                 settings.gate.commands.clone(),
                 settings.gate.timeout,
             )),
-            workspace: None,
+            workspace,
             memory: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
