@@ -127,10 +127,10 @@ async fn mission(
     let ports = Ports {
         servers: vec![Arc::new(server)],
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
         workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };

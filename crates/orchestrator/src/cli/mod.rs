@@ -118,10 +118,10 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
         workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
@@ -176,10 +176,10 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
         workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
