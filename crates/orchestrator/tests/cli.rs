@@ -37,6 +37,7 @@ fn no_opencode_at_the_url() {
         &url,
         "--project",
         project.path().to_str().unwrap(),
+        "--no-isolation",
         "Do something",
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));

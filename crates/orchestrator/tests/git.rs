@@ -1163,6 +1163,64 @@ async fn a_clean_unmoved_checkout_is_fast_forwarded_at_the_end() {
     fixture.assert_user_untouched_except_own_files();
 }
 
+/// Untracked files elsewhere (notes, an installed tool's files) do not hold the result back; one at a path
+/// the result adds does, and nothing of the user's moves.
+#[tokio::test]
+async fn untracked_files_hold_the_result_back_only_where_it_has_a_file() {
+    let fixture = Fixture::new(&[("a.txt", "a\n")]).await;
+    write(fixture.dir(), "notes/todo.txt", "mine\n");
+    let start = fixture.git.inspect().await.unwrap();
+    assert_eq!(start.changes.untracked, ["notes/"]);
+    let integrate = |mission: &'static str, files: &'static [(&'static str, &'static str)]| {
+        let (fixture, start) = (&fixture, &start);
+        async move {
+            fixture
+                .git
+                .create_integration_branch(mission, &start.commit)
+                .await
+                .unwrap();
+            let task = fixture
+                .git
+                .create_task_worktree(mission, "T1", &start.commit)
+                .await
+                .unwrap();
+            work(fixture, &task.path, files, "T1").await;
+            let MergeOutcome::Integrated { to, .. } =
+                fixture.git.merge(mission, "T1").await.unwrap()
+            else {
+                panic!("not integrated");
+            };
+            fixture.git.remove_worktree(&task.path).await.unwrap();
+            to
+        }
+    };
+    // The result adds notes/todo.txt, where the user has an untracked file: refused, nothing moves.
+    integrate("m1", &[("notes/todo.txt", "theirs\n")]).await;
+    let FinishOutcome::Refused { reason, .. } = fixture.git.finish("m1", &start).await.unwrap()
+    else {
+        panic!("an untracked file would have been overwritten");
+    };
+    let FinishRefusal::Dirty(changes) = reason else {
+        panic!("{reason:?}");
+    };
+    assert_eq!(changes.untracked, ["notes/"]);
+    assert!(changes.tracked.is_empty());
+    assert_eq!(fixture.head(), start.commit.as_str());
+    assert_eq!(read(fixture.dir(), "notes/todo.txt"), "mine\n");
+    // A result elsewhere is delivered, the untracked file left as it was.
+    let to = integrate("m2", &[("b.txt", "b\n")]).await;
+    assert_eq!(
+        fixture.git.finish("m2", &start).await.unwrap(),
+        FinishOutcome::FastForwarded {
+            branch: Some("main".to_owned()),
+            from: start.commit.clone(),
+            to: to.clone(),
+        }
+    );
+    assert_eq!(read(fixture.dir(), "b.txt"), "b\n");
+    assert_eq!(read(fixture.dir(), "notes/todo.txt"), "mine\n");
+}
+
 impl Fixture {
     /// Like [`assert_user_untouched`](Self::assert_user_untouched), with the orchestrator's own
     /// `.opencode/` the only untracked entry.

@@ -381,3 +381,173 @@ fn the_demo_integrates_its_tasks_and_names_the_branch() {
         assert!(git(&project, &["status", "--porcelain", "--untracked-files=no"]).is_empty());
     }
 }
+
+/// "Done" needs a change: a Worker that changes nothing and says it is done is sent back once, then the
+/// task fails with "no change"; a `changes:none` task with an empty diff is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_without_a_change_is_sent_back_then_fails_unless_it_declares_none() {
+    let Some(rig) = common::rig(|_| {
+        let mut script = Script::new().rule(titles()).rule(common::commander());
+        for rule in planner(
+            "# Mission: idle\n## M1: Idle\n### T1: Edit\nChange lib.py.\n\
+             ### T2: Check | changes:none\nCheck the project.\n",
+        ) {
+            script = script.rule(rule);
+        }
+        script
+            .rule(Rule::when(agent(Role::Worker)).reply(Reply::text(
+                "Looks fine already.\nSTATUS: DONE nothing to do",
+            )))
+            .rule(approve())
+    })
+    .await
+    else {
+        return;
+    };
+    let mut settings = rig.config();
+    settings.slots = 2;
+    settings.gate.commands = Some(vec![GateCommand::new("true", "true", Vec::<String>::new())]);
+    let report = rig.run_isolated(settings, "Edit and check").await;
+    let tasks: BTreeMap<&str, _> = report
+        .view
+        .tasks_in_order()
+        .map(|task| (task.id(), task))
+        .collect();
+    assert_eq!(tasks["T1"].status.name(), "failed");
+    let reason = orchestrator::cli::summary::reason(tasks["T1"]).unwrap();
+    assert!(reason.starts_with("no change"), "{reason}");
+    let sent_back = rig
+        .requests()
+        .iter()
+        .filter(|request| {
+            request.system.contains("ROLE: Worker")
+                && request.last_user.contains("TASK T1:")
+                && request
+                    .last_user
+                    .contains("nothing changed in the worktree")
+        })
+        .count();
+    assert_eq!(sent_back, 1, "sent back once with that finding");
+    assert_eq!(tasks["T2"].status.name(), "done");
+    assert!(matches!(report.view.delivery, Some(Delivery::Kept { .. })));
+}
+
+/// Tasks whose plan lines declare overlapping `files:` never run at once, even with free slots: the
+/// second's Worker starts after the first is integrated (times from the scripted model's log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_declaring_the_same_file_never_run_at_once() {
+    let Some(rig) = common::rig(|_| {
+        let mut script = Script::new().rule(titles()).rule(common::commander());
+        for rule in planner(
+            "# Mission: one file\n## M1: File\n### T1: A | files:lib.py\nWrite a.\n\
+             ### T2: B | files:lib.py, docs/*.md\nWrite b.\n",
+        ) {
+            script = script.rule(rule);
+        }
+        script
+            .rule(worker_done())
+            .rule(worker_writes("T1", &[], vec![("lib.py", WITH_A)]))
+            .rule(worker_writes("T2", &[], vec![("lib.py", WITH_BOTH)]))
+            .rule(approve())
+    })
+    .await
+    else {
+        return;
+    };
+    let mut settings = rig.config();
+    settings.slots = 2;
+    settings.gate.commands = Some(vec![GateCommand::new("true", "true", Vec::<String>::new())]);
+    let report = rig.run_isolated(settings, "a then b").await;
+    assert!(report.completed(), "{:?}", report.view.status);
+    // Each task's span: its Worker's first request to its Reviewer's last.
+    let requests = rig.requests();
+    let span = |id: &str| {
+        let marker = format!("TASK {id}:");
+        let times: Vec<_> = requests
+            .iter()
+            .filter(|request| {
+                (request.system.contains("ROLE: Worker")
+                    || request.system.contains("ROLE: Reviewer"))
+                    && request
+                        .messages
+                        .iter()
+                        .any(|message| ModelRequest::message_text(message).contains(&marker))
+            })
+            .map(|request| request.at)
+            .collect();
+        (*times.iter().min().unwrap(), *times.iter().max().unwrap())
+    };
+    let (first, second) = (span("T1"), span("T2"));
+    assert!(
+        first.1 < second.0 || second.1 < first.0,
+        "the two tasks overlapped: {first:?} {second:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rig.project.join("lib.py")).unwrap(),
+        WITH_BOTH
+    );
+}
+
+/// A dirty tree and a detached HEAD are not errors: the command says what it does about them, the
+/// user's uncommitted file is left as it is (the result stays on the integration branch, with the command
+/// that merges it), and a detached HEAD gets the result.
+#[test]
+fn a_dirty_tree_and_a_detached_head_are_said_and_left_as_they_are() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(rig) = runtime.block_on(common::rig(|_| common::one_task(common::commander()))) else {
+        return;
+    };
+    let project = &rig.project;
+    let run = || {
+        let server = &rig.demo.server;
+        let output = Command::new(common::binary())
+            .args(["task", "Write one.txt", "--url", server.url(), "--project"])
+            .arg(project)
+            .args(["--check", "true"])
+            .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
+            .env("XDG_CACHE_HOME", project.parent().unwrap().join("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", common::show(&output));
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // Dirty: an uncommitted change to a tracked file.
+    std::fs::write(project.join("README.md"), "my own edit\n").unwrap();
+    let (stdout, stderr) = run();
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("uncommitted changes (1 changed, 0 untracked)"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("README.md")).unwrap(),
+        "my own edit\n"
+    );
+    assert!(!project.join("one.txt").exists());
+    assert!(
+        stdout.contains("the working tree has uncommitted changes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("to take the result: git -C"), "{stdout}");
+    // Detached: the result goes to the detached HEAD.
+    git(project, &["checkout", "-q", "--", "README.md"]);
+    git(project, &["checkout", "-q", "--detach"]);
+    let (stdout, stderr) = run();
+    let said = format!("{stdout}{stderr}");
+    assert!(said.contains("HEAD is detached at"), "{said}");
+    assert!(
+        stdout.contains("delivered:   the detached HEAD fast-forwarded to"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("one.txt")).unwrap(),
+        "1\n"
+    );
+    assert_eq!(
+        git(project, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "HEAD"
+    );
+}

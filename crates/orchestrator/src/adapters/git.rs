@@ -125,7 +125,8 @@
 //!
 //! [`GitWorkspace::finish`] fast-forwards the user's branch (or detached `HEAD`) to the integration branch
 //! only when `HEAD` is still where the mission started and their working tree is clean (not counting
-//! ignored files and the orchestrator's own `.opencode/orchestrator/`). Then it runs `git merge --ff-only
+//! ignored files, the orchestrator's own `.opencode/orchestrator/`, and untracked files at paths the result
+//! does not have). Then it runs `git merge --ff-only
 //! <commit>` in the user's checkout: with a clean tree and an unmoved `HEAD`, that does exactly what `git
 //! checkout` of the new commit would do to their files, under git's index lock, and git itself refuses
 //! (changing nothing) if, between the check and the merge, the user changed a file the merge would
@@ -1229,7 +1230,38 @@ impl GitWorkspace {
         if !self.is_ancestor(&start.commit, &integration).await? {
             return Ok(refused(FinishRefusal::Diverged { integration }));
         }
-        let changes = self.changes(&self.top_level).await?;
+        let mut changes = self.changes(&self.top_level).await?;
+        // An untracked file is in the way only where the result has a file at its path (git's own
+        // fast-forward would refuse there, changing nothing); others (notes, build outputs, the files of
+        // tools the user installed) stay as they are and do not hold the result back.
+        if !changes.untracked.is_empty() {
+            let result = self
+                .git(
+                    &self.top_level,
+                    argv![
+                        "diff",
+                        "--name-only",
+                        "-z",
+                        "--no-renames",
+                        start.commit.as_str(),
+                        integration.as_str()
+                    ],
+                    SUCCESS,
+                )
+                .await?;
+            let touched: Vec<String> = result
+                .stdout
+                .split(|&byte| byte == 0)
+                .filter(|path| !path.is_empty())
+                .map(|path| String::from_utf8_lossy(path).into_owned())
+                .collect();
+            changes.untracked.retain(|untracked| {
+                touched.iter().any(|path| {
+                    path == untracked
+                        || (untracked.ends_with('/') && path.starts_with(untracked.as_str()))
+                })
+            });
+        }
         if !changes.is_clean() {
             return Ok(refused(FinishRefusal::Dirty(changes)));
         }

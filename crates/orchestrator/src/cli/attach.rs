@@ -196,8 +196,10 @@ fn toasts(events: Receiver<Arc<Applied>>, client: Client) -> tokio::task::JoinHa
                 }
                 Event::Task {
                     task,
+                    // Integrated, not Approved: an approved task is done once the merge queue has
+                    // integrated it (at once when the mission works in the project itself).
                     event:
-                        TaskEvent::Approved { .. }
+                        TaskEvent::Integrated { .. }
                         | TaskEvent::Failed { .. }
                         | TaskEvent::WorkerBlocked { .. },
                 } => applied
