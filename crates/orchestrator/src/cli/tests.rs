@@ -210,3 +210,51 @@ fn a_stopped_mission_shows_where_it_stopped_and_its_interrupted_tasks() {
     assert!(text.contains("T0     interrupted"), "{text}");
     assert!(text.contains("interrupted by the stop"), "{text}");
 }
+
+#[test]
+fn the_session_message_lists_the_files_changed_and_the_integration_branch() {
+    let (_, applied) = applied(vec![plan(2)]);
+    let mut view = applied.last().unwrap().view.clone();
+    view.tasks.get_mut("T0").unwrap().files = vec!["src/b.rs".into(), "a.txt".into()];
+    view.tasks.get_mut("T1").unwrap().files = vec!["a.txt".into()];
+    let mut report = crate::engine::MissionReport {
+        view,
+        wall: Duration::from_secs(1),
+        sources: (0, 0, 0),
+        model_failures: 0,
+        model_breaker: "closed".into(),
+        servers: Vec::new(),
+        plan_file: None,
+        aborted: Vec::new(),
+        unconfirmed: Vec::new(),
+    };
+    let text = crate::cli::summary::session_message(&report);
+    assert!(
+        text.contains("\nFiles changed (2): a.txt, src/b.rs\n"),
+        "as the terminal lists them: {text}"
+    );
+    assert!(
+        crate::cli::summary::render(&report).contains("  files changed (2):\n    a.txt\n    src/b.rs\n")
+    );
+    assert!(!text.contains("Integration branch"), "{text}");
+
+    report.view.origin = Some(crate::domain::workspace::Origin {
+        base: "0123456789abcdef".into(),
+        user_branch: Some("main".into()),
+        integration: "orchestrator/m1".into(),
+        dirty: false,
+    });
+    report.view.delivery = Some(crate::domain::workspace::Delivery::Kept {
+        reason: "your branch moved".into(),
+        command: "git merge orchestrator/m1".into(),
+    });
+    let text = crate::cli::summary::session_message(&report);
+    assert!(
+        text.contains("Integration branch: orchestrator/m1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("merge it with `git merge orchestrator/m1`"),
+        "{text}"
+    );
+}
