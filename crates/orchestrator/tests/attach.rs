@@ -37,7 +37,9 @@ async fn attach_runs_the_mission_of_a_task_command() {
     );
     assert!(rig.project.join(".opencode/command/task.md").is_file());
     assert!(
-        !rig.project.join(".opencode/plugins/orchestrator.js").exists(),
+        !rig.project
+            .join(".opencode/plugins/orchestrator.js")
+            .exists(),
         "no plugin: attach serves /task"
     );
     let client = rig.demo.server.client();

@@ -249,10 +249,15 @@ async fn task_runs_the_mission_through_the_plugin_with_nothing_else_started() {
     // Nothing of the orchestrator's state for git: only the mission's file and what install wrote.
     let status = git_status(&rig.project);
     assert!(
-        status.iter().all(|line| !line.contains(".opencode/orchestrator")),
+        status
+            .iter()
+            .all(|line| !line.contains(".opencode/orchestrator")),
         "{status:#?}"
     );
-    assert!(status.iter().any(|line| line == "?? one.txt"), "{status:#?}");
+    assert!(
+        status.iter().any(|line| line == "?? one.txt"),
+        "{status:#?}"
+    );
 
     // Uninstall takes it all back: the config byte for byte, the command and the plugin gone.
     let output = Command::new(common::binary())
@@ -427,7 +432,10 @@ async fn task_without_the_binary_says_so_in_the_session_and_nothing_hangs() {
         said.contains(copy.to_str().unwrap()) && said.contains("PATH"),
         "it says where it looked: {said}"
     );
-    assert!(said.contains("orchestrator install"), "and what to do: {said}");
+    assert!(
+        said.contains("orchestrator install"),
+        "and what to do: {said}"
+    );
     assert!(
         toasts
             .lock()

@@ -174,8 +174,8 @@ mod tests {
     fn ids_that_could_escape_the_directory_are_refused() {
         let project = tempfile::tempdir().expect("tempdir");
         for (session, message) in [("../x", "msg"), ("ses", "a/b"), ("", "msg"), ("ses", "m.n")] {
-            let error = claim_command(project.path(), session, message, "attach")
-                .expect_err("refused");
+            let error =
+                claim_command(project.path(), session, message, "attach").expect_err("refused");
             assert!(matches!(error, ClaimError::BadId { .. }), "{error}");
         }
         assert!(!claims_dir(project.path()).exists());

@@ -97,8 +97,7 @@ pub enum OpenJournalError {
 pub const STATE_DIR: &str = ".opencode/orchestrator";
 
 /// The `.gitignore` of the state directory: everything in it, itself included, stays out of git.
-pub const STATE_GITIGNORE: &str =
-    "# Written by the orchestrator: its state (missions, backups, log, claims) stays out of git.\n*\n";
+pub const STATE_GITIGNORE: &str = "# Written by the orchestrator: its state (missions, backups, log, claims) stays out of git.\n*\n";
 
 /// Where the orchestrator keeps what it writes in a project: `<project>/.opencode/orchestrator/`.
 pub fn state_dir(project: &Path) -> PathBuf {
@@ -382,7 +381,11 @@ mod tests {
             FileJournal::create(&missions_dir(project.path()).join("m1")).expect("create");
         journal.write_plan("# Mission: x\n").expect("plan");
         files::write_atomically(&pid_path(journal.directory()), b"1").expect("pid");
-        assert_eq!(git_status(project.path()), "", "nothing of the mission shows");
+        assert_eq!(
+            git_status(project.path()),
+            "",
+            "nothing of the mission shows"
+        );
         assert_eq!(
             std::fs::read_to_string(state_dir(project.path()).join(".gitignore")).expect("read"),
             STATE_GITIGNORE

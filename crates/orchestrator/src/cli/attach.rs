@@ -84,8 +84,16 @@ pub(crate) async fn run(args: AttachArgs) -> Result<Outcome, CliError> {
                 continue;
             }
         }
-        last = match mission(&args, &project, file.as_ref(), &client, &report, &arguments, &mut signals)
-            .await
+        last = match mission(
+            &args,
+            &project,
+            file.as_ref(),
+            &client,
+            &report,
+            &arguments,
+            &mut signals,
+        )
+        .await
         {
             Ok(outcome) => outcome,
             Err(error) => {

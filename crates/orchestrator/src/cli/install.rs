@@ -1317,10 +1317,15 @@ mod tests {
         assert_eq!(report.removed().count(), 1, "{report}");
         assert!(!project.path().join(plugin::PLUGIN_PATH).exists());
         assert!(
-            report.to_string().ends_with("type `/task <mission>` in its TUI."),
+            report
+                .to_string()
+                .ends_with("type `/task <mission>` in its TUI."),
             "{report}"
         );
-        assert!(report.to_string().contains("orchestrator attach"), "{report}");
+        assert!(
+            report.to_string().contains("orchestrator attach"),
+            "{report}"
+        );
         assert!(project.path().join(COMMAND_PATH).is_file());
     }
 
@@ -1336,7 +1341,10 @@ mod tests {
         );
         let report = install(project.path()).expect("install");
         assert!(
-            report.notes.iter().any(|note| note.contains("orchestrator.js")),
+            report
+                .notes
+                .iter()
+                .any(|note| note.contains("orchestrator.js")),
             "{report}"
         );
         let backup = backups_of(project.path(), "orchestrator.js");

@@ -127,6 +127,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
             settings.gate.timeout,
         )),
         workspace: None,
+        memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
     let mut signals = Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
@@ -147,7 +148,8 @@ async fn task_for_session(args: TaskArgs, session: String) -> Result<Outcome, Cl
         file.as_ref().ok().and_then(Option::as_ref),
         args.server.password_env.as_deref(),
     );
-    let client = crate::adapters::opencode::connect(&urls[0], password.as_deref(), &project).await?;
+    let client =
+        crate::adapters::opencode::connect(&urls[0], password.as_deref(), &project).await?;
     let report = session::SessionReport::new(client, &session);
     if let Some(message) = &args.command_message {
         match crate::adapters::claim::claim_command(&project, &session, message, "plugin") {
@@ -225,6 +227,7 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
             settings.gate.timeout,
         )),
         workspace: None,
+        memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
         Ok(mission) => mission,

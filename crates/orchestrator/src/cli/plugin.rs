@@ -136,9 +136,8 @@ pub fn binary_to_start(recorded: Option<&Path>, path: Option<&std::ffi::OsStr>) 
 /// Whether `path` is a file this user may run.
 fn runnable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).is_ok_and(|metadata| {
-        metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
-    })
+    std::fs::metadata(path)
+        .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -186,8 +185,8 @@ mod tests {
         let recorded = make("recorded/orchestrator", 0o755);
         let on_path = make("bin/orchestrator", 0o755);
         make("plain/orchestrator", 0o644);
-        let path = std::env::join_paths([dir.path().join("plain"), dir.path().join("bin")])
-            .expect("join");
+        let path =
+            std::env::join_paths([dir.path().join("plain"), dir.path().join("bin")]).expect("join");
         assert_eq!(
             binary_to_start(Some(&recorded), Some(&path)),
             Some(recorded.clone())

@@ -86,6 +86,7 @@ impl SessionReport {
                 settings.gate.timeout,
             )),
             workspace: None,
+            memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
         };
         let mission = Mission::create(ports, settings, &id, text)?;
         self.picked_up(&id, text).await;
@@ -122,6 +123,10 @@ impl SessionReport {
             Outcome::Done => ("Mission completed", ToastVariant::Success),
             Outcome::NotDone => ("Mission ended incomplete", ToastVariant::Warning),
             Outcome::Signalled(_) => ("Mission stopped", ToastVariant::Warning),
+            Outcome::Paused => (
+                "Mission paused at its budget: resume it with a higher one",
+                ToastVariant::Warning,
+            ),
         };
         self.toast(message.to_string(), variant).await;
         self.post(&summary::session_message(report)).await;

@@ -26,6 +26,10 @@ fn run_args() -> RunArgs {
         check_timeout: None,
         model: None,
         json: false,
+        max_cost: None,
+        max_tokens: None,
+        max_time: None,
+        max_turns_per_task: None,
     }
 }
 
@@ -234,15 +238,24 @@ fn the_session_message_lists_the_files_changed_and_the_integration_branch() {
         "as the terminal lists them: {text}"
     );
     assert!(
-        crate::cli::summary::render(&report).contains("  files changed (2):\n    a.txt\n    src/b.rs\n")
+        crate::cli::summary::render(&report)
+            .contains("  files changed (2):\n    a.txt\n    src/b.rs\n")
     );
     assert!(!text.contains("Integration branch"), "{text}");
 
     report.view.origin = Some(crate::domain::workspace::Origin {
-        base: "0123456789abcdef".into(),
-        user_branch: Some("main".into()),
+        mission: "m1".into(),
+        checkout: crate::domain::workspace::Checkout {
+            top_level: "/project".into(),
+            prefix: std::path::PathBuf::new(),
+            head: crate::domain::workspace::Head::Branch("main".into()),
+            commit: crate::domain::workspace::CommitId::parse(
+                "0123456789abcdef0123456789abcdef01234567",
+            )
+            .unwrap(),
+            changes: crate::domain::workspace::WorkingChanges::default(),
+        },
         integration: "orchestrator/m1".into(),
-        dirty: false,
     });
     report.view.delivery = Some(crate::domain::workspace::Delivery::Kept {
         reason: "your branch moved".into(),
