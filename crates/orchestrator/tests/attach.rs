@@ -18,6 +18,22 @@ use opencode_client::{CreateSession, EventPayload, StreamItem};
 use orchestrator::cli::demo::{agent, approve, planner_reply, titles, write};
 use orchestrator::domain::prompts::Role;
 
+/// Runs `orchestrator install --no-plugin` in `project`, so that `attach` (and nothing else) serves `/task`.
+/// A binary from before the plugin (run through `ORCH_TEST_BINARY`) has no such option and writes no plugin:
+/// plain `install` there.
+fn install_without_plugin(project: &str) -> std::process::Output {
+    let help = Command::new(common::binary())
+        .args(["install", "--help"])
+        .output()
+        .unwrap();
+    let mut install = Command::new(common::binary());
+    install.arg("install");
+    if String::from_utf8_lossy(&help.stdout).contains("--no-plugin") {
+        install.arg("--no-plugin");
+    }
+    install.args(["--project", project]).output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
     let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
@@ -26,10 +42,7 @@ async fn attach_runs_the_mission_of_a_task_command() {
     };
     let project = rig.project.to_str().unwrap().to_string();
     let config_before = std::fs::read(rig.project.join("opencode.json")).unwrap();
-    let install = Command::new(common::binary())
-        .args(["install", "--no-plugin", "--project", &project])
-        .output()
-        .unwrap();
+    let install = install_without_plugin(&project);
     assert!(
         install.status.success(),
         "{}",
@@ -147,6 +160,23 @@ async fn attach_runs_the_mission_of_a_task_command() {
     );
     assert!(rig.project.join("one.txt").is_file());
 
+    // The orchestrator's state (the mission, the log, install's backups) is not for git: only the mission's
+    // change and what install wrote show.
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(&rig.project)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", show(&status));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status
+            .lines()
+            .all(|line| !line.contains(".opencode/orchestrator")),
+        "{status}"
+    );
+    assert!(status.lines().any(|line| line == "?? one.txt"), "{status}");
+
     // Uninstall takes it all back.
     let uninstall = Command::new(common::binary())
         .args(["uninstall", "--project", &project])
@@ -195,10 +225,7 @@ async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();
-    let install = Command::new(common::binary())
-        .args(["install", "--no-plugin", "--project", &project])
-        .output()
-        .unwrap();
+    let install = install_without_plugin(&project);
     assert!(install.status.success(), "{}", show(&install));
     let client = rig.demo.server.client();
     client.dispose_instance().await.unwrap();
@@ -270,6 +297,11 @@ async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
             !stderr.text().contains("no log file"),
             "no false warning about the log:\n{}",
             stderr.text()
+        );
+        assert_eq!(
+            stderr.text().trim(),
+            "",
+            "nothing to warn about across {missions} missions"
         );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(attach.id() as i32), signal).unwrap();
         let (output, took) = wait_with_limit(attach, Duration::from_secs(15));

@@ -133,6 +133,24 @@ pub fn binary_to_start(recorded: Option<&Path>, path: Option<&std::ffi::OsStr>) 
         .find(|candidate| runnable(candidate))
 }
 
+/// What the plugin writes into [`LOADED_FILE`] when OpenCode loads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Loaded {
+    /// The OpenCode process that loaded it.
+    pub pid: i32,
+    /// When, as an RFC 3339 time (`2026-12-08T01:02:03.456Z`).
+    pub loaded: String,
+}
+
+/// What [`LOADED_FILE`] in the project's state directory says, if the plugin was ever loaded there (and
+/// the file is as the plugin writes it).
+pub fn loaded(project: &Path) -> Option<Loaded> {
+    let text =
+        std::fs::read_to_string(crate::adapters::journal::state_dir(project).join(LOADED_FILE))
+            .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Whether `path` is a file this user may run.
 fn runnable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;

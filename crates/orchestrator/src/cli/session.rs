@@ -196,14 +196,21 @@ fn progress_toast(applied: &Applied) -> Option<(String, ToastVariant)> {
         Event::Mission {
             event: MissionEvent::StageStarted { stage },
         } => Some((format!("Stage: {}", stage.name()), ToastVariant::Info)),
+        // The events that may finish a task (an approved task is done once it is integrated, or at once
+        // when the mission has no workspace); a task still on its way is no toast yet.
         Event::Task {
             task,
             event:
-                TaskEvent::Approved { .. } | TaskEvent::Failed { .. } | TaskEvent::WorkerBlocked { .. },
+                TaskEvent::Approved { .. }
+                | TaskEvent::Integrated { .. }
+                | TaskEvent::IntegrationFailed { .. }
+                | TaskEvent::Failed { .. }
+                | TaskEvent::WorkerBlocked { .. },
         } => applied
             .view
             .tasks
             .get(task)
+            .filter(|state| state.status.is_finished())
             .map(|state| match &state.status {
                 TaskStatus::Done => (
                     format!("{task} done: {}", state.spec.title),
