@@ -452,13 +452,13 @@ fn run(
     }
     // The state directory's `.gitignore`, so that the backups (and later missions, logs, claims) are not
     // committed: install makes it, uninstall only where backups went.
-    if action == Action::Install || journal::state_dir(project).is_dir() {
-        if let Err(error) = journal::ensure_state_dir(project) {
-            notes.push(format!(
-                "could not write {}/.gitignore ({error}): git may see the orchestrator's state",
-                journal::state_dir(project).display()
-            ));
-        }
+    if (action == Action::Install || journal::state_dir(project).is_dir())
+        && let Err(error) = journal::ensure_state_dir(project)
+    {
+        notes.push(format!(
+            "could not write {}/.gitignore ({error}): git may see the orchestrator's state",
+            journal::state_dir(project).display()
+        ));
     }
     changes.extend(plan.unchanged.into_iter().map(|path| FileChange {
         path,
@@ -601,7 +601,9 @@ fn plan_uninstall(project: &Path) -> Result<Plan, InstallError> {
         });
     }
 
-    let ours: [(&str, fn(&str) -> bool); 2] = [
+    /// Whether a file's text is what `install` wrote there.
+    type IsOurs = fn(&str) -> bool;
+    let ours: [(&str, IsOurs); 2] = [
         (COMMAND_PATH, is_our_command),
         (plugin::PLUGIN_PATH, plugin::is_ours),
     ];
