@@ -16,7 +16,7 @@
 //! assert!(matches!(first, Claimed::Mine { .. }));
 //! let second = claim::claim_command(project.path(), "ses_1", "msg_1", "plugin")?;
 //! assert!(matches!(second, Claimed::Taken { ref by, .. } if by.contains("attach")));
-//! # Ok::<(), claim::ClaimError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Claims are kept (a few bytes each): a claim removed after its mission would let a late second server
