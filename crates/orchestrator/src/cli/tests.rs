@@ -271,3 +271,58 @@ fn the_session_message_lists_the_files_changed_and_the_integration_branch() {
         "{text}"
     );
 }
+
+#[test]
+fn a_task_for_a_session_needs_its_server_and_a_command_message_needs_the_session() {
+    use clap::Parser as _;
+
+    use crate::cli::args::{Cli, Command};
+
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("orchestrator").chain(args.iter().copied()))
+    };
+    assert!(
+        parse(&["task", "--session", "ses_1", "x"]).is_err(),
+        "the plugin always names the server"
+    );
+    assert!(
+        parse(&[
+            "task",
+            "--url",
+            "http://127.0.0.1:1",
+            "--command-message",
+            "msg_1",
+            "x"
+        ])
+        .is_err()
+    );
+    assert!(parse(&["task", "--demo", "--session", "ses_1", "x"]).is_err());
+    // As the plugin starts it: the arguments after `--`, quotes as typed.
+    let cli = parse(&[
+        "task",
+        "--url",
+        "http://127.0.0.1:1",
+        "--password-env",
+        "ORCHESTRATOR_PLUGIN_TOKEN",
+        "--session",
+        "ses_1",
+        "--command-message",
+        "msg_1",
+        "--",
+        "\"--verbose flag\"",
+    ])
+    .expect("parses");
+    let Command::Task(task) = cli.command else {
+        panic!("a task");
+    };
+    assert_eq!(task.session.as_deref(), Some("ses_1"));
+    assert_eq!(task.command_message.as_deref(), Some("msg_1"));
+    assert_eq!(
+        task.server.password_env.as_deref(),
+        Some("ORCHESTRATOR_PLUGIN_TOKEN")
+    );
+    assert_eq!(
+        crate::cli::session::command_mission(task.mission.as_deref().expect("the mission")),
+        "--verbose flag"
+    );
+}
