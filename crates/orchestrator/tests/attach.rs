@@ -1,7 +1,8 @@
-//! `/task` from inside OpenCode: `orchestrator install` adds the command, `orchestrator attach` sees it
-//! executed (here through the server's command endpoint, as the TUI does) and runs the mission, reporting
-//! through toasts and a final message in the session; it serves one mission after another, and SIGINT or
-//! SIGTERM ends it. Against the real OpenCode server (`ORCH_SKIP_OPENCODE=1` skips it).
+//! `/task` from inside OpenCode without the plugin: `orchestrator install --no-plugin` adds the command,
+//! `orchestrator attach` sees it executed (here through the server's command endpoint, as the TUI does) and
+//! runs the mission, reporting through toasts and messages in the session; it serves one mission after
+//! another, and SIGINT or SIGTERM ends it. Against the real OpenCode server (`ORCH_SKIP_OPENCODE=1` skips
+//! it). `tests/plugin.rs` has `/task` with the plugin.
 
 mod common;
 
@@ -16,6 +17,22 @@ use opencode_client::{CreateSession, EventPayload, StreamItem};
 use orchestrator::cli::demo::{agent, approve, planner_reply, titles, write};
 use orchestrator::domain::prompts::Role;
 
+/// Runs `orchestrator install --no-plugin` in `project`, so that `attach` (and nothing else) serves `/task`.
+/// A binary from before the plugin (run through `ORCH_TEST_BINARY`) has no such option and writes no plugin:
+/// plain `install` there.
+fn install_without_plugin(project: &str) -> std::process::Output {
+    let help = Command::new(common::binary())
+        .args(["install", "--help"])
+        .output()
+        .unwrap();
+    let mut install = Command::new(common::binary());
+    install.arg("install");
+    if String::from_utf8_lossy(&help.stdout).contains("--no-plugin") {
+        install.arg("--no-plugin");
+    }
+    install.args(["--project", project]).output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
     let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
@@ -23,16 +40,19 @@ async fn attach_runs_the_mission_of_a_task_command() {
     };
     let project = rig.project.to_str().unwrap().to_string();
     let config_before = std::fs::read(rig.project.join("opencode.json")).unwrap();
-    let install = Command::new(common::binary())
-        .args(["install", "--project", &project])
-        .output()
-        .unwrap();
+    let install = install_without_plugin(&project);
     assert!(
         install.status.success(),
         "{}",
         String::from_utf8_lossy(&install.stderr)
     );
     assert!(rig.project.join(".opencode/command/task.md").is_file());
+    assert!(
+        !rig.project
+            .join(".opencode/plugins/orchestrator.js")
+            .exists(),
+        "no plugin: attach serves /task"
+    );
     let client = rig.demo.server.client();
     // The running server reloads the project's commands and agents.
     client.dispose_instance().await.unwrap();
@@ -115,15 +135,45 @@ async fn attach_runs_the_mission_of_a_task_command() {
         "{output:?}"
     );
 
-    // The summary is the session's last message.
+    // The session: the user's mission as typed (not the command's template), the acknowledgement, "picked
+    // up", and the summary, with the files changed, last.
     let messages = client.messages(&session.id).await.unwrap();
+    let texts: Vec<String> = messages.iter().map(|message| message.text()).collect();
+    assert_eq!(texts[0], "Write one file", "the user's message: {texts:#?}");
+    assert!(
+        texts
+            .iter()
+            .any(|text| text.starts_with("Orchestrator: picked up as mission m")),
+        "{texts:#?}"
+    );
     let last = messages.last().unwrap().text();
     assert!(
         last.contains("Orchestrator mission") && last.contains("completed"),
         "{last}"
     );
     assert!(last.contains("T1.1 One: done"), "{last}");
+    assert!(
+        last.contains("Files changed") && last.contains("one.txt"),
+        "the files changed, as the terminal shows them: {last}"
+    );
     assert!(rig.project.join("one.txt").is_file());
+
+    // The orchestrator's state (the mission, the log, install's backups) is not for git: only the mission's
+    // change and what install wrote show.
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(&rig.project)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", show(&status));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status
+            .lines()
+            .all(|line| !line.contains(".opencode/orchestrator")),
+        "{status}"
+    );
+    assert!(status.lines().any(|line| line == "?? one.txt"), "{status}");
 
     // Uninstall takes it all back.
     let uninstall = Command::new(common::binary())
@@ -173,17 +223,15 @@ async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();
-    let install = Command::new(common::binary())
-        .args(["install", "--project", &project])
-        .output()
-        .unwrap();
+    let install = install_without_plugin(&project);
     assert!(install.status.success(), "{}", show(&install));
     let client = rig.demo.server.client();
     client.dispose_instance().await.unwrap();
 
-    // Two missions then SIGINT; one mission then SIGTERM: after a mission, a signal still ends attach.
+    // Three missions then SIGINT; one mission then SIGTERM: after a mission, a signal still ends attach,
+    // and no mission after the first warns about the log.
     for (signal, code, missions) in [
-        (nix::sys::signal::Signal::SIGINT, 130, 2),
+        (nix::sys::signal::Signal::SIGINT, 130, 3),
         (nix::sys::signal::Signal::SIGTERM, 143, 1),
     ] {
         let mut attach = Command::new(common::binary())
@@ -247,6 +295,11 @@ async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
             !stderr.text().contains("no log file"),
             "no false warning about the log:\n{}",
             stderr.text()
+        );
+        assert_eq!(
+            stderr.text().trim(),
+            "",
+            "nothing to warn about across {missions} missions"
         );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(attach.id() as i32), signal).unwrap();
         let (output, took) = wait_with_limit(attach, Duration::from_secs(15));

@@ -358,6 +358,7 @@ pub struct OpencodeServerBuilder {
     password: Option<String>,
     startup_timeout: Duration,
     price: Option<ModelPrice>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl OpencodeServerBuilder {
@@ -385,6 +386,17 @@ impl OpencodeServerBuilder {
     /// A [`config`](Self::config) patch that sets the model's `cost` wins.
     pub fn model_price(mut self, price: ModelPrice) -> Self {
         self.price = Some(price);
+        self
+    }
+
+    /// Set an environment variable of the server's process (after the testkit's own, so this wins: a test
+    /// may give it another `PATH`, say).
+    pub fn env(
+        mut self,
+        key: impl Into<std::ffi::OsString>,
+        value: impl Into<std::ffi::OsString>,
+    ) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -473,6 +485,7 @@ impl OpencodeServerBuilder {
             password.as_deref(),
             &log_path,
             self.startup_timeout,
+            &self.env,
         )?;
         let (child, url) = server;
         let mut server = OpencodeServer {
@@ -558,6 +571,7 @@ fn spawn(
     password: Option<&str>,
     log_path: &Path,
     timeout: Duration,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
 ) -> Result<(Child, String), LaunchError> {
     use std::os::unix::process::CommandExt;
 
@@ -605,6 +619,7 @@ fn spawn(
         Some(password) => command.env("OPENCODE_SERVER_PASSWORD", password),
         None => command.env_remove("OPENCODE_SERVER_PASSWORD"),
     };
+    command.envs(env.iter().map(|(key, value)| (key, value)));
     let log = File::create(log_path).map_err(io_error(format!("create {}", log_path.display())))?;
     command.stderr(log.try_clone().map_err(io_error("open the log"))?);
     let mut child = command
@@ -702,6 +717,7 @@ impl OpencodeServer {
             password: Some(random_password()),
             startup_timeout: Duration::from_secs(90),
             price: None,
+            env: Vec::new(),
         }
     }
 

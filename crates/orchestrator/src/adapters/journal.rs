@@ -3,6 +3,12 @@
 //! returns, so an event the engine recorded survives `kill -9`), plus the files kept beside it: the plan for
 //! people to read (`todo.md`), the running orchestrator's pid and its status snapshot.
 //!
+//! Everything the orchestrator writes in a project lives in its state directory,
+//! `<project>/.opencode/orchestrator/` ([`state_dir`]), which holds a `.gitignore` of its own
+//! ([`STATE_GITIGNORE`]: everything in it) so that `git add -A` never commits a mission's state, a backup
+//! or a log. [`ensure_state_dir`] makes the directory with that file; every writer goes through it (the
+//! journal of a new mission, the log, `install`'s backups, the claims of `/task` commands).
+//!
 //! Keys: `format` holds the journal's format version, written first; `e/<seq>` holds each event as JSON (the
 //! same JSON `--json` shows).
 
@@ -87,6 +93,50 @@ pub enum OpenJournalError {
     },
 }
 
+/// The state directory of a project, relative to it.
+pub const STATE_DIR: &str = ".opencode/orchestrator";
+
+/// The `.gitignore` of the state directory: everything in it, itself included, stays out of git.
+pub const STATE_GITIGNORE: &str = "# Written by the orchestrator: its state (missions, backups, log, claims) stays out of git.\n*\n";
+
+/// Where the orchestrator keeps what it writes in a project: `<project>/.opencode/orchestrator/`.
+pub fn state_dir(project: &Path) -> PathBuf {
+    project.join(STATE_DIR)
+}
+
+/// Creates the project's state directory (and its parents) when it is missing, and its `.gitignore`
+/// ([`STATE_GITIGNORE`]) when that is missing; a `.gitignore` already there is left as it is (the user may
+/// have changed it). Returns the directory.
+///
+/// ```
+/// use orchestrator::adapters::journal;
+///
+/// let project = tempfile::tempdir()?;
+/// let state = journal::ensure_state_dir(project.path())?;
+/// assert!(state.ends_with(".opencode/orchestrator"));
+/// assert_eq!(std::fs::read_to_string(state.join(".gitignore"))?, journal::STATE_GITIGNORE);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// The I/O error of creating the directory or writing the file (the caller names the directory).
+pub fn ensure_state_dir(project: &Path) -> std::io::Result<PathBuf> {
+    let state = state_dir(project);
+    ensure_ignored(&state)?;
+    Ok(state)
+}
+
+/// [`ensure_state_dir`] on the state directory itself.
+fn ensure_ignored(state: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(state)?;
+    let ignore = state.join(".gitignore");
+    if std::fs::symlink_metadata(&ignore).is_err() {
+        files::write_atomically(&ignore, STATE_GITIGNORE.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// A mission's journal on disk.
 #[derive(Debug)]
 pub struct FileJournal {
@@ -96,10 +146,7 @@ pub struct FileJournal {
 
 /// Where the missions of a project are kept: `<project>/.opencode/orchestrator/missions/`.
 pub fn missions_dir(project: &Path) -> PathBuf {
-    project
-        .join(".opencode")
-        .join("orchestrator")
-        .join("missions")
+    state_dir(project).join("missions")
 }
 
 /// The missions kept for a project, oldest first (their ids sort by start time).
@@ -131,6 +178,19 @@ impl FileJournal {
             return Err(OpenJournalError::Exists {
                 directory: directory.to_path_buf(),
             });
+        }
+        // A mission kept where `missions_dir` puts it: its state directory gets its `.gitignore` first.
+        if let Some(state) = directory
+            .parent()
+            .filter(|missions| missions.ends_with("missions"))
+            .and_then(Path::parent)
+            .filter(|state| state.ends_with(STATE_DIR))
+        {
+            ensure_ignored(state).map_err(|source| OpenJournalError::Io {
+                action: "create",
+                directory: state.to_path_buf(),
+                source,
+            })?;
         }
         std::fs::create_dir_all(directory).map_err(|source| OpenJournalError::Io {
             action: "create",
@@ -285,5 +345,74 @@ fn commit_io(error: CommitError<String>) -> std::io::Error {
     match error {
         CommitError::Log { source } => source,
         other => std::io::Error::other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `git status --porcelain` in `project`.
+    fn git_status(project: &Path) -> String {
+        let output = std::process::Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=all"])
+            .current_dir(project)
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn git_project() -> tempfile::TempDir {
+        let project = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(project.path())
+            .status()
+            .expect("git init");
+        assert!(status.success());
+        project
+    }
+
+    #[test]
+    fn a_new_mission_leaves_nothing_for_git_to_commit() {
+        let project = git_project();
+        let journal =
+            FileJournal::create(&missions_dir(project.path()).join("m1")).expect("create");
+        journal.write_plan("# Mission: x\n").expect("plan");
+        files::write_atomically(&pid_path(journal.directory()), b"1").expect("pid");
+        assert_eq!(
+            git_status(project.path()),
+            "",
+            "nothing of the mission shows"
+        );
+        assert_eq!(
+            std::fs::read_to_string(state_dir(project.path()).join(".gitignore")).expect("read"),
+            STATE_GITIGNORE
+        );
+    }
+
+    #[test]
+    fn the_state_dir_is_ignored_and_a_users_gitignore_kept() {
+        let project = git_project();
+        let state = ensure_state_dir(project.path()).expect("state dir");
+        std::fs::write(state.join("orchestrator.log"), "a line\n").expect("write");
+        assert_eq!(git_status(project.path()), "");
+
+        let mine = "# mine\n*.log\n";
+        std::fs::write(state.join(".gitignore"), mine).expect("write");
+        ensure_state_dir(project.path()).expect("again");
+        assert_eq!(
+            std::fs::read_to_string(state.join(".gitignore")).expect("read"),
+            mine
+        );
+    }
+
+    #[test]
+    fn a_journal_outside_a_state_dir_writes_no_gitignore() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        FileJournal::create(&dir.path().join("elsewhere")).expect("create");
+        assert!(!dir.path().join(".gitignore").exists());
+        assert!(!dir.path().join(".opencode").exists());
     }
 }

@@ -1,8 +1,10 @@
 //! What the engine talks to, each behind a trait the engine owns (`engine::ports`): OpenCode
 //! ([`opencode`]), the mission's journal ([`journal`]), the project's check commands ([`gate`]), the
-//! repository's worktrees and branches ([`git`]); and the user's OpenCode configuration
-//! ([`opencode_json`]) and the files this crate writes for others to read ([`files`]). Adapters import only the domain.
+//! repository's worktrees and branches ([`git`]), the machine's memory ([`memory`]); and the user's OpenCode
+//! configuration ([`opencode_json`]), the files this crate writes for others to read ([`files`]) and the
+//! claims that make one `/task` command run one mission ([`claim`]). Adapters import only the domain.
 
+pub mod claim;
 pub mod files;
 pub mod gate;
 pub mod git;

@@ -28,10 +28,11 @@ pub(crate) enum Command {
     /// Checks what missions need: the OpenCode servers (reachable, version, providers), ripgrep, git, the
     /// project's configuration, the state directory and the `/task` command.
     Doctor(DoctorArgs),
-    /// Makes `/task <mission>` available in the OpenCode TUI of a project: writes
-    /// `.opencode/command/task.md` and an `orchestrator` agent into its OpenCode configuration (comments
-    /// kept), with backups, atomic writes and rollback.
-    Install(ProjectArgs),
+    /// Makes `/task <mission>` run missions from the OpenCode TUI of a project: writes
+    /// `.opencode/command/task.md`, an `orchestrator` agent into its OpenCode configuration (comments kept)
+    /// and the plugin `.opencode/plugins/orchestrator.js` that starts the orchestrator for each `/task`,
+    /// with backups, atomic writes and rollback.
+    Install(InstallArgs),
     /// Removes what `install` added, leaving the rest of the configuration as it was.
     Uninstall(ProjectArgs),
     /// Removes the git worktrees of finished, stopped or abandoned missions (default: every mission no
@@ -50,6 +51,17 @@ pub(crate) struct CleanArgs {
     /// The project (default: the current directory).
     #[arg(long)]
     pub(crate) project: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InstallArgs {
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+    /// Leave the plugin out: `/task` then needs `orchestrator attach` watching the server (for a server
+    /// that cannot start the orchestrator itself, e.g. on another machine).
+    #[arg(long)]
+    pub(crate) no_plugin: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +109,10 @@ pub(crate) struct ServerArgs {
     /// OPENCODE_SERVER_PASSWORD.
     #[arg(long = "url", conflicts_with = "demo")]
     pub(crate) urls: Vec<String>,
+    /// The environment variable that holds the servers' password (default: the configuration's
+    /// `password_env`, else OPENCODE_SERVER_PASSWORD).
+    #[arg(long, value_name = "VARIABLE", conflicts_with = "demo")]
+    pub(crate) password_env: Option<String>,
     /// The project the agents work in (default: the current directory; with --demo, a new scratch
     /// directory).
     #[arg(long)]
@@ -193,6 +209,20 @@ pub(crate) struct TaskArgs {
     /// Read the mission from a file (`-` for standard input).
     #[arg(long, conflicts_with = "mission")]
     pub(crate) file: Option<PathBuf>,
+    /// Serve a `/task` typed in this OpenCode session (what the plugin `install` writes runs): post the
+    /// mission's id there, show its stages and tasks as toasts, post the summary there. The mission is
+    /// taken as OpenCode passes a command's arguments (surrounding quotes dropped).
+    #[arg(
+        long,
+        value_name = "SESSION_ID",
+        requires = "urls",
+        conflicts_with = "demo"
+    )]
+    pub(crate) session: Option<String>,
+    /// With --session: the message of the `/task` command, claimed so that one command runs one mission
+    /// (a second orchestrator started for it, or an `attach`, does nothing).
+    #[arg(long, value_name = "MESSAGE_ID", requires = "session")]
+    pub(crate) command_message: Option<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
     #[command(flatten)]

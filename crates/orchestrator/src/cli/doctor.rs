@@ -1,7 +1,10 @@
 //! `orchestrator doctor`: checks what a mission needs before one is started, and says what to do about each
 //! problem: the OpenCode servers (reachable, really OpenCode, the password, the version we test against, a
 //! configured provider), `ripgrep` and `git` on `PATH`, the project being a git work tree, the project's
-//! configuration file, a writable state directory, and the `/task` command installed.
+//! configuration file, a writable state directory, the `/task` command installed, and the plugin that runs
+//! `/task` in the OpenCode TUI ([`crate::cli::plugin`]): installed as this version writes it, the binary it
+//! will start (run with `--version`), and the OpenCode process that loaded it (a TUI started before the
+//! plugin was written runs without it, or with an older one, until it restarts).
 //!
 //! ```no_run
 //! use orchestrator::cli::doctor::{self, DoctorOptions};
@@ -35,6 +38,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::config::{self, JSON_FILE, TOML_FILE};
+use crate::cli::plugin::{self, PLUGIN_PATH};
 
 /// How long each call to a server, and each `--version` of a tool, may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -175,7 +179,7 @@ impl fmt::Display for DoctorReport {
 }
 
 /// Runs every check: the servers (all at once), then the tools, the project, its configuration, the state
-/// directory and the `/task` command.
+/// directory, the `/task` command and its plugin (with this process's `PATH`).
 pub async fn run(options: &DoctorOptions) -> DoctorReport {
     let mut checks = Vec::new();
     if options.urls.is_empty() {
@@ -193,6 +197,7 @@ pub async fn run(options: &DoctorOptions) -> DoctorReport {
     checks.push(check_config(&options.project));
     checks.push(check_state_dir(&options.project));
     checks.push(check_task_command(&options.project));
+    checks.extend(check_plugin(&options.project, std::env::var_os("PATH").as_deref()).await);
     DoctorReport { checks }
 }
 
@@ -581,6 +586,135 @@ fn check_task_command(project: &Path) -> Check {
     }
 }
 
+/// The plugin that runs `/task` ([`PLUGIN_PATH`]): installed, ours and as this version writes it; then
+/// the binary it will start (looked for as it does, with `path` as `PATH`) and the OpenCode that loaded it.
+async fn check_plugin(project: &Path, path: Option<&std::ffi::OsStr>) -> Vec<Check> {
+    const NAME: &str = "plugin";
+    const INSTALL: &str = "run `orchestrator install` again, then restart OpenCode";
+    let file = project.join(PLUGIN_PATH);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return vec![Check::warn(
+                NAME,
+                format!(
+                    "not installed ({PLUGIN_PATH} is missing): /task runs a mission only while \
+                     `orchestrator attach` watches the server"
+                ),
+                "run `orchestrator install` (without --no-plugin) so that /task needs nothing else running",
+            )];
+        }
+        Err(error) => {
+            return vec![Check::fail(
+                NAME,
+                format!("cannot read {}: {error}", file.display()),
+                Some("make it readable: OpenCode cannot load it either".to_string()),
+            )];
+        }
+    };
+    if !plugin::is_ours(&text) {
+        return vec![Check::warn(
+            NAME,
+            format!("{PLUGIN_PATH} was not written by `orchestrator install`"),
+            "run `orchestrator install` to replace it (the old one is backed up)",
+        )];
+    }
+    let recorded = plugin::recorded_binary(&text);
+    let installed = if text == plugin::plugin_text(recorded.as_deref()) {
+        Check::ok(NAME, format!("installed ({PLUGIN_PATH})"))
+    } else {
+        Check::warn(
+            NAME,
+            format!("{PLUGIN_PATH} was written by another version of the orchestrator"),
+            INSTALL,
+        )
+    };
+    vec![
+        installed,
+        check_plugin_binary(recorded.as_deref(), path).await,
+        check_plugin_loaded(project, &file),
+    ]
+}
+
+/// The `orchestrator` the plugin will start: the binary `install` recorded, else the one on `path`; it
+/// must answer `--version`.
+async fn check_plugin_binary(recorded: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Check {
+    const NAME: &str = "plugin binary";
+    const HINT: &str = "put `orchestrator` on the PATH OpenCode starts with, or run `orchestrator install` again \
+                        from the binary to use, then restart OpenCode";
+    let Some(binary) = plugin::binary_to_start(recorded, path) else {
+        let recorded = recorded.map_or_else(
+            || "no binary recorded".to_string(),
+            |binary| format!("{} (recorded by install) is missing", binary.display()),
+        );
+        return Check::fail(
+            NAME,
+            format!("/task cannot start the orchestrator: {recorded} and none is on PATH"),
+            Some(HINT.to_string()),
+        );
+    };
+    match tool_version(&binary).await {
+        Some(version) => Check::ok(NAME, format!("{version} ({})", binary.display())),
+        None => Check::fail(
+            NAME,
+            format!("{} does not answer `--version`", binary.display()),
+            Some(HINT.to_string()),
+        ),
+    }
+}
+
+/// The OpenCode that loaded the plugin (it says so in [`plugin::LOADED_FILE`]): still running, and loaded
+/// after the plugin was last written (a TUI keeps the plugin it loaded until it restarts).
+fn check_plugin_loaded(project: &Path, plugin_file: &Path) -> Check {
+    const NAME: &str = "OpenCode TUI";
+    const START: &str = "start `opencode` in the project (restart it if it runs): it loads the plugin at its first \
+                         message or command";
+    let Some(loaded) = plugin::loaded(project) else {
+        return Check::warn(NAME, "no OpenCode has loaded the plugin yet", START);
+    };
+    // Signal 0 only asks whether the process exists; EPERM says it does, as another user's.
+    let running = loaded.pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(loaded.pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+    if !running {
+        return Check::warn(
+            NAME,
+            format!(
+                "the OpenCode that loaded the plugin (pid {}, at {}) has ended",
+                loaded.pid, loaded.loaded
+            ),
+            START,
+        );
+    }
+    let modified = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|metadata| metadata.modified())
+            .ok()
+    };
+    let loaded_file = crate::adapters::journal::state_dir(project).join(plugin::LOADED_FILE);
+    if let (Some(written), Some(load)) = (modified(plugin_file), modified(&loaded_file))
+        && written > load
+    {
+        return Check::warn(
+            NAME,
+            format!(
+                "OpenCode (pid {}) loaded the plugin at {}, before it was last written",
+                loaded.pid, loaded.loaded
+            ),
+            "restart OpenCode so that it runs the plugin as installed now",
+        );
+    }
+    Check::ok(
+        NAME,
+        format!(
+            "OpenCode (pid {}) loaded the plugin at {}: /task runs missions there",
+            loaded.pid, loaded.loaded
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -860,6 +994,135 @@ mod tests {
         assert_eq!(check_task_command(project.path()).status, CheckStatus::Ok);
     }
 
+    /// The statuses of `checks`.
+    fn statuses(checks: &[Check]) -> Vec<CheckStatus> {
+        checks.iter().map(|check| check.status).collect()
+    }
+
+    #[tokio::test]
+    async fn the_plugin_its_binary_and_the_opencode_that_loaded_it() {
+        use crate::cli::install::{PluginChoice, install_with};
+        use CheckStatus::{Fail, Ok, Warn};
+
+        let project = tempfile::tempdir().expect("tempdir");
+        let checks = check_plugin(project.path(), None).await;
+        assert_eq!(statuses(&checks), [Warn], "{checks:?}");
+        assert!(checks[0].detail.contains("attach"), "{}", checks[0]);
+
+        // Installed from a binary that answers `--version` (git stands in: a link, not a script written
+        // now, which a concurrent fork could keep open for writing); no OpenCode has loaded it yet.
+        let bin = tempfile::tempdir().expect("tempdir");
+        let git = find_on_path("git").expect("git is on PATH");
+        let binary = bin.path().join("recorded").join("orchestrator");
+        fs::create_dir_all(binary.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink(&git, &binary).expect("link");
+        install_with(
+            project.path(),
+            &PluginChoice::With {
+                binary: Some(binary.clone()),
+            },
+        )
+        .expect("install");
+        let checks = check_plugin(project.path(), None).await;
+        assert_eq!(statuses(&checks), [Ok, Ok, Warn], "{checks:?}");
+        assert!(checks[1].detail.contains("git version"), "{}", checks[1]);
+        assert!(
+            checks[1].detail.contains(binary.to_str().expect("utf-8")),
+            "{}",
+            checks[1]
+        );
+        assert!(checks[2].detail.contains("no OpenCode"), "{}", checks[2]);
+
+        // Loaded by a running process (this one stands in for OpenCode), after the plugin was written.
+        let loaded = project
+            .path()
+            .join(".opencode/orchestrator")
+            .join(plugin::LOADED_FILE);
+        let pid = std::process::id();
+        fs::write(
+            &loaded,
+            format!("{{\"pid\":{pid},\"loaded\":\"2026-12-08T01:00:00.000Z\"}}\n"),
+        )
+        .expect("write");
+        let plugin_file = project.path().join(PLUGIN_PATH);
+        let set_modified = |path: &Path, time: std::time::SystemTime| {
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_modified(time))
+                .expect("set the time");
+        };
+        let now = std::time::SystemTime::now();
+        set_modified(&plugin_file, now - Duration::from_secs(60));
+        let checks = check_plugin(project.path(), None).await;
+        assert_eq!(statuses(&checks), [Ok, Ok, Ok], "{checks:?}");
+        assert!(
+            checks[2].detail.contains(&format!("pid {pid}")),
+            "{}",
+            checks[2]
+        );
+
+        // The plugin written again after OpenCode loaded it: that OpenCode runs the old one.
+        set_modified(&plugin_file, now + Duration::from_secs(60));
+        let check = &check_plugin(project.path(), None).await[2];
+        assert_eq!(check.status, Warn, "{check}");
+        assert!(
+            check
+                .hint
+                .as_deref()
+                .is_some_and(|hint| hint.contains("restart"))
+        );
+
+        // Loaded by an OpenCode that has ended.
+        let mut ended = std::process::Command::new(&git)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let ended_pid = ended.id();
+        ended.wait().expect("wait");
+        fs::write(
+            &loaded,
+            format!("{{\"pid\":{ended_pid},\"loaded\":\"2026-12-08T01:00:00.000Z\"}}\n"),
+        )
+        .expect("write");
+        let check = &check_plugin(project.path(), None).await[2];
+        assert_eq!(check.status, Warn, "{check}");
+        assert!(check.detail.contains("has ended"), "{check}");
+
+        // The recorded binary gone: `orchestrator` on PATH, else nothing to start.
+        fs::remove_file(&binary).expect("remove");
+        let empty = std::env::join_paths([bin.path().join("empty")]).expect("path");
+        let check = &check_plugin(project.path(), Some(&empty)).await[1];
+        assert_eq!(check.status, Fail, "{check}");
+        assert!(
+            check.detail.contains(binary.to_str().expect("utf-8")),
+            "it says where it looked: {check}"
+        );
+        let on_path = bin.path().join("on-path");
+        fs::create_dir_all(&on_path).expect("mkdir");
+        std::os::unix::fs::symlink(&git, on_path.join("orchestrator")).expect("link");
+        let path = std::env::join_paths([bin.path().join("empty"), on_path]).expect("path");
+        assert_eq!(
+            check_plugin(project.path(), Some(&path)).await[1].status,
+            Ok
+        );
+
+        // Another version's plugin, then one that is not ours.
+        fs::write(
+            &plugin_file,
+            plugin::plugin_text(Some(&binary)) + "// older\n",
+        )
+        .expect("write");
+        let check = &check_plugin(project.path(), Some(&path)).await[0];
+        assert_eq!(check.status, Warn, "{check}");
+        assert!(check.detail.contains("another version"), "{check}");
+        fs::write(&plugin_file, "export const Mine = async () => ({})\n").expect("write");
+        let checks = check_plugin(project.path(), Some(&path)).await;
+        assert_eq!(statuses(&checks), [Warn], "{checks:?}");
+        assert!(checks[0].detail.contains("not written by"), "{}", checks[0]);
+    }
+
     #[tokio::test]
     async fn the_local_checks_always_run() {
         let project = tempfile::tempdir().expect("tempdir");
@@ -876,6 +1139,7 @@ mod tests {
             "config",
             "state dir",
             "/task command",
+            "plugin",
         ] {
             assert!(report.check(name).is_some(), "no {name} check in\n{report}");
         }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::adapters::claim::ClaimError;
 use crate::adapters::git::GitError;
 use crate::adapters::journal::OpenJournalError;
 use crate::adapters::opencode::{ConnectError, LaunchError};
@@ -106,6 +107,9 @@ pub enum CliError {
          without a worktree per task)"
     )]
     Isolation(GitError),
+    /// A `/task` command cannot be claimed (a bad id, a state directory that cannot be written).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     /// The mission cannot be created or resumed.
     #[error(transparent)]
     Mission(#[from] MissionError),
@@ -146,6 +150,7 @@ impl CliError {
             CliError::Io { .. } | CliError::Status { .. } | CliError::Signal { .. } => 1,
             CliError::Launch(_) => 1,
             CliError::Journal(_)
+            | CliError::Claim(_)
             | CliError::BadModel { .. }
             | CliError::MissionText(_)
             | CliError::MissionFile { .. }

@@ -1,13 +1,22 @@
 //! `orchestrator install` and `orchestrator uninstall`: the `/task <mission>` command in a project's OpenCode
 //! TUI.
 //!
-//! [`install`] writes two things into a project, and [`uninstall`] takes both out again:
+//! [`install`] writes three things into a project, and [`uninstall`] takes them out again:
 //!
 //! - [`COMMAND_PATH`] (`.opencode/command/task.md`), an OpenCode custom command ([`COMMAND_TEMPLATE`]). Typing
-//!   `/task <mission>` sends the mission to the [`AGENT_NAME`] agent, which only acknowledges it in one line;
-//!   the orchestrator's `attach` sees the `command.executed` event for [`COMMAND_NAME`] and runs the mission.
+//!   `/task <mission>` sends the mission, as typed, to the [`AGENT_NAME`] agent, which only acknowledges it
+//!   in one line (its instructions are its agent prompt, so the session shows the user's mission and not a
+//!   template).
 //! - The `orchestrator` agent in the project's OpenCode config: `opencode.jsonc` if it exists, else
 //!   `opencode.json` (created if neither exists). See [`agent_config`] for the entry and why it looks so.
+//! - The plugin [`plugin::PLUGIN_PATH`] (`.opencode/plugins/orchestrator.js`, see [`plugin`]): when
+//!   OpenCode reports the `task` command executed, it starts the orchestrator for that server and session,
+//!   so the mission runs with nothing else to start. `--no-plugin` leaves it out (and takes out one an
+//!   earlier install wrote); `/task` then needs `orchestrator attach`, which follows the same
+//!   `command.executed` event for [`COMMAND_NAME`].
+//!
+//! It also makes the state directory `.opencode/orchestrator/` with its `.gitignore`
+//! ([`journal::ensure_state_dir`]), so that nothing the orchestrator keeps there is committed.
 //!
 //! ```no_run
 //! let report = orchestrator::cli::install::install(std::path::Path::new("."))?;
@@ -22,6 +31,9 @@
 //! byte, everything is computed and every directory checked for write access before the first write, each
 //! changed file is backed up to [`BACKUP_DIR`] (the newest [`BACKUPS_KEPT`] per file are kept), written
 //! atomically and read back, and a failure at any step puts every file back as it was.
+//!
+//! A running OpenCode reads commands, agents and plugins when it starts (plugins at its first message), so
+//! after either command the report says to restart it.
 
 use std::fmt;
 use std::fs;
@@ -31,7 +43,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapters::journal;
 use crate::adapters::opencode_json::{self, Applied, Backups, OpencodeJsonError, PlannedChange};
+use crate::cli::plugin;
 
 pub use crate::adapters::opencode_json::{ChangeKind, FileChange, Step};
 
@@ -58,16 +72,18 @@ pub const COMMAND_MARKER: &str = "# Written by `orchestrator install`";
 /// The content of [`COMMAND_PATH`].
 ///
 /// OpenCode takes the frontmatter as the command's settings and the body as the prompt, with `$ARGUMENTS`
-/// replaced by what follows `/task`. `subtask: false` matters: OpenCode 1.18 runs a command whose agent is a
-/// subagent as a subtask, after which the session's primary agent carries on and might do the mission itself.
-/// With `subtask: false` the prompt goes straight to the [`AGENT_NAME`] agent in the user's session.
+/// replaced by what follows `/task`: the body is `$ARGUMENTS` alone, so the user's message in the session
+/// is their mission; what the agent should do with it is its prompt ([`agent_config`]). `subtask: false`
+/// matters: OpenCode 1.18 runs a command whose agent is a subagent as a subtask, after which the session's
+/// primary agent carries on and might do the mission itself. With `subtask: false` the prompt goes straight
+/// to the [`AGENT_NAME`] agent in the user's session.
 ///
 /// ```
 /// use orchestrator::cli::install::{AGENT_NAME, COMMAND_TEMPLATE};
 ///
 /// assert!(COMMAND_TEMPLATE.starts_with("---\n"));
 /// assert!(COMMAND_TEMPLATE.contains(&format!("\nagent: {AGENT_NAME}\n")));
-/// assert!(COMMAND_TEMPLATE.contains("$ARGUMENTS"));
+/// assert!(COMMAND_TEMPLATE.ends_with("---\n$ARGUMENTS\n"));
 /// ```
 pub const COMMAND_TEMPLATE: &str = "\
 ---
@@ -76,16 +92,7 @@ description: Run a mission with the orchestrator (Commander, Planner, Workers, R
 agent: orchestrator
 subtask: false
 ---
-
-The orchestrator is running the mission below in its own sessions: its Commander, Planner, Workers and \
-Reviewer do all of the work, and the user follows it in `orchestrator attach`.
-
-Mission: $ARGUMENTS
-
-Reply with exactly one short line that acknowledges the mission, such as \"Orchestrator started: <the mission \
-in a few words>\". If the mission is empty, reply with one line asking for `/task <mission>` instead. Do not \
-plan, read or edit files, run commands or start other agents: the orchestrator's agents are doing that, and \
-anything done here would get in their way.
+$ARGUMENTS
 ";
 
 /// The files in the project directory that may hold its OpenCode config, in order of preference.
@@ -128,9 +135,13 @@ const AGENT: AgentEntry = AgentEntry {
     description: "Acknowledges /task missions, which the orchestrator runs (added by `orchestrator install`)",
     mode: "subagent",
     hidden: true,
-    prompt: "You answer the /task command while the orchestrator runs the mission in its own sessions. Reply \
-             with one short line that acknowledges the mission. Never do any of the work yourself and never \
-             ask questions.",
+    prompt: "You answer the /task command. The user's message is a mission that the orchestrator runs in its \
+             own sessions (Commander, Planner, Workers, Reviewer); it says here when it picks the mission \
+             up and posts the summary here when it ends. Reply with exactly one short line that \
+             acknowledges the mission, such as \"Handing this to the orchestrator: <the mission in a few \
+             words>.\" If the message is empty, reply with one line asking for `/task <mission>` instead. \
+             Never plan, read or edit files, run commands or start agents yourself, and never ask \
+             questions: anything done here would get in the way of the orchestrator's agents.",
     tools: ToolSwitches {
         bash: false,
         edit: false,
@@ -233,6 +244,8 @@ pub struct InstallReport {
     pub changes: Vec<FileChange>,
     /// Anything the user should know (a file left alone, a backup that could not be rotated).
     pub notes: Vec<String>,
+    /// Whether the plugin is installed (after an install; `false` after an uninstall).
+    pub plugin: bool,
 }
 
 impl InstallReport {
@@ -304,17 +317,43 @@ impl fmt::Display for InstallReport {
         for note in &self.notes {
             writeln!(f, "  note: {note}")?;
         }
-        if self.action == Action::Install {
-            write!(
+        match (self.action, self.plugin) {
+            (Action::Install, true) => write!(
                 f,
-                "Run `orchestrator attach` and type `/{COMMAND_NAME} <mission>` in the OpenCode TUI."
-            )?;
+                "Start `opencode` in the project (restart it if it is running: OpenCode reads commands, agents \
+                 and plugins when it starts) and type `/{COMMAND_NAME} <mission>`."
+            )?,
+            (Action::Install, false) => write!(
+                f,
+                "Run `orchestrator attach` next to the OpenCode server and type `/{COMMAND_NAME} <mission>` \
+                 in its TUI."
+            )?,
+            (Action::Uninstall, _) if !self.is_noop() => write!(
+                f,
+                "Restart OpenCode if it is running: until then it keeps showing `/{COMMAND_NAME}` (and keeps \
+                 the plugin it loaded)."
+            )?,
+            (Action::Uninstall, _) => {}
         }
         Ok(())
     }
 }
 
-/// Installs the `/task` command and the `orchestrator` agent into the OpenCode project at `project`.
+/// Whether [`install_with`] writes the plugin, and which `orchestrator` binary the plugin records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginChoice {
+    /// Write the plugin, recording this binary as the first place to look (`None`: none recorded, the
+    /// plugin looks on `PATH` only).
+    With {
+        /// The binary to record.
+        binary: Option<PathBuf>,
+    },
+    /// No plugin: one that an earlier install wrote is taken out.
+    Without,
+}
+
+/// Installs the `/task` command, the `orchestrator` agent and the plugin (recording this process's binary)
+/// into the OpenCode project at `project`: [`install_with`] with [`PluginChoice::With`].
 ///
 /// Running it again changes nothing. See the [module docs](self) for what is written and how.
 ///
@@ -324,11 +363,23 @@ impl fmt::Display for InstallReport {
 /// and column), a directory that is not writable; [`InstallError::Failed`] if a write failed (and whether
 /// everything was put back: [`OpencodeJsonError::RolledBack`] or [`OpencodeJsonError::RollbackFailed`]).
 pub fn install(project: &Path) -> Result<InstallReport, InstallError> {
-    run(project, Action::Install, opencode_json::apply)
+    let binary = std::env::current_exe().ok();
+    install_with(project, &PluginChoice::With { binary })
 }
 
-/// Removes what [`install`] added: the command file (only if it carries [`COMMAND_MARKER`]) and
-/// `agent.orchestrator` from `opencode.jsonc` and `opencode.json`, leaving every other byte of them as it is.
+/// Installs the `/task` command and the `orchestrator` agent, with or without the plugin.
+///
+/// # Errors
+///
+/// As for [`install`].
+pub fn install_with(project: &Path, plugin: &PluginChoice) -> Result<InstallReport, InstallError> {
+    run(project, Action::Install, plugin, opencode_json::apply)
+}
+
+/// Removes what [`install`] added: the command file (only if it carries [`COMMAND_MARKER`]), the plugin
+/// (only if it carries [`plugin::PLUGIN_MARKER`]) and `agent.orchestrator` from `opencode.jsonc` and
+/// `opencode.json`, leaving every other byte of them as it is. The state directory (missions, backups, log)
+/// stays.
 ///
 /// A config that [`install`] created and that holds nothing else is deleted. On a project without an install
 /// it changes nothing and says so.
@@ -337,7 +388,12 @@ pub fn install(project: &Path) -> Result<InstallReport, InstallError> {
 ///
 /// As for [`install`].
 pub fn uninstall(project: &Path) -> Result<InstallReport, InstallError> {
-    run(project, Action::Uninstall, opencode_json::apply)
+    run(
+        project,
+        Action::Uninstall,
+        &PluginChoice::Without,
+        opencode_json::apply,
+    )
 }
 
 /// [`install`] or [`uninstall`], with the function that changes the files: [`opencode_json::apply`], or in
@@ -345,6 +401,7 @@ pub fn uninstall(project: &Path) -> Result<InstallReport, InstallError> {
 fn run(
     project: &Path,
     action: Action,
+    plugin: &PluginChoice,
     apply: impl FnOnce(&[PlannedChange], &Backups) -> Result<Applied, OpencodeJsonError>,
 ) -> Result<InstallReport, InstallError> {
     match fs::metadata(project) {
@@ -363,7 +420,7 @@ fn run(
         }
     }
     let plan = match action {
-        Action::Install => plan_install(project)?,
+        Action::Install => plan_install(project, plugin)?,
         Action::Uninstall => plan_uninstall(project)?,
     };
     let backups = Backups {
@@ -384,11 +441,24 @@ fn run(
     })?;
     let mut notes = plan.notes;
     notes.extend(rotation_notes);
-    if changes.iter().any(|change: &FileChange| {
-        change.kind == ChangeKind::Removed && change.path.ends_with(COMMAND_PATH)
-    }) {
-        // `install` made this directory unless the project had other commands; an empty one is no loss.
-        let _ = fs::remove_dir(project.join(COMMAND_PATH).parent().unwrap_or(project));
+    for file in [COMMAND_PATH, plugin::PLUGIN_PATH] {
+        if changes.iter().any(|change: &FileChange| {
+            change.kind == ChangeKind::Removed && change.path.ends_with(file)
+        }) {
+            // `install` made this directory unless the project had other commands or plugins; an empty one
+            // is no loss.
+            let _ = fs::remove_dir(project.join(file).parent().unwrap_or(project));
+        }
+    }
+    // The state directory's `.gitignore`, so that the backups (and later missions, logs, claims) are not
+    // committed: install makes it, uninstall only where backups went.
+    if (action == Action::Install || journal::state_dir(project).is_dir())
+        && let Err(error) = journal::ensure_state_dir(project)
+    {
+        notes.push(format!(
+            "could not write {}/.gitignore ({error}): git may see the orchestrator's state",
+            journal::state_dir(project).display()
+        ));
     }
     changes.extend(plan.unchanged.into_iter().map(|path| FileChange {
         path,
@@ -400,6 +470,7 @@ fn run(
         project: project.to_path_buf(),
         changes,
         notes,
+        plugin: action == Action::Install && matches!(plugin, PluginChoice::With { .. }),
     })
 }
 
@@ -411,7 +482,7 @@ struct Plan {
     notes: Vec<String>,
 }
 
-fn plan_install(project: &Path) -> Result<Plan, InstallError> {
+fn plan_install(project: &Path, choice: &PluginChoice) -> Result<Plan, InstallError> {
     let mut plan = Plan::default();
 
     let jsonc = project.join(CONFIG_JSONC);
@@ -460,7 +531,53 @@ fn plan_install(project: &Path) -> Result<Plan, InstallError> {
             });
         }
     }
+
+    let path = opencode_json::follow_symlink(&project.join(plugin::PLUGIN_PATH))?;
+    let old = opencode_json::read(&path)?;
+    let ours = old
+        .as_deref()
+        .is_some_and(|bytes| plugin::is_ours(&String::from_utf8_lossy(bytes)));
+    match choice {
+        PluginChoice::With { binary } => {
+            let new = plugin::plugin_text(binary.as_deref());
+            if old.as_deref() == Some(new.as_bytes()) {
+                plan.unchanged.push(path);
+            } else {
+                if old.is_some() && !ours {
+                    plan.notes.push(format!(
+                        "{} was not written by orchestrator install; it is replaced and its backup kept",
+                        path.display()
+                    ));
+                }
+                plan.files.push(PlannedChange {
+                    path,
+                    old,
+                    new: Some(new),
+                    check: check_plugin,
+                });
+            }
+        }
+        PluginChoice::Without if ours => plan.files.push(PlannedChange {
+            path,
+            old,
+            new: None,
+            check: |_, _| Ok(()),
+        }),
+        PluginChoice::Without => {}
+    }
     Ok(plan)
+}
+
+/// The check of a plugin read back after [`install`] wrote it.
+fn check_plugin(_: &Path, text: &str) -> Result<(), String> {
+    if plugin::is_ours(text) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the plugin does not start with `{}`",
+            plugin::PLUGIN_MARKER
+        ))
+    }
 }
 
 fn plan_uninstall(project: &Path) -> Result<Plan, InstallError> {
@@ -484,20 +601,28 @@ fn plan_uninstall(project: &Path) -> Result<Plan, InstallError> {
         });
     }
 
-    let command = opencode_json::follow_symlink(&project.join(COMMAND_PATH))?;
-    if let Some(old) = opencode_json::read(&command)? {
-        if is_our_command(&String::from_utf8_lossy(&old)) {
-            plan.files.push(PlannedChange {
-                path: command,
-                old: Some(old),
-                new: None,
-                check: |_, _| Ok(()),
-            });
-        } else {
-            plan.notes.push(format!(
-                "left {} alone: it was not written by orchestrator install",
-                command.display()
-            ));
+    /// Whether a file's text is what `install` wrote there.
+    type IsOurs = fn(&str) -> bool;
+    let ours: [(&str, IsOurs); 2] = [
+        (COMMAND_PATH, is_our_command),
+        (plugin::PLUGIN_PATH, plugin::is_ours),
+    ];
+    for (file, is_ours) in ours {
+        let path = opencode_json::follow_symlink(&project.join(file))?;
+        if let Some(old) = opencode_json::read(&path)? {
+            if is_ours(&String::from_utf8_lossy(&old)) {
+                plan.files.push(PlannedChange {
+                    path,
+                    old: Some(old),
+                    new: None,
+                    check: |_, _| Ok(()),
+                });
+            } else {
+                plan.notes.push(format!(
+                    "left {} alone: it was not written by orchestrator install",
+                    path.display()
+                ));
+            }
         }
     }
     Ok(plan)
@@ -589,7 +714,10 @@ mod tests {
         action: Action,
         fault: Fault,
     ) -> Result<InstallReport, InstallError> {
-        run(project, action, |files, backups| {
+        let plugin = PluginChoice::With {
+            binary: Some(PathBuf::from("/usr/local/bin/orchestrator")),
+        };
+        run(project, action, &plugin, |files, backups| {
             opencode_json::apply_with_fault(files, backups, fault)
         })
     }
@@ -721,11 +849,11 @@ mod tests {
             fs::read_to_string(&command).expect("task.md"),
             COMMAND_TEMPLATE
         );
-        assert_eq!(report.written().count(), 2);
+        assert_eq!(report.written().count(), 3);
         assert_eq!(
             report.backups().count(),
             1,
-            "the config had content to back up; task.md did not exist"
+            "the config had content to back up; task.md and the plugin did not exist"
         );
         assert!(
             report
@@ -744,8 +872,13 @@ mod tests {
             !command.parent().expect("dir").exists(),
             "the empty command directory goes too"
         );
-        assert_eq!(report.removed().count(), 1);
+        assert_eq!(report.removed().count(), 2);
         assert_eq!(report.written().count(), 1);
+        assert!(!project.path().join(plugin::PLUGIN_PATH).exists());
+        assert!(
+            !project.path().join(".opencode/plugins").exists(),
+            "the empty plugins directory goes too"
+        );
     }
 
     #[test]
@@ -837,7 +970,7 @@ mod tests {
         let before = snapshot(project.path());
         let report = install(project.path()).expect("second");
         assert!(report.is_noop(), "{report}");
-        assert_eq!(report.changes.len(), 2);
+        assert_eq!(report.changes.len(), 3);
         assert!(report.to_string().contains("already installed"));
         assert_eq!(snapshot(project.path()), before, "not even a backup");
     }
@@ -1141,8 +1274,117 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("type `/task <mission>` in the OpenCode TUI."),
+            text.contains("  created   .opencode/plugins/orchestrator.js\n"),
             "{text}"
+        );
+        assert!(
+            text.ends_with("and type `/task <mission>`."),
+            "two steps: install, then opencode: {text}"
+        );
+        let text = uninstall(project.path()).expect("uninstall").to_string();
+        assert!(text.contains("Restart OpenCode if it is running"), "{text}");
+    }
+
+    #[test]
+    fn the_plugin_records_the_binary_and_goes_with_uninstall() {
+        let project = project_with(&[]);
+        let binary = PathBuf::from("/opt/orchestrator/bin/orchestrator");
+        let report = install_with(
+            project.path(),
+            &PluginChoice::With {
+                binary: Some(binary.clone()),
+            },
+        )
+        .expect("install");
+        assert!(report.plugin);
+        let path = project.path().join(plugin::PLUGIN_PATH);
+        let text = fs::read_to_string(&path).expect("the plugin");
+        assert_eq!(text, plugin::plugin_text(Some(&binary)));
+        assert_eq!(plugin::recorded_binary(&text), Some(binary));
+        // Installed from another binary: the plugin is rewritten (backed up), the rest stays.
+        let report = install(project.path()).expect("again");
+        assert_eq!(report.written().collect::<Vec<_>>(), [path.as_path()]);
+        assert_eq!(report.backups().count(), 1);
+
+        uninstall(project.path()).expect("uninstall");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn without_the_plugin_attach_is_the_way_and_an_earlier_plugin_goes() {
+        let project = project_with(&[]);
+        install(project.path()).expect("install");
+        let report = install_with(project.path(), &PluginChoice::Without).expect("no plugin");
+        assert!(!report.plugin);
+        assert_eq!(report.removed().count(), 1, "{report}");
+        assert!(!project.path().join(plugin::PLUGIN_PATH).exists());
+        assert!(
+            report
+                .to_string()
+                .ends_with("type `/task <mission>` in its TUI."),
+            "{report}"
+        );
+        assert!(
+            report.to_string().contains("orchestrator attach"),
+            "{report}"
+        );
+        assert!(project.path().join(COMMAND_PATH).is_file());
+    }
+
+    #[test]
+    fn a_plugin_that_is_not_ours_is_left_by_uninstall_and_backed_up_by_install() {
+        let theirs = "export const Mine = async () => ({})\n";
+        let project = project_with(&[(plugin::PLUGIN_PATH, theirs)]);
+        let report = uninstall(project.path()).expect("uninstall");
+        assert!(report.is_noop());
+        assert!(
+            report.to_string().contains("orchestrator.js alone"),
+            "{report}"
+        );
+        let report = install(project.path()).expect("install");
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|note| note.contains("orchestrator.js")),
+            "{report}"
+        );
+        let backup = backups_of(project.path(), "orchestrator.js");
+        assert_eq!(fs::read_to_string(&backup[0]).expect("backup"), theirs);
+    }
+
+    #[test]
+    fn git_sees_what_install_wrote_and_none_of_the_orchestrators_state() {
+        let project = project_with(&[("opencode.json", "{\n  \"model\": \"a/b\"\n}\n")]);
+        let git = |args: &[&str]| {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .current_dir(project.path())
+                .output()
+                .expect("git runs");
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        git(&["init", "-q"]);
+        install(project.path()).expect("install");
+        install(project.path()).expect("again");
+        assert!(
+            project.path().join(BACKUP_DIR).is_dir(),
+            "the config was backed up"
+        );
+        let mut status: Vec<String> = git(&["status", "--porcelain", "--untracked-files=all"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        status.sort();
+        assert_eq!(
+            status,
+            [
+                "?? .opencode/command/task.md",
+                "?? .opencode/plugins/orchestrator.js",
+                "?? opencode.json",
+            ],
+            "the backups in .opencode/orchestrator are not for git"
         );
     }
 }

@@ -87,10 +87,7 @@ pub enum LoggingError {
 
 /// The path of the log: `<project>/.opencode/orchestrator/orchestrator.log`.
 pub fn log_path(project: &Path) -> PathBuf {
-    project
-        .join(".opencode")
-        .join("orchestrator")
-        .join(LOG_FILE)
+    crate::adapters::journal::state_dir(project).join(LOG_FILE)
 }
 
 /// Sends this process's `tracing` events to the project's log (creating its directory), filtered by
@@ -103,12 +100,13 @@ pub fn log_path(project: &Path) -> PathBuf {
 /// called a second time in a process (nothing changes then: the first log stays in use).
 pub fn init(project: &Path) -> Result<LogGuard, LoggingError> {
     let path = log_path(project);
-    if let Some(directory) = path.parent() {
-        fs::create_dir_all(directory).map_err(|source| LoggingError::CreateDirectory {
-            directory: directory.to_path_buf(),
+    // The state directory with its `.gitignore`: the log stays out of git.
+    crate::adapters::journal::ensure_state_dir(project).map_err(|source| {
+        LoggingError::CreateDirectory {
+            directory: crate::adapters::journal::state_dir(project),
             source,
-        })?;
-    }
+        }
+    })?;
     let filter = filter_from(std::env::var(FILTER_VARIABLE).ok().as_deref())?;
     let file = RotatingFile::open(&path, DEFAULT_MAX_BYTES, DEFAULT_KEEP)
         .map_err(|source| LoggingError::Open { path, source })?;
@@ -424,6 +422,16 @@ mod tests {
     #[test]
     fn init_creates_the_directory_and_a_second_init_is_reported() {
         let project = tempfile::tempdir().expect("tempdir");
+        let git = |args: &[&str]| {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .current_dir(project.path())
+                .output()
+                .expect("git runs");
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        git(&["init", "-q"]);
         let first = init(project.path());
         assert!(
             project
@@ -434,6 +442,12 @@ mod tests {
             "the directory is created"
         );
         assert!(log_path(project.path()).is_file());
+        tracing::info!("a line for the log");
+        assert_eq!(
+            git(&["status", "--porcelain", "--untracked-files=all"]),
+            "",
+            "the log is not for git"
+        );
         if let Ok(guard) = &first {
             assert_eq!(guard.path(), log_path(project.path()));
         }

@@ -1,6 +1,7 @@
 //! The `orchestrator` command line: `task` runs a mission, `resume` continues one after a crash or a stop,
-//! `status` shows one, `stop` stops one running in another terminal, `attach` serves `/task` typed in the
-//! OpenCode TUI, `doctor` checks the setup, `install`/`uninstall` add and remove `/task`.
+//! `status` shows one, `stop` stops one running in another terminal, `install`/`uninstall` add and remove
+//! `/task` in the OpenCode TUI (a plugin runs each one: [`plugin`]), `attach` serves `/task` for a server
+//! without the plugin, `doctor` checks the setup.
 //!
 //! The command line reads the configuration files and its options into one [`Settings`], wires the adapters
 //! into the engine's ports, shows progress, handles signals, and is the only place that maps an outcome or
@@ -15,8 +16,10 @@ pub mod doctor;
 pub mod error;
 pub mod install;
 pub mod logging;
+pub mod plugin;
 pub mod progress;
 mod run;
+pub mod session;
 pub mod signals;
 pub mod summary;
 mod wiring;
@@ -67,12 +70,22 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Doctor(args) => doctor(&args).await,
         Command::Install(args) => {
             let project = project_dir(args.project.as_deref())?;
-            print!("{}", install::install(&project)?);
+            let report = if args.no_plugin {
+                install::install_with(&project, &install::PluginChoice::Without)?
+            } else {
+                install::install(&project)?
+            };
+            println!("{report}");
             Ok(Outcome::Done)
         }
         Command::Uninstall(args) => {
             let project = project_dir(args.project.as_deref())?;
-            print!("{}", install::uninstall(&project)?);
+            let report = install::uninstall(&project)?;
+            if report.is_noop() {
+                print!("{report}");
+            } else {
+                println!("{report}");
+            }
             Ok(Outcome::Done)
         }
         Command::Clean(args) => {
@@ -87,6 +100,9 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
 }
 
 async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
+    if let Some(session) = args.session.clone() {
+        return task_for_session(args, session).await;
+    }
     // The mission and the options are checked before anything is started for them.
     let text = mission_text(&args)?;
     parse_model(&args.run)?;
@@ -107,7 +123,11 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     let servers = if args.server.demo {
         start_demo(&project, &settings, args.run.json).await?
     } else {
-        let (urls, password) = servers(&args.server.urls, file.as_ref());
+        let (urls, password) = servers(
+            &args.server.urls,
+            file.as_ref(),
+            args.server.password_env.as_deref(),
+        );
         connect(&urls, password.as_deref(), &project, &settings).await?
     };
     // Logging starts once the servers answer: a mission refused before that leaves nothing behind.
@@ -130,6 +150,74 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     let report = run_mission(mission, &journal, args.run.json, &mut signals).await?;
     finish(&report, servers, args.run.json);
     Ok(Outcome::of(&report.view.status))
+}
+
+/// `task --session`: a `/task` typed in OpenCode (the plugin runs this), reported in its session. The server
+/// comes first, so that every later refusal is said in the session too; then the claim, so that one
+/// command runs one mission.
+async fn task_for_session(args: TaskArgs, session: String) -> Result<Outcome, CliError> {
+    parse_model(&args.run)?;
+    let project = project_dir(args.server.project.as_deref())?;
+    let file = config::load(&project);
+    let (urls, password) = servers(
+        &args.server.urls,
+        file.as_ref().ok().and_then(Option::as_ref),
+        args.server.password_env.as_deref(),
+    );
+    let client =
+        crate::adapters::opencode::connect(&urls[0], password.as_deref(), &project).await?;
+    let report = session::SessionReport::new(client, &session);
+    if let Some(message) = &args.command_message {
+        match crate::adapters::claim::claim_command(&project, &session, message, "plugin") {
+            Ok(crate::adapters::claim::Claimed::Mine { .. }) => {}
+            Ok(crate::adapters::claim::Claimed::Taken { by, .. }) => {
+                println!("/task in session {session}: already picked up ({by}); nothing to do");
+                return Ok(Outcome::Done);
+            }
+            Err(error) => {
+                let error = CliError::from(error);
+                report.refused(&error).await;
+                return Err(error);
+            }
+        }
+    }
+    let _log = start_logging(&project);
+    let result = async {
+        let text = match (&args.mission, &args.file) {
+            (Some(arguments), _) => {
+                mission::check_text(&session::command_mission(arguments))?.to_string()
+            }
+            _ => mission_text(&args)?,
+        };
+        let file = file?;
+        let mut settings = settings(&project, file.as_ref(), &args.run, false)?;
+        let workspace = isolation(
+            &project,
+            args.run.no_isolation,
+            &mut settings,
+            args.run.json,
+        )
+        .await?;
+        let servers = connect(&urls, password.as_deref(), &project, &settings).await?;
+        let mut signals =
+            Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
+        report
+            .run(
+                &project,
+                settings,
+                servers.agents(),
+                workspace,
+                &text,
+                args.run.json,
+                &mut signals,
+            )
+            .await
+    }
+    .await;
+    if let Err(error) = &result {
+        report.refused(error).await;
+    }
+    result
 }
 
 async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
@@ -170,7 +258,11 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let servers = if args.server.demo {
         start_demo(&project, &settings, args.run.json).await?
     } else {
-        let (urls, password) = servers(&args.server.urls, file.as_ref());
+        let (urls, password) = servers(
+            &args.server.urls,
+            file.as_ref(),
+            args.server.password_env.as_deref(),
+        );
         connect(&urls, password.as_deref(), &project, &settings).await?
     };
     let ports = Ports {
@@ -392,7 +484,7 @@ async fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
     let project = project_dir(args.project.as_deref())?;
     // An invalid configuration is one of the findings, not a reason to stop checking.
     let file = config::load(&project).ok().flatten();
-    let (urls, password) = servers(&args.urls, file.as_ref());
+    let (urls, password) = servers(&args.urls, file.as_ref(), None);
     let report = doctor::run(&doctor::DoctorOptions {
         urls,
         password,

@@ -39,10 +39,12 @@ pub(crate) fn project_dir(project: Option<&Path>) -> Result<PathBuf, CliError> {
 pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:4096";
 
 /// The servers to use (the command line's, else the configuration's, else the default) and their password
-/// (from the configuration's `password_env`, else `OPENCODE_SERVER_PASSWORD`).
+/// (from the variable `password_env` names when given, else the configuration's `password_env`, else
+/// `OPENCODE_SERVER_PASSWORD`).
 pub(crate) fn servers(
     given: &[String],
     file: Option<&config::Config>,
+    password_env: Option<&str>,
 ) -> (Vec<String>, Option<String>) {
     let mut urls = given.to_vec();
     if urls.is_empty() {
@@ -51,9 +53,12 @@ pub(crate) fn servers(
     if urls.is_empty() {
         urls.push(DEFAULT_URL.to_string());
     }
-    let password = file
-        .and_then(config::Config::password)
-        .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok());
+    let password = match password_env {
+        Some(variable) => std::env::var(variable).ok(),
+        None => file
+            .and_then(config::Config::password)
+            .or_else(|| std::env::var("OPENCODE_SERVER_PASSWORD").ok()),
+    };
     (urls, password)
 }
 

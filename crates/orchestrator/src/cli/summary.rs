@@ -273,8 +273,9 @@ pub fn json(report: &MissionReport) -> serde_json::Value {
     })
 }
 
-/// The message posted in the session that asked for the mission: the outcome, each task, and the files
-/// changed.
+/// The message posted in the session that asked for the mission: the outcome, each task, the files changed
+/// (as the terminal's summary lists them) and, when the mission worked on an integration branch, that branch
+/// and whether the user's branch got it.
 pub fn session_message(report: &MissionReport) -> String {
     let view = &report.view;
     let mut text = format!("Orchestrator mission {}: {}\n", view.id, view.status);
@@ -292,11 +293,32 @@ pub fn session_message(report: &MissionReport) -> String {
         text.push('\n');
     }
     let files = report.files();
-    if !files.is_empty() {
-        let _ = writeln!(text, "Files changed: {}", files.join(", "));
+    let _ = writeln!(
+        text,
+        "Files changed ({}): {}",
+        files.len(),
+        if files.is_empty() {
+            "none".to_string()
+        } else {
+            files.join(", ")
+        }
+    );
+    if let Some(origin) = &view.origin {
+        let _ = writeln!(text, "Integration branch: {}", origin.integration);
     }
-    for line in isolation(view) {
-        let _ = writeln!(text, "{line}");
+    match &view.delivery {
+        Some(Delivery::FastForwarded { branch, commit }) => {
+            let _ = writeln!(
+                text,
+                "Delivered: {} fast-forwarded to {}",
+                branch.as_deref().unwrap_or("the detached HEAD"),
+                commit.get(..12).unwrap_or(commit)
+            );
+        }
+        Some(Delivery::Kept { reason, command }) => {
+            let _ = writeln!(text, "Not delivered ({reason}): merge it with `{command}`");
+        }
+        Some(Delivery::Nothing) | None => {}
     }
     text
 }

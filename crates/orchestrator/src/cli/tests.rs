@@ -215,3 +215,115 @@ fn a_stopped_mission_shows_where_it_stopped_and_its_interrupted_tasks() {
     assert!(text.contains("T0     interrupted"), "{text}");
     assert!(text.contains("interrupted by the stop"), "{text}");
 }
+
+#[test]
+fn the_session_message_lists_the_files_changed_and_the_integration_branch() {
+    let (_, applied) = applied(vec![plan(2)]);
+    let mut view = applied.last().unwrap().view.clone();
+    view.tasks.get_mut("T0").unwrap().files = vec!["src/b.rs".into(), "a.txt".into()];
+    view.tasks.get_mut("T1").unwrap().files = vec!["a.txt".into()];
+    let mut report = crate::engine::MissionReport {
+        view,
+        wall: Duration::from_secs(1),
+        sources: (0, 0, 0),
+        model_failures: 0,
+        model_breaker: "closed".into(),
+        servers: Vec::new(),
+        plan_file: None,
+        aborted: Vec::new(),
+        unconfirmed: Vec::new(),
+    };
+    let text = crate::cli::summary::session_message(&report);
+    assert!(
+        text.contains("\nFiles changed (2): a.txt, src/b.rs\n"),
+        "as the terminal lists them: {text}"
+    );
+    assert!(
+        crate::cli::summary::render(&report)
+            .contains("  files changed (2):\n    a.txt\n    src/b.rs\n")
+    );
+    assert!(!text.contains("Integration branch"), "{text}");
+
+    report.view.origin = Some(crate::domain::workspace::Origin {
+        mission: "m1".into(),
+        checkout: crate::domain::workspace::Checkout {
+            top_level: "/project".into(),
+            prefix: std::path::PathBuf::new(),
+            head: crate::domain::workspace::Head::Branch("main".into()),
+            commit: crate::domain::workspace::CommitId::parse(
+                "0123456789abcdef0123456789abcdef01234567",
+            )
+            .unwrap(),
+            changes: crate::domain::workspace::WorkingChanges::default(),
+        },
+        integration: "orchestrator/m1".into(),
+    });
+    report.view.delivery = Some(crate::domain::workspace::Delivery::Kept {
+        reason: "your branch moved".into(),
+        command: "git merge orchestrator/m1".into(),
+    });
+    let text = crate::cli::summary::session_message(&report);
+    assert!(
+        text.contains("Integration branch: orchestrator/m1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("merge it with `git merge orchestrator/m1`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_task_for_a_session_needs_its_server_and_a_command_message_needs_the_session() {
+    use clap::Parser as _;
+
+    use crate::cli::args::{Cli, Command};
+
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("orchestrator").chain(args.iter().copied()))
+    };
+    assert!(
+        parse(&["task", "--session", "ses_1", "x"]).is_err(),
+        "the plugin always names the server"
+    );
+    assert!(
+        parse(&[
+            "task",
+            "--url",
+            "http://127.0.0.1:1",
+            "--command-message",
+            "msg_1",
+            "x"
+        ])
+        .is_err()
+    );
+    assert!(parse(&["task", "--demo", "--session", "ses_1", "x"]).is_err());
+    // As the plugin starts it: the arguments after `--`, quotes as typed.
+    let cli = parse(&[
+        "task",
+        "--url",
+        "http://127.0.0.1:1",
+        "--password-env",
+        "ORCHESTRATOR_PLUGIN_TOKEN",
+        "--session",
+        "ses_1",
+        "--command-message",
+        "msg_1",
+        "--",
+        "\"--verbose flag\"",
+    ])
+    .expect("parses");
+    let Command::Task(task) = cli.command else {
+        panic!("a task");
+    };
+    assert_eq!(task.session.as_deref(), Some("ses_1"));
+    assert_eq!(task.command_message.as_deref(), Some("msg_1"));
+    assert_eq!(
+        task.server.password_env.as_deref(),
+        Some("ORCHESTRATOR_PLUGIN_TOKEN")
+    );
+    assert_eq!(
+        crate::cli::session::command_mission(task.mission.as_deref().expect("the mission")),
+        "--verbose flag"
+    );
+}

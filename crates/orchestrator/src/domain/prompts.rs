@@ -99,7 +99,7 @@ restates another, and no dependency cycles.";
 /// What a Worker must not do.
 pub const FORBIDDEN_WORKER: &str = "\
 Do not work on other tasks of the plan. Do not delete or rewrite files your task does not need. Do not \
-weaken or skip tests to make them pass. Do not edit .opencode/todo.md.";
+weaken or skip tests to make them pass. Do not edit the orchestrator's files in .opencode/orchestrator/.";
 
 /// What the Reviewer must not do.
 pub const FORBIDDEN_REVIEWER: &str = "\

@@ -982,8 +982,11 @@ pub(crate) struct FakeJournal {
     plan: Mutex<Option<String>>,
     fail_from: Mutex<Option<usize>>,
     /// Fails the first entry this picks, and every one after it.
-    fail_on: Mutex<Option<Box<dyn Fn(&Entry) -> bool + Send + Sync>>>,
+    fail_on: Mutex<Option<PicksEntry>>,
 }
+
+/// Picks a journal entry (the one [`FakeJournal`] starts failing at).
+type PicksEntry = Box<dyn Fn(&Entry) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for FakeJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
