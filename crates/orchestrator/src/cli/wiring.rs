@@ -9,10 +9,12 @@ use crate::adapters::gate::ProjectGate;
 use crate::adapters::journal::FileJournal;
 use crate::adapters::memory::SystemMemory;
 use crate::adapters::opencode::Opencode;
+use crate::adapters::records::RecordShelf;
 use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
 use crate::domain::gate::GateReport;
 use crate::domain::mission::{Entry, JournalError};
-use crate::engine::ports::{Agents, Gates, Journal, Memory};
+use crate::domain::recall::{KeepError, MissionRecord};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Records};
 
 #[async_trait]
 impl Agents for Opencode {
@@ -98,5 +100,15 @@ impl Gates for ProjectGate {
 impl Memory for SystemMemory {
     fn available(&self) -> Option<f64> {
         SystemMemory::available(self)
+    }
+}
+
+impl Records for RecordShelf {
+    fn earlier(&self, except: &str) -> Vec<MissionRecord> {
+        RecordShelf::earlier(self, except)
+    }
+
+    fn keep(&self, record: &MissionRecord) -> Result<PathBuf, KeepError> {
+        RecordShelf::keep(self, record)
     }
 }

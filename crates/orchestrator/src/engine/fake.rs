@@ -20,11 +20,12 @@ use crate::domain::agent::{
 use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
+use crate::domain::recall::{KeepError, MissionRecord};
 use crate::domain::workspace::{
     Checkout, CommitId, ConflictFile, ConflictHunk, Delivery, Head, Merge, MergeConflict, Origin,
     Tree, WorkingChanges, WorkspaceError, attempt_branch, integration_branch, task_branch,
 };
-use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Records, Workspace};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1131,5 +1132,42 @@ impl FakeMemory {
 impl Memory for FakeMemory {
     fn available(&self) -> Option<f64> {
         Some(*lock(&self.available))
+    }
+}
+
+/// Mission records in memory.
+#[derive(Debug, Default)]
+pub(crate) struct FakeRecords {
+    records: Mutex<BTreeMap<String, MissionRecord>>,
+}
+
+impl FakeRecords {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The record kept of `mission`, if any.
+    pub(crate) fn get(&self, mission: &str) -> Option<MissionRecord> {
+        lock(&self.records).get(mission).cloned()
+    }
+
+    /// Forgets `mission`'s record.
+    pub(crate) fn forget(&self, mission: &str) {
+        lock(&self.records).remove(mission);
+    }
+}
+
+impl Records for FakeRecords {
+    fn earlier(&self, except: &str) -> Vec<MissionRecord> {
+        lock(&self.records)
+            .values()
+            .filter(|record| record.mission != except)
+            .cloned()
+            .collect()
+    }
+
+    fn keep(&self, record: &MissionRecord) -> Result<PathBuf, KeepError> {
+        lock(&self.records).insert(record.mission.clone(), record.clone());
+        Ok(PathBuf::from(format!("/memory/{}.md", record.mission)))
     }
 }
