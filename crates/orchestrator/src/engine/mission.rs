@@ -372,7 +372,6 @@ impl Mission {
             .append(&created)
             .map_err(|error| Halt::Journal(Arc::new(error)))?;
         let budgets = settings.budgets;
-        let threshold = settings.context_threshold;
         let notes = Notes::of(std::slice::from_ref(&created));
         let mission = Self::assemble(ports, settings, view, notes);
         if budgets != Budgets::default() {
@@ -380,11 +379,6 @@ impl Mission {
                 .core
                 .record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
         }
-        mission
-            .core
-            .record(Event::mission(MissionEvent::ContextThreshold {
-                tokens: threshold,
-            }))?;
         Ok(mission)
     }
 
@@ -434,19 +428,13 @@ impl Mission {
         }
         let budgets = view.budgets.over(settings.budgets);
         let raised = budgets != view.budgets;
-        let threshold = settings.context_threshold;
-        let threshold_changed = view.context_threshold != Some(threshold);
         let mission = Self::assemble(ports, settings, view, Notes::of(entries));
         let core = &mission.core;
         core.record(Event::mission(MissionEvent::Resumed))?;
         if raised {
             core.record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
         }
-        if threshold_changed {
-            core.record(Event::mission(MissionEvent::ContextThreshold {
-                tokens: threshold,
-            }))?;
-        }
+
         let recovery = core
             .recorder
             .read(|view| view.recovery(|task| exists.get(task.id()) == Some(&true)));
@@ -527,6 +515,13 @@ impl Mission {
         let core = &self.core;
         let mut sources = (0, 0, 0);
         let outcome: Result<(), Stop> = async {
+            // The context threshold this run works with, for `status` (once, and again when it changed).
+            let threshold = core.settings.context_threshold;
+            if core.recorder.read(|view| view.context_threshold) != Some(threshold) {
+                core.record(Event::mission(MissionEvent::ContextThreshold {
+                    tokens: threshold,
+                }))?;
+            }
             core.isolate().await?;
             core.finish_integrations().await?;
             if core.recorder.read(|view| view.brief.is_none()) {
