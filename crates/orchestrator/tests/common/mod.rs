@@ -89,6 +89,7 @@ impl Rig {
             )),
             workspace: None,
             memory: None,
+            records: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
         let report = tokio::time::timeout(Duration::from_secs(300), mission.run())
