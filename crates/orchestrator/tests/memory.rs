@@ -58,7 +58,7 @@ async fn run(rig: &common::Rig, settings: Settings, id: &str, text: &str) -> Mis
 }
 
 /// The first request to `role` among `requests` that is not a tool callback.
-fn first_prompt<'a>(requests: &'a [ModelRequest], role: Role) -> &'a ModelRequest {
+fn first_prompt(requests: &[ModelRequest], role: Role) -> &ModelRequest {
     requests
         .iter()
         .find(|request| request.system.contains(&role.marker()) && !request.is_tool_callback())

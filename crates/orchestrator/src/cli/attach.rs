@@ -132,7 +132,7 @@ async fn mission(
         workspace: None,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
         records: Some(Arc::new(crate::adapters::records::RecordShelf::new(
-            &project,
+            project,
         ))),
     };
     let mission = Mission::create(ports, settings, &id, text)?;

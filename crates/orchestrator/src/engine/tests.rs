@@ -1410,9 +1410,7 @@ async fn a_mission_s_record_reminds_the_next_commander_and_planner_until_it_is_f
     assert_eq!(record.outcome, "completed");
     assert_eq!(
         record.section("Checks").unwrap(),
-        [format!(
-            "`fake check`: passed 3, failed 1; last passed (T1.1, T1.2, T1.3)"
-        )]
+        ["`fake check`: passed 3, failed 1; last passed (T1.1, T1.2, T1.3)"]
     );
     let findings = record.section("Findings").unwrap();
     assert_eq!(findings.len(), 1, "{findings:?}");
