@@ -1130,6 +1130,8 @@ model_retries = 7
 stall_seconds = 60
 turn_timeout_seconds = 600
 delegation_depth = 0
+memory_digest_tokens = 0
+worker_context_tokens = 64000
 "#;
         let config = parse_toml(text, &toml_path()).expect("valid");
         let defaults = Settings::new("/tmp/project");
@@ -1150,6 +1152,14 @@ delegation_depth = 0
         assert_eq!(mission.gate.timeout, Duration::from_secs(45));
         assert_eq!(mission.plan_attempts, 5);
         assert_eq!(mission.review_attempts, 6);
+        assert_eq!(
+            (defaults.memory_digest_tokens, mission.memory_digest_tokens),
+            (800, 0)
+        );
+        assert_eq!(
+            (defaults.context_threshold, mission.context_threshold),
+            (120_000, 64_000)
+        );
         assert_eq!(mission.nudges, 0);
         assert_eq!(mission.model_retries, 7);
         assert_eq!(mission.monitor.model_retries, 7);
@@ -1253,6 +1263,16 @@ delegation_depth = 0
                 2,
             ),
             ("[pools]\nmax_reuses = 1001\n", "pools.max_reuses", 2),
+            (
+                "[limits]\nmemory_digest_tokens = 20001\n",
+                "limits.memory_digest_tokens",
+                2,
+            ),
+            (
+                "[limits]\nworker_context_tokens = -1\n",
+                "limits.worker_context_tokens",
+                2,
+            ),
             (
                 "[review]\ntimeout_seconds = 0\n",
                 "review.timeout_seconds",

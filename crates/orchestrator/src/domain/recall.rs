@@ -10,8 +10,8 @@
 //! ```
 //! use orchestrator::domain::recall::{MissionRecord, digest};
 //!
-//! let text = "# Mission m1\nended: 2026-12-08T01:00:00Z\noutcome: completed\n\n## Goal\nAdd slugify\n\n\
-//!             ## Checks\n- `cargo test`: passed 1, failed 0; last passed\n";
+//! let text = "# Mission m1\nended: 2026-12-08T01:00:00Z\noutcome: completed\n\n## Goal\nAdd slugify\n\n## Checks\n\
+//!             - `cargo test`: passed 1, failed 0; last passed\n";
 //! let record = MissionRecord::parse(text).unwrap();
 //! let digest = digest(&[record], "slugify titles", &[], 200).unwrap();
 //! assert!(digest.contains("[m1 checks] `cargo test`: passed 1"));
@@ -217,15 +217,18 @@ fn one_line(text: &str) -> String {
     cut
 }
 
-/// The gist of review findings: their first two non-empty lines, without list markers.
+/// The gist of review findings: their first non-empty line without its list marker, and the next one too
+/// when the first only introduces it (ends with `:`, as "The project's checks failed:" does).
 fn gist(findings: &str) -> String {
-    findings
+    let mut lines = findings
         .lines()
         .map(|line| line.trim().trim_start_matches(['-', '*']).trim())
-        .filter(|line| !line.is_empty())
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+        .filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {next}"),
+        _ => first.to_string(),
+    }
 }
 
 /// What a check command did over a mission.

@@ -70,7 +70,8 @@ fn finished() -> TaskEvent {
     }
 }
 
-/// T1 fails its check once, gets findings, is handed off to a fresh session and done; T2 fails.
+/// T1 fails its check once, gets findings, fails to integrate, is handed off to a fresh session and done;
+/// T2 fails.
 fn mission_journal() -> (Vec<Entry>, MissionView) {
     journal(vec![
         Event::mission(MissionEvent::PlanAccepted {
@@ -95,6 +96,23 @@ fn mission_journal() -> (Vec<Entry>, MissionView) {
                 reviewer: Some("r1".into()),
             },
         ),
+        task("T1", finished()),
+        task(
+            "T1",
+            TaskEvent::GateChecked {
+                passed: true,
+                summary: "python3 -m unittest: passed in 0.3 s".into(),
+            },
+        ),
+        task("T1", TaskEvent::Approved { reviewer: None }),
+        task(
+            "T1",
+            TaskEvent::IntegrationFailed {
+                findings: "The project's checks failed:\nfmt: failed (exit 1)\nmore".into(),
+            },
+        ),
+        task("T1", TaskEvent::Released),
+        task("T1", started("s1b")),
         task(
             "T1",
             TaskEvent::HandedOff {
@@ -141,17 +159,20 @@ fn a_record_says_what_the_journal_says() {
     assert_eq!(
         record.section("Plan").unwrap(),
         [
-            "T1 Slugify: done after 2 attempts, 1 fresh Worker session(s) (files: slug.py)",
+            "T1 Slugify: done after 4 attempts, 1 fresh Worker session(s) (files: slug.py)",
             "T2 Docs: failed",
         ]
     );
     assert_eq!(
         record.section("Checks").unwrap(),
-        ["`python3 -m unittest`: passed 1, failed 1; last passed (T1)"]
+        ["`python3 -m unittest`: passed 2, failed 1; last passed (T1)"]
     );
     assert_eq!(
         record.section("Findings").unwrap(),
-        ["T1: slugify must lowercase the text and strip dashes"]
+        [
+            "T1: slugify must lowercase the text",
+            "T1 (integration): The project's checks failed: fmt: failed (exit 1)"
+        ]
     );
     assert_eq!(
         record.section("Failures").unwrap(),
@@ -166,7 +187,7 @@ fn a_rendered_record_reads_back_the_same() {
     let record = Notes::of(&entries).record(&view);
     let text = record.render();
     assert!(
-        text.starts_with("# Mission m7\nended: 2025-12-08T01:00:15Z\n"),
+        text.starts_with("# Mission m7\nended: 2025-12-08T01:00:21Z\n"),
         "{text}"
     );
     let mut expected = record.clone();
