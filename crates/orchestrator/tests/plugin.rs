@@ -171,8 +171,7 @@ fn commander_requests(rig: &common::Rig) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_runs_the_mission_through_the_plugin_with_nothing_else_started() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let started = Instant::now();
@@ -281,8 +280,7 @@ async fn task_runs_the_mission_through_the_plugin_with_nothing_else_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_attach_watching_too_one_task_is_still_one_mission() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     install(&common::binary(), &rig.project);

@@ -12,3 +12,4 @@ pub mod journal;
 pub mod memory;
 pub mod opencode;
 pub mod opencode_json;
+pub mod records;

@@ -38,6 +38,9 @@ pub(crate) enum Command {
     /// Removes the git worktrees of finished, stopped or abandoned missions (default: every mission no
     /// orchestrator is running); their branches stay unless --branches is given.
     Clean(CleanArgs),
+    /// The records earlier missions left in `.opencode/orchestrator/memory/`, which the next missions'
+    /// Commander and Planner are reminded of: list them, show one, or forget one.
+    Memory(MemoryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +65,31 @@ pub(crate) struct InstallArgs {
     /// that cannot start the orchestrator itself, e.g. on another machine).
     #[arg(long)]
     pub(crate) no_plugin: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MemoryArgs {
+    #[command(subcommand)]
+    pub(crate) action: MemoryAction,
+    /// The project (default: the current directory).
+    #[arg(long, global = true)]
+    pub(crate) project: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemoryAction {
+    /// Lists the records, newest first, and any damaged file the missions skip.
+    List,
+    /// Prints a mission's record as it is kept.
+    Show {
+        /// The mission's id.
+        mission: String,
+    },
+    /// Deletes a mission's record: later missions no longer see it.
+    Forget {
+        /// The mission's id.
+        mission: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

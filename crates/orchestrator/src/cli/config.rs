@@ -128,6 +128,12 @@ stall_seconds = 300
 turn_timeout_seconds = 1800
 # Whether Workers may start sub-agents: 0 (no) or 1 (one level).
 delegation_depth = 1
+# The most tokens the digest of earlier missions' records may take in the Commander's and the Planner's
+# prompts, 0 (none) to 20000.
+memory_digest_tokens = 800
+# A Worker session whose context passed this many tokens before a new round of findings continues in a
+# fresh session seeded with a handoff summary, 0 (never) to 10000000.
+worker_context_tokens = 120000
 "#;
 
 /// The project's configuration, validated. Every setting is optional: `None` (or empty) keeps the default.
@@ -202,6 +208,10 @@ pub struct Limits {
     pub turn_timeout: Option<Duration>,
     /// `delegation_depth`: 0 or 1.
     pub delegation_depth: Option<u32>,
+    /// `memory_digest_tokens`: the cap of the digest of earlier missions' records.
+    pub memory_digest_tokens: Option<usize>,
+    /// `worker_context_tokens`: the context past which a Worker continues in a fresh session.
+    pub worker_context_tokens: Option<u64>,
 }
 
 /// Why the configuration could not be used.
@@ -427,6 +437,12 @@ impl Config {
         if let Some(depth) = limits.delegation_depth {
             config.delegation_depth = depth;
         }
+        if let Some(tokens) = limits.memory_digest_tokens {
+            config.memory_digest_tokens = tokens;
+        }
+        if let Some(tokens) = limits.worker_context_tokens {
+            config.context_threshold = tokens;
+        }
         if let Some(per_role) = self.pools.sessions_per_role {
             config.pool.per_role = per_role;
         }
@@ -548,6 +564,8 @@ struct RawLimits {
     stall_seconds: Option<Integer>,
     turn_timeout_seconds: Option<Integer>,
     delegation_depth: Option<Integer>,
+    memory_digest_tokens: Option<Integer>,
+    worker_context_tokens: Option<Integer>,
 }
 
 /// A table of settings: read only from a map (a TOML table, a JSON object), because serde's derived
@@ -897,6 +915,18 @@ fn validate(
             0,
             1,
         ),
+        memory_digest_tokens: problems.range(
+            limits_path.key("memory_digest_tokens"),
+            limits.memory_digest_tokens,
+            0,
+            20_000,
+        ),
+        worker_context_tokens: problems.range(
+            limits_path.key("worker_context_tokens"),
+            limits.worker_context_tokens,
+            0,
+            10_000_000,
+        ),
     };
 
     let mut errors: Vec<ConfigError> = problems
@@ -1055,6 +1085,8 @@ mod tests {
                 stall_after: Some(Duration::from_secs(300)),
                 turn_timeout: Some(Duration::from_secs(1800)),
                 delegation_depth: Some(1),
+                memory_digest_tokens: Some(800),
+                worker_context_tokens: Some(120_000),
             }
         );
 
@@ -1098,6 +1130,8 @@ model_retries = 7
 stall_seconds = 60
 turn_timeout_seconds = 600
 delegation_depth = 0
+memory_digest_tokens = 0
+worker_context_tokens = 64000
 "#;
         let config = parse_toml(text, &toml_path()).expect("valid");
         let defaults = Settings::new("/tmp/project");
@@ -1118,6 +1152,14 @@ delegation_depth = 0
         assert_eq!(mission.gate.timeout, Duration::from_secs(45));
         assert_eq!(mission.plan_attempts, 5);
         assert_eq!(mission.review_attempts, 6);
+        assert_eq!(
+            (defaults.memory_digest_tokens, mission.memory_digest_tokens),
+            (800, 0)
+        );
+        assert_eq!(
+            (defaults.context_threshold, mission.context_threshold),
+            (120_000, 64_000)
+        );
         assert_eq!(mission.nudges, 0);
         assert_eq!(mission.model_retries, 7);
         assert_eq!(mission.monitor.model_retries, 7);
@@ -1221,6 +1263,16 @@ delegation_depth = 0
                 2,
             ),
             ("[pools]\nmax_reuses = 1001\n", "pools.max_reuses", 2),
+            (
+                "[limits]\nmemory_digest_tokens = 20001\n",
+                "limits.memory_digest_tokens",
+                2,
+            ),
+            (
+                "[limits]\nworker_context_tokens = -1\n",
+                "limits.worker_context_tokens",
+                2,
+            ),
             (
                 "[review]\ntimeout_seconds = 0\n",
                 "review.timeout_seconds",

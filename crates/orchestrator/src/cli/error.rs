@@ -53,6 +53,19 @@ pub enum CliError {
         /// The known ids, or `none`.
         known: String,
     },
+    /// `memory show` or `memory forget` for a mission without a record.
+    #[error("no record of mission {id} in {} (known: {known})", directory.display())]
+    UnknownRecord {
+        /// The id given.
+        id: String,
+        /// Where records are kept.
+        directory: PathBuf,
+        /// The ids of the records there, or `none`.
+        known: String,
+    },
+    /// A mission record could not be written or removed.
+    #[error(transparent)]
+    Record(#[from] crate::domain::recall::KeepError),
     /// The project has no mission yet.
     #[error("no mission in {}: start one with `orchestrator task`", directory.display())]
     NoMission {
@@ -148,6 +161,7 @@ impl CliError {
         match self {
             CliError::Mission(_) | CliError::StopTimedOut { .. } => 1,
             CliError::Io { .. } | CliError::Status { .. } | CliError::Signal { .. } => 1,
+            CliError::Record(_) => 1,
             CliError::Launch(_) => 1,
             CliError::Journal(_)
             | CliError::Claim(_)
@@ -156,6 +170,7 @@ impl CliError {
             | CliError::MissionFile { .. }
             | CliError::NotUtf8 { .. }
             | CliError::UnknownMission { .. }
+            | CliError::UnknownRecord { .. }
             | CliError::NoMission { .. }
             | CliError::NotRunning { .. }
             | CliError::Config(_)

@@ -1,7 +1,8 @@
 //! The `orchestrator` command line: `task` runs a mission, `resume` continues one after a crash or a stop,
-//! `status` shows one, `stop` stops one running in another terminal, `install`/`uninstall` add and remove
-//! `/task` in the OpenCode TUI (a plugin runs each one: [`plugin`]), `attach` serves `/task` for a server
-//! without the plugin, `doctor` checks the setup.
+//! `status` shows one, `stop` stops one running in another terminal, `memory` lists, shows and forgets the
+//! records missions leave for the next ones, `install`/`uninstall` add and remove `/task` in the OpenCode
+//! TUI (a plugin runs each one: [`plugin`]), `attach` serves `/task` for a server without the plugin,
+//! `clean` removes what finished missions left in git, `doctor` checks the setup.
 //!
 //! The command line reads the configuration files and its options into one [`Settings`], wires the adapters
 //! into the engine's ports, shows progress, handles signals, and is the only place that maps an outcome or
@@ -16,6 +17,7 @@ pub mod doctor;
 pub mod error;
 pub mod install;
 pub mod logging;
+mod memory;
 pub mod plugin;
 pub mod progress;
 mod run;
@@ -96,6 +98,11 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             );
             Ok(Outcome::Done)
         }
+        Command::Memory(args) => {
+            let project = project_dir(args.project.as_deref())?;
+            print!("{}", memory::run(&project, &args.action)?);
+            Ok(Outcome::Done)
+        }
     }
 }
 
@@ -144,6 +151,9 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
         ),
         workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
+        records: Some(Arc::new(crate::adapters::records::RecordShelf::new(
+            &project,
+        ))),
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
     let mut signals = Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
@@ -274,6 +284,9 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
         ),
         workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
+        records: Some(Arc::new(crate::adapters::records::RecordShelf::new(
+            &project,
+        ))),
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
         Ok(mission) => mission,
@@ -391,6 +404,22 @@ fn status_text(view: &mission::MissionView, running: Option<i32>) -> String {
         "  mission: {}",
         crate::domain::prompts::first_line(&view.text)
     );
+    if let Some(tokens) = view.context_threshold {
+        let handoffs: u32 = view.tasks.values().map(|task| task.handoffs).sum();
+        let _ = writeln!(
+            text,
+            "  context: {}; {handoffs} handoff(s) so far",
+            if tokens == 0 {
+                "Worker sessions are never handed off (limits.worker_context_tokens = 0)"
+                    .to_string()
+            } else {
+                format!(
+                    "a Worker session past {tokens} tokens continues in a fresh one \
+                     (limits.worker_context_tokens)"
+                )
+            }
+        );
+    }
     let stage = view.stage.map_or("not started", |stage| stage.name());
     let _ = writeln!(
         text,

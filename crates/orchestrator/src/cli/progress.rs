@@ -229,6 +229,13 @@ pub fn line(event: &Event, view: &MissionView) -> Option<String> {
                     if *passed { "passed" } else { "failed" },
                     first_line(summary)
                 )),
+                TaskEvent::HandedOff {
+                    session,
+                    context_tokens,
+                } => Some(format!(
+                    "   {id:<6} context at {context_tokens} tokens: a fresh Worker session {session} \
+                     takes over with a handoff summary"
+                )),
                 _ => {
                     let attempt = match (&task.status, task.attempts) {
                         (TaskStatus::Running { .. }, attempts) if attempts > 1 => {

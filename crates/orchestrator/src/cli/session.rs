@@ -88,6 +88,9 @@ impl SessionReport {
             ),
             workspace,
             memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
+            records: Some(Arc::new(crate::adapters::records::RecordShelf::new(
+                project,
+            ))),
         };
         let mission = Mission::create(ports, settings, &id, text)?;
         self.picked_up(&id, text).await;

@@ -327,3 +327,101 @@ fn a_task_for_a_session_needs_its_server_and_a_command_message_needs_the_session
         "--verbose flag"
     );
 }
+
+#[test]
+fn status_shows_the_context_threshold_and_the_handoffs() {
+    let (_, applied) = applied(vec![
+        Event::mission(MissionEvent::ContextThreshold { tokens: 90_000 }),
+        Event::mission(MissionEvent::StageStarted { stage: Stage::Work }),
+        plan(1),
+        Event::task("T0", TaskEvent::Released),
+        Event::task(
+            "T0",
+            TaskEvent::Started {
+                slot: 0,
+                server: "http://a".into(),
+                session: "s".into(),
+                continued: false,
+                tree: None,
+            },
+        ),
+        Event::task(
+            "T0",
+            TaskEvent::HandedOff {
+                session: "s2".into(),
+                context_tokens: 95_000,
+            },
+        ),
+    ]);
+    let last = applied.last().unwrap();
+    let text = crate::cli::status_text(&last.view, None);
+    assert!(
+        text.contains(
+            "context: a Worker session past 90000 tokens continues in a fresh one \
+             (limits.worker_context_tokens); 1 handoff(s) so far"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        crate::cli::progress::line(&last.entry.event, &last.view).as_deref(),
+        Some(
+            "   T0     context at 95000 tokens: a fresh Worker session s2 takes over with a handoff summary"
+        )
+    );
+}
+
+#[test]
+fn memory_lists_shows_and_forgets_records_and_names_the_damaged_ones() {
+    use crate::cli::args::MemoryAction;
+    use crate::domain::recall::MissionRecord;
+
+    let project = tempfile::tempdir().unwrap();
+    let shelf = crate::adapters::records::RecordShelf::new(project.path());
+    let empty = crate::cli::memory::run(project.path(), &MemoryAction::List).unwrap();
+    assert!(empty.starts_with("No mission records in"), "{empty}");
+    let record = MissionRecord::parse(
+        "# Mission m5\nended: 2026-12-08T01:00:00Z\noutcome: completed\n\n## Goal\nAdd slugify\n",
+    )
+    .unwrap();
+    let path = shelf.keep(&record).unwrap();
+    std::fs::write(shelf.path("m6"), "garbage\n").unwrap();
+    let list = crate::cli::memory::run(project.path(), &MemoryAction::List).unwrap();
+    assert!(
+        list.contains("  m5               completed    Add slugify"),
+        "{list}"
+    );
+    assert!(list.contains("damaged, skipped by missions:"), "{list}");
+    assert!(
+        list.contains("m6.md: it does not start with a `# Mission <id>` line"),
+        "{list}"
+    );
+    let shown = crate::cli::memory::run(
+        project.path(),
+        &MemoryAction::Show {
+            mission: "m5".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(shown, std::fs::read_to_string(&path).unwrap());
+    let forgot = crate::cli::memory::run(
+        project.path(),
+        &MemoryAction::Forget {
+            mission: "m5".into(),
+        },
+    )
+    .unwrap();
+    assert!(forgot.starts_with("Forgot mission m5"), "{forgot}");
+    assert!(!path.exists());
+    let error = crate::cli::memory::run(
+        project.path(),
+        &MemoryAction::Show {
+            mission: "m5".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, crate::cli::error::CliError::UnknownRecord { .. }),
+        "{error}"
+    );
+    assert_eq!(error.code(), 2);
+}

@@ -10,14 +10,16 @@ use crate::adapters::git::{GitError, GitWorkspace};
 use crate::adapters::journal::FileJournal;
 use crate::adapters::memory::SystemMemory;
 use crate::adapters::opencode::Opencode;
+use crate::adapters::records::RecordShelf;
 use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
 use crate::domain::gate::GateReport;
 use crate::domain::mission::{Entry, JournalError};
+use crate::domain::recall::{KeepError, MissionRecord};
 use crate::domain::workspace::{
     CommitId, Delivery, FinishOutcome, Merge, MergePlan, Origin, Tree, WorkspaceError,
     integration_branch,
 };
-use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Records, Workspace};
 
 #[async_trait]
 impl Agents for Opencode {
@@ -103,6 +105,16 @@ impl Gates for ProjectGate {
 impl Memory for SystemMemory {
     fn available(&self) -> Option<f64> {
         SystemMemory::available(self)
+    }
+}
+
+impl Records for RecordShelf {
+    fn earlier(&self, except: &str) -> Vec<MissionRecord> {
+        RecordShelf::earlier(self, except)
+    }
+
+    fn keep(&self, record: &MissionRecord) -> Result<PathBuf, KeepError> {
+        RecordShelf::keep(self, record)
     }
 }
 

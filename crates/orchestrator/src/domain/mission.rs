@@ -319,6 +319,12 @@ pub enum MissionEvent {
         /// The fraction of RAM available, in percent.
         available_percent: u32,
     },
+    /// The context threshold of Worker sessions: one past it before a new round of findings continues in
+    /// a fresh session seeded with a handoff summary (0: never).
+    ContextThreshold {
+        /// The threshold, in tokens.
+        tokens: u64,
+    },
     /// A resume took the mission up again.
     Resumed,
     /// The mission stopped before its end.
@@ -346,6 +352,7 @@ impl MissionEvent {
             MissionEvent::Used { .. } => "used",
             MissionEvent::BudgetWarning { .. } => "budget_warning",
             MissionEvent::Pressure { .. } => "pressure",
+            MissionEvent::ContextThreshold { .. } => "context_threshold",
             MissionEvent::Resumed => "resumed",
             MissionEvent::Stopped { .. } => "stopped",
             MissionEvent::Finished => "finished",
@@ -559,6 +566,10 @@ pub struct MissionView {
     /// What memory pressure holds back now.
     #[serde(default)]
     pub hold: Hold,
+    /// The context threshold of its Worker sessions, in tokens (0: never handed off); `None` before it
+    /// was set.
+    #[serde(default)]
+    pub context_threshold: Option<u64>,
     /// The answers whose usage is counted.
     #[serde(default)]
     pub counted: std::collections::BTreeSet<String>,
@@ -627,6 +638,7 @@ impl MissionView {
             usage: Ledger::default(),
             warned: Vec::new(),
             hold: Hold::Nothing,
+            context_threshold: None,
             counted: std::collections::BTreeSet::new(),
             events: 1,
         })
@@ -709,6 +721,9 @@ impl MissionView {
                     }
                     MissionEvent::Delivered { delivery } => next.delivery = Some(delivery.clone()),
                     MissionEvent::BudgetsSet { budgets } => next.budgets = *budgets,
+                    MissionEvent::ContextThreshold { tokens } => {
+                        next.context_threshold = Some(*tokens);
+                    }
                     MissionEvent::Pressure { hold, .. } => next.hold = *hold,
                     MissionEvent::BudgetWarning { budget, .. } => {
                         if !next.warned.contains(budget) {

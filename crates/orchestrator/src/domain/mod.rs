@@ -9,6 +9,7 @@ pub mod plan;
 pub mod plan_json;
 pub mod position;
 pub mod prompts;
+pub mod recall;
 pub mod settings;
 pub mod task;
 pub mod usage;

@@ -362,6 +362,34 @@ pub struct Dependency<'a> {
     pub files: &'a [String],
 }
 
+/// The digest of earlier missions' records, as it joins the Commander's or the Planner's message.
+pub fn with_memory(message: String, digest: Option<&str>) -> String {
+    match digest {
+        Some(digest) => format!("{message}\n\n{}\n", digest.trim_end()),
+        None => message,
+    }
+}
+
+/// How much of the diff so far a handoff summary carries.
+pub const HANDOFF_DIFF_LIMIT: usize = 16 * 1024;
+
+/// What a fresh Worker session is told when the task's last session grew past the context threshold: the
+/// task's message with the latest findings (`task_message`), then what was done so far and the diff so far.
+pub fn handoff_message(
+    task_message: &str,
+    context_tokens: u64,
+    report: &str,
+    diff: &str,
+) -> String {
+    format!(
+        "{task_message}\nHANDOFF: you continue this task from an earlier Worker session whose context reached \
+         {context_tokens} tokens; it is not carried over. The work so far is already in the project \
+         directory.\n\nWHAT WAS DONE SO FAR (the last Worker's report):\n{}\n\nTHE DIFF SO FAR:\n{}\n",
+        report.trim(),
+        diff.trim_end()
+    )
+}
+
 /// A Worker's message: the task, its dependencies' results, the conventions, and the last review's findings.
 pub fn worker_message(
     id: &str,

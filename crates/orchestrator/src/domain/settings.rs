@@ -61,6 +61,12 @@ pub struct Settings {
     /// Below this fraction of RAM available, no new task starts; below 1.25 times it, only high-priority
     /// tasks start. Running tasks go on either way.
     pub memory_floor: f64,
+    /// The most tokens (estimated) the digest of earlier missions' records may take in the Commander's and
+    /// the Planner's prompts; 0 leaves it out.
+    pub memory_digest_tokens: usize,
+    /// A Worker session whose context passed this many tokens before a new round of findings continues in a
+    /// fresh session seeded with a handoff summary; 0 never hands off.
+    pub context_threshold: u64,
 }
 
 impl Settings {
@@ -88,6 +94,8 @@ impl Settings {
             models: Models::default(),
             budgets: crate::domain::usage::Budgets::default(),
             memory_floor: 0.20,
+            memory_digest_tokens: 800,
+            context_threshold: 120_000,
         }
     }
 }

@@ -301,6 +301,9 @@ pub struct TaskState {
     /// Turns its Workers took.
     #[serde(default)]
     pub turns: u32,
+    /// Times its Worker's context grew past the threshold and the work went on in a fresh session.
+    #[serde(default)]
+    pub handoffs: u32,
 }
 
 impl TaskState {
@@ -327,6 +330,7 @@ impl TaskState {
             empty_reports: 0,
             usage: crate::domain::usage::Usage::default(),
             turns: 0,
+            handoffs: 0,
         }
     }
 
@@ -422,6 +426,14 @@ pub enum TaskEvent {
     },
     /// The orchestrator stopped while the task was running.
     Interrupted,
+    /// The Worker's context grew past the threshold before a new round of findings: the work goes on in
+    /// `session`, a fresh one seeded with a handoff summary.
+    HandedOff {
+        /// The fresh Worker session.
+        session: String,
+        /// The context the old session had reached, in tokens.
+        context_tokens: u64,
+    },
     /// Back to pending after an interruption, a crash or a lost server; `session` is the Worker session the
     /// next run continues, if it still exists.
     Restarted {
@@ -447,6 +459,7 @@ impl TaskEvent {
             Self::Failed { .. } => "failed",
             Self::Skipped { .. } => "skipped",
             Self::Interrupted => "interrupted",
+            Self::HandedOff { .. } => "handed_off",
             Self::Restarted { .. } => "restarted",
         }
     }
@@ -595,6 +608,16 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             next.status = S::Failed {
                 cause: cause.clone(),
             };
+        }
+        (TaskEvent::HandedOff { session, .. }, S::Running { .. }) => {
+            if state.worker_session.as_ref() == Some(session) {
+                return Err(illegal());
+            }
+            next.worker_session = Some(session.clone());
+            next.handoffs += 1;
+            if !next.sessions.contains(session) {
+                next.sessions.push(session.clone());
+            }
         }
         (TaskEvent::Skipped { by }, S::Pending) => next.status = S::Skipped { by: by.clone() },
         // An integrating task keeps its place at a stop: its work is approved, and `resume` finishes the

@@ -50,6 +50,12 @@ impl Usage {
         }
     }
 
+    /// The context an answer's session holds after it: what the answer read (input, fresh and cached) and
+    /// wrote (output and reasoning). Meaningful for one answer, not for a sum of answers.
+    pub fn context(&self) -> u64 {
+        self.tokens()
+    }
+
     /// Whether nothing was used.
     pub fn is_empty(&self) -> bool {
         *self == Usage::default()

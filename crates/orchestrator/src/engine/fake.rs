@@ -20,11 +20,12 @@ use crate::domain::agent::{
 use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
+use crate::domain::recall::{KeepError, MissionRecord};
 use crate::domain::workspace::{
     Checkout, CommitId, ConflictFile, ConflictHunk, Delivery, Head, Merge, MergeConflict, Origin,
     Tree, WorkingChanges, WorkspaceError, attempt_branch, integration_branch, task_branch,
 };
-use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Records, Workspace};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -976,17 +977,17 @@ impl Workspace for FakeWorkspace {
     }
 }
 
+/// Picks the journal entry to fail on.
+type EntryPick = dyn Fn(&Entry) -> bool + Send + Sync;
+
 /// A journal in memory; it can be told to fail from some entry on, as a full disk would.
 pub(crate) struct FakeJournal {
     entries: Mutex<Vec<Entry>>,
     plan: Mutex<Option<String>>,
     fail_from: Mutex<Option<usize>>,
     /// Fails the first entry this picks, and every one after it.
-    fail_on: Mutex<Option<PicksEntry>>,
+    fail_on: Mutex<Option<Box<EntryPick>>>,
 }
-
-/// Picks a journal entry (the one [`FakeJournal`] starts failing at).
-type PicksEntry = Box<dyn Fn(&Entry) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for FakeJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1134,5 +1135,42 @@ impl FakeMemory {
 impl Memory for FakeMemory {
     fn available(&self) -> Option<f64> {
         Some(*lock(&self.available))
+    }
+}
+
+/// Mission records in memory.
+#[derive(Debug, Default)]
+pub(crate) struct FakeRecords {
+    records: Mutex<BTreeMap<String, MissionRecord>>,
+}
+
+impl FakeRecords {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The record kept of `mission`, if any.
+    pub(crate) fn get(&self, mission: &str) -> Option<MissionRecord> {
+        lock(&self.records).get(mission).cloned()
+    }
+
+    /// Forgets `mission`'s record.
+    pub(crate) fn forget(&self, mission: &str) {
+        lock(&self.records).remove(mission);
+    }
+}
+
+impl Records for FakeRecords {
+    fn earlier(&self, except: &str) -> Vec<MissionRecord> {
+        lock(&self.records)
+            .values()
+            .filter(|record| record.mission != except)
+            .cloned()
+            .collect()
+    }
+
+    fn keep(&self, record: &MissionRecord) -> Result<PathBuf, KeepError> {
+        lock(&self.records).insert(record.mission.clone(), record.clone());
+        Ok(PathBuf::from(format!("/memory/{}.md", record.mission)))
     }
 }

@@ -24,12 +24,13 @@ use crate::domain::plan::Changes;
 use crate::domain::plan::Priority;
 use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
+use crate::domain::recall::{self, Notes};
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskState, TaskStatus};
 use crate::domain::usage::{Budgets, Usage, WARN_AT};
 use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 use crate::engine::monitor::Monitor;
-use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Records, Workspace};
 use crate::engine::record::{Applied, Halt, Recorder};
 use crate::engine::review::{self, ReviewInput};
 use crate::engine::schedule::{Load, Queue};
@@ -66,6 +67,9 @@ pub struct Ports {
     pub workspace: Option<Arc<dyn Workspace>>,
     /// The machine's memory, for holding new tasks under pressure; `None` never holds.
     pub memory: Option<Arc<dyn Memory>>,
+    /// Earlier missions' records, read into the Commander's and the Planner's prompts, and where this
+    /// mission's record is kept at its end; `None` neither reads nor keeps any.
+    pub records: Option<Arc<dyn Records>>,
 }
 
 /// Why a mission could not be created or resumed.
@@ -194,6 +198,7 @@ struct Core {
     gates: Arc<dyn Gates>,
     workspace: Option<Arc<dyn Workspace>>,
     memory: Option<Arc<dyn Memory>>,
+    records: Option<Arc<dyn Records>>,
     /// The merge queue: approved tasks integrate one at a time, in the order they ask (the lock is fair).
     merge_queue: tokio::sync::Mutex<()>,
     /// What the budgets are checked against.
@@ -312,9 +317,16 @@ impl From<Halt> for TaskError {
 
 /// How a Worker's turns on one attempt ended.
 enum Work {
-    Done(String),
+    /// The Worker's report, and the context its session held after its last answer, in tokens.
+    Done {
+        report: String,
+        context: u64,
+    },
     Blocked(String),
-    Failed { cause: FailCause, load: Load },
+    Failed {
+        cause: FailCause,
+        load: Load,
+    },
 }
 
 /// How a Worker's first turn of a run starts.
@@ -360,7 +372,8 @@ impl Mission {
             .append(&created)
             .map_err(|error| Halt::Journal(Arc::new(error)))?;
         let budgets = settings.budgets;
-        let mission = Self::assemble(ports, settings, view);
+        let notes = Notes::of(std::slice::from_ref(&created));
+        let mission = Self::assemble(ports, settings, view, notes);
         if budgets != Budgets::default() {
             mission
                 .core
@@ -415,12 +428,13 @@ impl Mission {
         }
         let budgets = view.budgets.over(settings.budgets);
         let raised = budgets != view.budgets;
-        let mission = Self::assemble(ports, settings, view);
+        let mission = Self::assemble(ports, settings, view, Notes::of(entries));
         let core = &mission.core;
         core.record(Event::mission(MissionEvent::Resumed))?;
         if raised {
             core.record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
         }
+
         let recovery = core
             .recorder
             .read(|view| view.recovery(|task| exists.get(task.id()) == Some(&true)));
@@ -431,7 +445,7 @@ impl Mission {
         Ok(mission)
     }
 
-    fn assemble(ports: Ports, settings: Settings, view: MissionView) -> Self {
+    fn assemble(ports: Ports, settings: Settings, view: MissionView, notes: Notes) -> Self {
         assert!(
             !ports.servers.is_empty(),
             "a mission needs at least one server"
@@ -463,12 +477,13 @@ impl Mission {
             core: Arc::new(Core {
                 budget,
                 turns: Turns::new(&settings),
-                recorder: Recorder::new(ports.journal, view),
+                recorder: Recorder::new(ports.journal, view, notes),
                 settings,
                 servers,
                 gates: ports.gates,
                 workspace: ports.workspace,
                 memory: ports.memory,
+                records: ports.records,
                 merge_queue: tokio::sync::Mutex::new(()),
                 stop: watch::Sender::new(None),
                 queue: Mutex::new(None),
@@ -500,6 +515,13 @@ impl Mission {
         let core = &self.core;
         let mut sources = (0, 0, 0);
         let outcome: Result<(), Stop> = async {
+            // The context threshold this run works with, for `status` (once, and again when it changed).
+            let threshold = core.settings.context_threshold;
+            if core.recorder.read(|view| view.context_threshold) != Some(threshold) {
+                core.record(Event::mission(MissionEvent::ContextThreshold {
+                    tokens: threshold,
+                }))?;
+            }
             core.isolate().await?;
             core.finish_integrations().await?;
             if core.recorder.read(|view| view.brief.is_none()) {
@@ -545,6 +567,7 @@ impl Mission {
                 cause: StopCause::from_halt(&halt),
             };
         }
+        core.keep_record(&view);
         MissionReport {
             plan_file: (!view.tasks.is_empty()).then(|| core.plan_path()),
             view,
@@ -783,6 +806,46 @@ impl Core {
         }
     }
 
+    /// The digest of earlier missions' records for a prompt about `text` (the mission, and the brief once
+    /// there is one), weighted by the files it names; `None` without records or with a cap of 0.
+    fn memory_digest(&self, text: &str) -> Option<String> {
+        let records = self.records.as_ref()?;
+        if self.settings.memory_digest_tokens == 0 {
+            return None;
+        }
+        let id = self.recorder.read(|view| view.id.clone());
+        let earlier = records.earlier(&id);
+        let digest = recall::digest(
+            &earlier,
+            text,
+            &recall::paths_in(text),
+            self.settings.memory_digest_tokens,
+        );
+        tracing::info!(
+            records = earlier.len(),
+            tokens = digest.as_deref().map_or(0, recall::estimate_tokens),
+            "the memory of earlier missions"
+        );
+        digest
+    }
+
+    /// Keeps the mission's record, built from its journal, once it ended (completed, incomplete or
+    /// stopped); a record that cannot be written is a warning, never the mission's failure.
+    fn keep_record(&self, view: &MissionView) {
+        let Some(records) = &self.records else {
+            return;
+        };
+        if view.status == MissionStatus::Running {
+            return;
+        }
+        let mut record = self.recorder.mission_record();
+        record.outcome = view.status.to_string();
+        match records.keep(&record) {
+            Ok(path) => tracing::info!(path = %path.display(), "mission record kept"),
+            Err(error) => tracing::warn!(%error, "the mission record was not kept"),
+        }
+    }
+
     fn plan_path(&self) -> PathBuf {
         self.recorder.journal().location().join("todo.md")
     }
@@ -940,7 +1003,10 @@ impl Core {
         let ask = Ask {
             role: Role::Commander,
             session: &session,
-            text: prompts::commander_message(&text, &project),
+            text: prompts::with_memory(
+                prompts::commander_message(&text, &project),
+                self.memory_digest(&text).as_deref(),
+            ),
             schema: None,
         };
         match self.turn(server, ask, None).await {
@@ -969,6 +1035,7 @@ impl Core {
         let first = self.recorder.read(|view| view.plan_attempts) + 1;
         let mut structured = self.settings.structured_plan;
         let mut errors = String::new();
+        let digest = self.memory_digest(&format!("{text}\n{brief}"));
         for attempt in first..first + attempts {
             // Each attempt in a fresh session: a retry carries the last errors, not every earlier answer.
             let session = server
@@ -985,6 +1052,7 @@ impl Core {
             } else {
                 prompts::plan_retry_message(&text, &brief, &project, &errors)
             };
+            message = prompts::with_memory(message, digest.as_deref());
             if structured {
                 message.push_str(prompts::STRUCTURED_PLAN_NOTE);
             }
@@ -1330,7 +1398,7 @@ impl Core {
         let directory = tree
             .as_ref()
             .map_or_else(|| self.settings.project.clone(), |tree| tree.path.clone());
-        let (session, continued) = match resumed {
+        let (mut session, continued) = match resumed {
             Some((_, session)) => (session, true),
             None => {
                 let title = format!("{id} {}", task.spec.title);
@@ -1367,11 +1435,11 @@ impl Core {
         let mut stagnant_gate = false;
         loop {
             let worktree = tree.as_ref().map(|tree| (tree, &mut head));
-            let report = match self
+            let (report, context) = match self
                 .worker_turns(server, id, &session, start, worktree)
                 .await?
             {
-                Work::Done(report) => report,
+                Work::Done { report, context } => (report, context),
                 Work::Blocked(reason) => {
                     self.record_task(id, TaskEvent::WorkerBlocked { reason })?;
                     return Ok(Load::Ok);
@@ -1530,7 +1598,40 @@ impl Core {
                     reviewer: Some(review.reviewer),
                 },
             )?;
-            start = Start::Prompt(self.worker_message(id, &directory, Some(&findings)));
+            let message = self.worker_message(id, &directory, Some(&findings));
+            let threshold = self.settings.context_threshold;
+            if threshold > 0 && context >= threshold {
+                // The session's context is past the threshold: the next round goes to a fresh session, told
+                // what the long one knew that matters (the task, the report, the findings, the diff).
+                let fresh = server
+                    .sessions
+                    .lease(
+                        Role::Worker,
+                        &format!("{id} {} (handoff)", task.spec.title),
+                        tree.as_ref().map(|tree| tree.path.as_path()),
+                    )
+                    .await?;
+                tracing::info!(
+                    task = id,
+                    from = %session,
+                    to = %fresh,
+                    context,
+                    threshold,
+                    "the Worker's context passed the threshold: a fresh session takes over"
+                );
+                self.record_task(
+                    id,
+                    TaskEvent::HandedOff {
+                        session: fresh.clone(),
+                        context_tokens: context,
+                    },
+                )?;
+                let diff = review::render_changes(&changes, prompts::HANDOFF_DIFF_LIMIT);
+                start = Start::Prompt(prompts::handoff_message(&message, context, &report, &diff));
+                session = fresh;
+            } else {
+                start = Start::Prompt(message);
+            }
         }
     }
 
@@ -1823,6 +1924,7 @@ impl Core {
         // Objective signs of stagnation: the same tool error turn after turn, no change in the worktree.
         let mut last_tool_error: Option<(String, u32)> = None;
         let mut turns_without_change = 0;
+        let mut context = 0;
         loop {
             let (turns, limit) = self
                 .recorder
@@ -1851,6 +1953,9 @@ impl Core {
                     self.turn_full(server, ask, Some(id)).await?
                 }
             };
+            if let Some((_, usage)) = turn.answers.last() {
+                context = usage.context();
+            }
             // What changed in the worktree during the turn is committed: progress, and the head so far.
             let changed = match &mut worktree {
                 Some((tree, head)) => {
@@ -1886,7 +1991,10 @@ impl Core {
             let signal = match turn.end {
                 TurnEnd::Answered { text, .. } => match prompts::worker_status(&text) {
                     WorkerStatus::Done(summary) => {
-                        return Ok(Work::Done(if summary.is_empty() { text } else { summary }));
+                        return Ok(Work::Done {
+                            report: if summary.is_empty() { text } else { summary },
+                            context,
+                        });
                     }
                     WorkerStatus::Blocked(reason) => return Ok(Work::Blocked(reason)),
                     WorkerStatus::Missing => {

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
 use crate::domain::gate::GateReport;
 use crate::domain::mission::{Entry, JournalError};
+use crate::domain::recall::{KeepError, MissionRecord};
 use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 
 /// One agents' server (an OpenCode server): its sessions, their messages and what it reports about them.
@@ -142,4 +143,19 @@ pub trait Workspace: Send + Sync + fmt::Debug {
 pub trait Memory: Send + Sync + fmt::Debug {
     /// The fraction of RAM available now.
     fn available(&self) -> Option<f64>;
+}
+
+/// The records of missions that ended: what the next missions' Commander and Planner are reminded of.
+pub trait Records: Send + Sync + fmt::Debug {
+    /// The readable records of missions other than `except`; a damaged record is skipped (with a warning),
+    /// never an error.
+    fn earlier(&self, except: &str) -> Vec<MissionRecord>;
+
+    /// Keeps the record of a mission that ended (replacing an earlier one of the same mission), returning
+    /// where.
+    ///
+    /// # Errors
+    ///
+    /// [`KeepError`] when it cannot be written: the mission's outcome stands, the record is lost.
+    fn keep(&self, record: &MissionRecord) -> Result<PathBuf, KeepError>;
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::domain::mission::{Entry, Event, JournalError, MissionView, Rejected};
+use crate::domain::recall::{MissionRecord, Notes};
 use crate::engine::ports::Journal;
 
 /// An event as observers get it: the entry and the view right after it.
@@ -34,6 +35,8 @@ struct State {
     view: MissionView,
     next_seq: u64,
     halted: Option<Halt>,
+    /// The journal folded into what the mission's record needs.
+    notes: Notes,
     observers: Vec<mpsc::Sender<Arc<Applied>>>,
 }
 
@@ -61,14 +64,15 @@ pub fn now_ms() -> u64 {
 }
 
 impl Recorder {
-    /// A recorder continuing `view`, whose journal holds `events` entries.
-    pub fn new(journal: Arc<dyn Journal>, view: MissionView) -> Self {
+    /// A recorder continuing `view`, whose journal holds `view.events` entries, folded into `notes`.
+    pub fn new(journal: Arc<dyn Journal>, view: MissionView, notes: Notes) -> Self {
         Self {
             journal,
             state: Mutex::new(State {
                 next_seq: view.events + 1,
                 view,
                 halted: None,
+                notes,
                 observers: Vec::new(),
             }),
         }
@@ -101,6 +105,12 @@ impl Recorder {
         let (sender, receiver) = mpsc::channel();
         self.lock().observers.push(sender);
         receiver
+    }
+
+    /// The mission's record as the journal tells it now.
+    pub fn mission_record(&self) -> MissionRecord {
+        let state = self.lock();
+        state.notes.record(&state.view)
     }
 
     /// Why the recorder halted, if it did.
@@ -151,6 +161,7 @@ impl Recorder {
             return Err(halt);
         }
         state.next_seq += 1;
+        state.notes.observe(&entry);
         if !state.observers.is_empty() {
             let applied = Arc::new(Applied {
                 entry,

@@ -13,7 +13,8 @@ use crate::domain::prompts::Role;
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskStatus};
 use crate::engine::fake::{
-    FakeAgents, FakeFiles, FakeGates, FakeJournal, FakeMemory, FakeWorkspace, Received, Reply,
+    FakeAgents, FakeFiles, FakeGates, FakeJournal, FakeMemory, FakeRecords, FakeWorkspace,
+    Received, Reply,
 };
 use crate::engine::ports::Workspace;
 use crate::engine::{Mission, MissionReport, Ports};
@@ -73,6 +74,7 @@ struct Rig {
     gates: Arc<FakeGates>,
     workspace: Option<Arc<FakeWorkspace>>,
     memory: Option<Arc<FakeMemory>>,
+    records: Option<Arc<FakeRecords>>,
     settings: Settings,
 }
 
@@ -84,6 +86,7 @@ impl Rig {
             gates: FakeGates::passing(),
             workspace: None,
             memory: None,
+            records: None,
             settings: settings(),
         }
     }
@@ -101,6 +104,10 @@ impl Rig {
                 .memory
                 .clone()
                 .map(|memory| memory as Arc<dyn crate::engine::ports::Memory>),
+            records: self
+                .records
+                .clone()
+                .map(|records| records as Arc<dyn crate::engine::ports::Records>),
         }
     }
 
@@ -827,6 +834,7 @@ impl Rig {
             journal: FakeJournal::new(),
             gates: FakeGates::passing(),
             memory: None,
+            records: None,
             settings: settings(),
         }
     }
@@ -1373,4 +1381,226 @@ async fn the_same_check_failing_on_an_unchanged_change_is_stagnation() {
         report.view.tasks["T1"].attempts < 5,
         "stopped before its attempts ran out"
     );
+}
+
+const ONE_TASK: &str = "\
+# Mission: one
+## M1: One
+### T1.1: Slugs | files:slug.py
+Write slug.py.
+";
+
+/// The digest part of a Commander's or a Planner's message, if it has one.
+fn digest_in(text: &str) -> Option<&str> {
+    let start = text.find(crate::domain::recall::DIGEST_HEADING)?;
+    let digest = &text[start..];
+    Some(
+        digest
+            .find(crate::domain::prompts::STRUCTURED_PLAN_NOTE.trim_start())
+            .map_or(digest, |end| &digest[..end]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mission_s_record_reminds_the_next_commander_and_planner_until_it_is_forgotten() {
+    let records = FakeRecords::new();
+    let mut rig = Rig::new(script(THREE_TASKS, |_, _, _| Reply::done(&["a.py"])));
+    rig.records = Some(records.clone());
+    // The first check fails, the others pass: one task gets findings.
+    rig.gates = FakeGates::new(|run, _| run > 0);
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed);
+    let record = records.get("m1").expect("the mission's record is kept");
+    assert_eq!(record.goal, "Build a toolkit");
+    assert_eq!(record.outcome, "completed");
+    assert_eq!(
+        record.section("Checks").unwrap(),
+        ["`fake check`: passed 3, failed 1; last passed (T1.1, T1.2, T1.3)"]
+    );
+    let findings = record.section("Findings").unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0].starts_with("T1.") && findings[0].ends_with(": the checks fail"),
+        "{findings:?}"
+    );
+    assert_eq!(record.section("Plan").unwrap().len(), 3);
+
+    // The next mission's Commander and Planner are reminded of it, within the cap.
+    let mut next = Rig::new(script(THREE_TASKS, |_, _, _| Reply::done(&["a.py"])));
+    next.records = Some(records.clone());
+    next.settings.memory_digest_tokens = 200;
+    let mission = Mission::create(
+        next.ports(),
+        next.settings.clone(),
+        "m2",
+        "Extend the toolkit",
+    )
+    .unwrap();
+    assert_eq!(run(mission).await.view.status, MissionStatus::Completed);
+    let received = next.agents.received();
+    for role in [Role::Commander, Role::Planner] {
+        let prompt = received
+            .iter()
+            .find(|received| received.role == Some(role))
+            .unwrap_or_else(|| panic!("a prompt to the {role:?}"));
+        let digest = digest_in(&prompt.text)
+            .unwrap_or_else(|| panic!("the {role:?}'s prompt has the digest: {}", prompt.text));
+        assert!(
+            digest.contains("- [m1 goal] Build a toolkit (completed)"),
+            "{digest}"
+        );
+        assert!(
+            digest.contains("- [m1 checks] `fake check`: passed 3, failed 1; last passed"),
+            "{digest}"
+        );
+        assert!(
+            crate::domain::recall::estimate_tokens(digest) <= 200,
+            "{} tokens: {digest}",
+            crate::domain::recall::estimate_tokens(digest)
+        );
+    }
+    assert!(records.get("m2").is_some());
+
+    // Forgotten, m1 is in no later prompt; m2 still is.
+    records.forget("m1");
+    let mut third = Rig::new(script(THREE_TASKS, |_, _, _| Reply::done(&["a.py"])));
+    third.records = Some(records.clone());
+    let mission = Mission::create(third.ports(), third.settings.clone(), "m3", "Polish").unwrap();
+    assert_eq!(run(mission).await.view.status, MissionStatus::Completed);
+    for prompt in third
+        .agents
+        .received()
+        .iter()
+        .filter(|received| matches!(received.role, Some(Role::Commander | Role::Planner)))
+    {
+        assert!(!prompt.text.contains("[m1 "), "{}", prompt.text);
+        assert!(
+            prompt.text.contains("- [m2 goal] Extend the toolkit"),
+            "{}",
+            prompt.text
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_mission_keeps_a_record_too() {
+    let records = FakeRecords::new();
+    let mut rig = Rig::new(script(ONE_TASK, |_, _, _| Reply::hang()));
+    rig.records = Some(records.clone());
+    let mission = rig.mission();
+    let stop = mission.stop_handle();
+    let running = tokio::spawn(run(mission));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.stop(StopCause::Signal {
+        signal: Signal::Interrupt,
+    });
+    let report = running.await.unwrap();
+    assert!(report.stop_cause().is_some());
+    let record = records
+        .get("m1")
+        .expect("a stopped mission keeps its record");
+    assert!(record.outcome.starts_with("stopped"), "{}", record.outcome);
+    assert!(
+        record
+            .section("Failures")
+            .unwrap()
+            .iter()
+            .any(|line| line.starts_with("mission stopped:")),
+        "{record:?}"
+    );
+}
+
+/// A Worker whose session's context grows by 50,000 tokens a turn: its `before`-th prompt in a session
+/// answers with a context of 50,000 × (before + 1).
+fn growing_worker(_: &str, _: &Received, before: usize) -> Reply {
+    let mut reply = Reply::done(&["slug.py"]);
+    reply.usage.input = 50_000 * (before as u64 + 1);
+    reply.usage.output = 100;
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_the_context_threshold_goes_on_in_a_fresh_session_with_a_handoff() {
+    let mut rig = Rig::new(script(ONE_TASK, growing_worker));
+    // Two rounds of findings: after the first the context (50,100) is under the threshold, after the
+    // second (100,100) it is past it.
+    rig.gates = FakeGates::new(|run, _| run > 1);
+    rig.settings.context_threshold = 100_000;
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    assert_eq!(report.view.context_threshold, Some(100_000));
+    let task = &report.view.tasks["T1.1"];
+    assert_eq!(task.handoffs, 1);
+    assert_eq!(task.attempts, 3);
+    let workers: Vec<Received> = rig
+        .agents
+        .received()
+        .into_iter()
+        .filter(|received| received.role == Some(Role::Worker))
+        .collect();
+    let sessions: Vec<&str> = workers
+        .iter()
+        .map(|received| received.session.as_str())
+        .collect();
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    assert_eq!(
+        sessions[0], sessions[1],
+        "under the threshold the session goes on"
+    );
+    assert_ne!(
+        sessions[1], sessions[2],
+        "past it a fresh session takes over"
+    );
+    assert_eq!(task.worker_session.as_deref(), Some(sessions[2]));
+    let handoff = &workers[2].text;
+    assert!(handoff.starts_with("TASK T1.1: Slugs"), "{handoff}");
+    assert!(handoff.contains("REVIEW FINDINGS"), "{handoff}");
+    assert!(
+        handoff.contains("HANDOFF: you continue this task"),
+        "{handoff}"
+    );
+    assert!(
+        handoff.contains("context reached 100100 tokens"),
+        "{handoff}"
+    );
+    assert!(handoff.contains("WHAT WAS DONE SO FAR"), "{handoff}");
+    assert!(
+        handoff.contains("=== slug.py"),
+        "the diff so far: {handoff}"
+    );
+    assert!(!workers[1].text.contains("HANDOFF"));
+    let journal = rig.journal.entries();
+    let handed: Vec<_> = journal
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            crate::domain::mission::Event::Task {
+                event:
+                    crate::domain::task::TaskEvent::HandedOff {
+                        session,
+                        context_tokens,
+                    },
+                ..
+            } => Some((session.clone(), *context_tokens)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handed, [(sessions[2].to_string(), 100_100)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_of_zero_never_hands_off() {
+    let mut rig = Rig::new(script(ONE_TASK, growing_worker));
+    rig.gates = FakeGates::new(|run, _| run > 1);
+    rig.settings.context_threshold = 0;
+    let report = run(rig.mission()).await;
+    assert_eq!(report.view.status, MissionStatus::Completed);
+    assert_eq!(report.view.tasks["T1.1"].handoffs, 0);
+    let sessions: std::collections::BTreeSet<String> = rig
+        .agents
+        .received()
+        .into_iter()
+        .filter(|received| received.role == Some(Role::Worker))
+        .map(|received| received.session)
+        .collect();
+    assert_eq!(sessions.len(), 1);
 }

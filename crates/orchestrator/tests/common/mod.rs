@@ -108,6 +108,7 @@ impl Rig {
             )),
             workspace,
             memory: None,
+            records: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
         let report = tokio::time::timeout(Duration::from_secs(300), mission.run())
