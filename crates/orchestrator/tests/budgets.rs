@@ -464,7 +464,6 @@ async fn max_cost_pauses_within_five_seconds_and_resume_with_a_higher_one_comple
         stdout.contains("paused at its cost budget") && stdout.contains("--max-cost"),
         "{stdout}"
     );
-    assert!(stdout.contains("80% of the cost budget"), "{stdout}");
     let done_before: Vec<&str> = TASKS
         .iter()
         .map(|(id, _)| *id)

@@ -1064,7 +1064,7 @@ fn validate(
             // Whole and below 2^53, so the conversion is exact.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             |count| {
-                (count >= 1.0 && count.fract() == 0.0 && count < 9_007_199_254_740_992.0)
+                ((1.0..9_007_199_254_740_992.0).contains(&count) && count.fract() == 0.0)
                     .then_some(count as u64)
             },
             crate::cli::args::parse_tokens,
