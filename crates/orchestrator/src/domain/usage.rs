@@ -130,9 +130,11 @@ impl fmt::Display for Cost {
 ///
 /// At most by the turns already running when the limit is reached: what each of them receives before its
 /// abort lands (the answer the model is sending, and a tool callback OpenCode may already have asked for).
-/// No turn starts after the limit, so the overshoot is bounded by the answers of the turns in flight at
-/// that moment (one per busy task, a Worker's or a Reviewer's). Usage arrives with each finished answer:
-/// a budget cannot stop an answer halfway through, only what would come after it.
+/// Once the orchestrator has seen the answer that reached the limit no turn starts, so the overshoot is
+/// bounded by the answers of the turns in flight then (one per busy slot, a Worker's or a Reviewer's; one
+/// of them may have started while that answer was on its way). Usage arrives with each finished answer: a
+/// budget cannot stop an answer halfway through, only what would come after it. `tests/budgets.rs` checks
+/// the bound against a real OpenCode server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
     /// The most the mission may cost, in billionths of the provider's currency.
