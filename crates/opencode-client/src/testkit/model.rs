@@ -1019,10 +1019,21 @@ struct Meta {
 }
 
 impl Meta {
-    /// The usage the answer reports: the reply's, else the estimate.
-    fn usage(&self, completion_bytes: usize) -> Usage {
-        self.usage
-            .unwrap_or_else(|| Usage::new(self.prompt_tokens, estimate_tokens(completion_bytes)))
+    /// The usage the answer reports, and its `usage` object: the reply's, else the estimate (whose object
+    /// has no token details, as an OpenAI-compatible server that does not know them sends it).
+    fn usage(&self, completion_bytes: usize) -> (Usage, Value) {
+        match self.usage {
+            Some(usage) => (usage, usage.to_json()),
+            None => {
+                let usage = Usage::new(self.prompt_tokens, estimate_tokens(completion_bytes));
+                let object = json!({
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens(),
+                });
+                (usage, object)
+            }
+        }
     }
 }
 
@@ -1087,14 +1098,9 @@ fn turn_events(
         .into_iter()
         .map(|delta| chunk(meta, delta, None, None))
         .collect();
-    let usage = meta.usage(completion_bytes);
+    let (usage, object) = meta.usage(completion_bytes);
     let finishing = events.len();
-    events.push(chunk(
-        meta,
-        json!({}),
-        Some(finish_reason),
-        Some(usage.to_json()),
-    ));
+    events.push(chunk(meta, json!({}), Some(finish_reason), Some(object)));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     (events, (finishing, usage))
 }
@@ -1161,7 +1167,7 @@ fn whole_response(
             .iter()
             .map(|(_, call)| call.name.len() + call.arguments.to_string().len())
             .sum::<usize>();
-    let usage = meta.usage(completion_bytes);
+    let (usage, object) = meta.usage(completion_bytes);
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() {
         Value::Null
     } else {
@@ -1180,7 +1186,7 @@ fn whole_response(
             "message": message,
             "finish_reason": if calls.is_empty() { "stop" } else { "tool_calls" },
         }],
-        "usage": usage.to_json(),
+        "usage": object,
     })
     .to_string();
     let Some(chunks) = cut_after else {
