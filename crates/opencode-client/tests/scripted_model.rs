@@ -829,6 +829,61 @@ async fn with_usage_reports_the_given_counts_in_the_last_chunk() {
 }
 
 #[tokio::test]
+async fn the_log_keeps_the_usage_each_answer_reported() {
+    let usage = Usage::new(900, 40).cached(100).reasoning(5);
+    let script = Script::new()
+        .rule(
+            Rule::when(Match::LastUserContains("counted".into()))
+                .reply(Reply::text("Counted.").with_usage(usage)),
+        )
+        .rule(
+            Rule::when(Match::LastUserContains("cut".into())).reply(
+                Reply::text("A long answer that is cut.")
+                    .with_usage(usage)
+                    .cut_after(1),
+            ),
+        )
+        .rule(
+            Rule::when(Match::LastUserContains("error".into()))
+                .reply(Reply::http_error(500, "down")),
+        )
+        .fallback(Reply::text("estimated"));
+    let model = ScriptedModel::start(script).await.unwrap();
+    read_stream(post(&model, &request("counted")).await).await;
+    read_stream(post(&model, &request("estimated please")).await).await;
+    let _ = post(&model, &request("cut")).await.bytes().await;
+    let _ = post(&model, &request("error")).await.bytes().await;
+    let mut whole = request("counted whole");
+    whole["stream"] = json!(false);
+    let _ = post(&model, &whole).await.bytes().await;
+    let log = model.requests();
+    assert_eq!(
+        log[0].usage,
+        Some(usage),
+        "the scripted usage, once its chunk was sent"
+    );
+    let estimate = log[1].usage.expect("an estimate is reported too");
+    assert!(
+        estimate.prompt_tokens > 0 && estimate.completion_tokens > 0,
+        "{estimate:?}"
+    );
+    assert_eq!(log[2].usage, None, "a cut answer never reported its usage");
+    assert_eq!(log[3].usage, None, "an HTTP error reports none");
+    assert_eq!(log[4].usage, Some(usage), "a whole completion reports it");
+    assert_eq!(usage.total_tokens(), 940);
+    let recorded = usage.as_recorded();
+    assert_eq!(
+        (
+            recorded.input,
+            recorded.output,
+            recorded.reasoning,
+            recorded.cache.read
+        ),
+        (800, 35, 5, 100)
+    );
+}
+
+#[tokio::test]
 async fn structured_output_requests_are_matched_and_answered_with_the_tool_call() {
     let answer = json!({"tasks": ["a", "b"], "done": false});
     let script = Script::new()

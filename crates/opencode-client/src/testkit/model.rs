@@ -398,12 +398,43 @@ impl Usage {
         self
     }
 
+    /// The total: prompt and completion tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    /// The [`Tokens`](crate::Tokens) OpenCode 1.18.33 records in the assistant message for this usage (see
+    /// [`Usage`]); with a [`ModelPrice`](super::ModelPrice), its
+    /// [`cost_of`](super::ModelPrice::cost_of) is the message's `cost`.
+    ///
+    /// ```
+    /// use opencode_client::testkit::{ModelPrice, Usage};
+    ///
+    /// let tokens = Usage::new(1000, 300).cached(200).reasoning(50).as_recorded();
+    /// assert_eq!((tokens.input, tokens.output, tokens.reasoning, tokens.cache.read), (800, 250, 50, 200));
+    /// assert_eq!(tokens.sum(), 1300);
+    /// let cost = ModelPrice::new(3.0, 15.0).cache(0.3, 3.75).cost_of(&tokens);
+    /// assert!((cost - 0.00696).abs() < 1e-12);
+    /// ```
+    pub fn as_recorded(&self) -> crate::Tokens {
+        crate::Tokens {
+            input: self.prompt_tokens.saturating_sub(self.cached_tokens),
+            output: self.completion_tokens.saturating_sub(self.reasoning_tokens),
+            reasoning: self.reasoning_tokens,
+            cache: crate::CacheTokens {
+                read: self.cached_tokens,
+                write: 0,
+            },
+            total: Some(self.total_tokens()),
+        }
+    }
+
     /// The `usage` object of a chat completion.
     fn to_json(self) -> Value {
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens.saturating_add(self.completion_tokens),
+            "total_tokens": self.total_tokens(),
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         })
@@ -450,6 +481,11 @@ pub struct ModelRequest {
     /// The whole request body as received (tool schemas, `tool_choice`, `max_tokens`, …; its `messages` are
     /// also in [`messages`](ModelRequest::messages)).
     pub body: Value,
+    /// The token usage the answer reported, once the chunk carrying it has been sent (the whole body, when
+    /// not streaming): the reply's [`Usage`] ([`Reply::with_usage`]) or the model's estimate. `None` while
+    /// the answer is still on its way and for answers that never report one: an HTTP error, a cut or
+    /// endless stream, a client that went away first. What the client was told it used is the sum of these.
+    pub usage: Option<Usage>,
 }
 
 impl ModelRequest {
@@ -500,6 +536,7 @@ impl ModelRequest {
             tools,
             at,
             body: body.clone(),
+            usage: None,
         }
     }
 
@@ -736,13 +773,22 @@ impl Shared {
         }
     }
 
-    fn record(&self, request: ModelRequest) {
+    /// Logs a request; returns its place in the log.
+    fn record(&self, request: ModelRequest) -> usize {
         let count = {
             let mut log = lock(&self.log);
             log.push(request);
             log.len()
         };
         self.arrived.send_replace(count);
+        count - 1
+    }
+
+    /// Notes the usage the answer to the `index`th request reported.
+    fn reported(&self, index: usize, usage: Usage) {
+        if let Some(request) = lock(&self.log).get_mut(index) {
+            request.usage = Some(usage);
+        }
     }
 
     /// The reply for `request`: the first rule that matches and has uses left, else the fallback.
@@ -880,7 +926,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         prompt_tokens: estimate_tokens(body.len()),
         usage: None,
     };
-    shared.record(request);
+    let index = shared.record(request);
     let plan = Plan::of(reply);
     let meta = Meta {
         usage: plan.usage,
@@ -908,11 +954,23 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
                 })
                 .collect();
             if !stream {
-                return whole_response(&meta, &text, &calls, plan.cut_after, shutdown);
+                let (response, usage) =
+                    whole_response(&meta, &text, &calls, plan.cut_after, shutdown);
+                if let Some(usage) = usage {
+                    shared.reported(index, usage);
+                }
+                return response;
             }
+            let (ready, usage) = turn_events(&meta, &text, &calls);
             Events {
-                ready: turn_events(&meta, &text, &calls),
+                ready,
                 heartbeat: None,
+                report: Some(Report {
+                    shared: Arc::clone(&shared),
+                    index,
+                    event: usage.0,
+                    usage: usage.1,
+                }),
             }
         }
         Answer::Endless if !stream => {
@@ -921,6 +979,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
                 Events {
                     ready: Vec::new(),
                     heartbeat: Some(Bytes::from_static(b" ")),
+                    report: None,
                 },
                 plan.cut_after,
                 shutdown,
@@ -929,6 +988,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         Answer::Endless => Events {
             ready: vec![chunk(&meta, json!({"role": "assistant"}), None, None)],
             heartbeat: Some(chunk(&meta, json!({}), None, None)),
+            report: None,
         },
     };
     body_response("text/event-stream", events, plan.cut_after, shutdown)
@@ -959,16 +1019,21 @@ struct Meta {
 }
 
 impl Meta {
-    fn usage(&self, completion_bytes: usize) -> Value {
-        if let Some(usage) = self.usage {
-            return usage.to_json();
+    /// The usage the answer reports, and its `usage` object: the reply's, else the estimate (whose object
+    /// has no token details, as an OpenAI-compatible server that does not know them sends it).
+    fn usage(&self, completion_bytes: usize) -> (Usage, Value) {
+        match self.usage {
+            Some(usage) => (usage, usage.to_json()),
+            None => {
+                let usage = Usage::new(self.prompt_tokens, estimate_tokens(completion_bytes));
+                let object = json!({
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens(),
+                });
+                (usage, object)
+            }
         }
-        let completion_tokens = estimate_tokens(completion_bytes);
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": self.prompt_tokens + completion_tokens,
-        })
     }
 }
 
@@ -992,8 +1057,13 @@ fn chunk(meta: &Meta, delta: Value, finish_reason: Option<&str>, usage: Option<V
     Bytes::from(format!("data: {object}\n\n"))
 }
 
-/// The events of a streamed turn: text deltas, tool-call deltas, the finishing chunk with usage, `[DONE]`.
-fn turn_events(meta: &Meta, text: &str, calls: &[(String, ToolCall)]) -> Vec<Bytes> {
+/// The events of a streamed turn: text deltas, tool-call deltas, the finishing chunk with usage, `[DONE]`;
+/// with the finishing chunk's place among them and the usage it reports.
+fn turn_events(
+    meta: &Meta,
+    text: &str,
+    calls: &[(String, ToolCall)],
+) -> (Vec<Bytes>, (usize, Usage)) {
     let mut deltas: Vec<Value> = text_pieces(text)
         .into_iter()
         .map(|piece| json!({"content": piece}))
@@ -1028,14 +1098,11 @@ fn turn_events(meta: &Meta, text: &str, calls: &[(String, ToolCall)]) -> Vec<Byt
         .into_iter()
         .map(|delta| chunk(meta, delta, None, None))
         .collect();
-    events.push(chunk(
-        meta,
-        json!({}),
-        Some(finish_reason),
-        Some(meta.usage(completion_bytes)),
-    ));
+    let (usage, object) = meta.usage(completion_bytes);
+    let finishing = events.len();
+    events.push(chunk(meta, json!({}), Some(finish_reason), Some(object)));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    events
+    (events, (finishing, usage))
 }
 
 /// Splits text into deltas at whitespace, at least [`MIN_TEXT_PIECE`] and at most [`MAX_TEXT_PIECE`] bytes.
@@ -1077,14 +1144,14 @@ fn split_at_char_boundaries(text: &str, max: usize) -> Vec<&str> {
     pieces
 }
 
-/// A non-streaming `chat.completion`.
+/// A non-streaming `chat.completion`, with the usage it reports when it is sent whole.
 fn whole_response(
     meta: &Meta,
     text: &str,
     calls: &[(String, ToolCall)],
     cut_after: Option<usize>,
     shutdown: watch::Receiver<()>,
-) -> Response {
+) -> (Response, Option<Usage>) {
     let tool_calls: Vec<Value> = calls
         .iter()
         .map(|(id, call)| {
@@ -1100,6 +1167,7 @@ fn whole_response(
             .iter()
             .map(|(_, call)| call.name.len() + call.arguments.to_string().len())
             .sum::<usize>();
+    let (usage, object) = meta.usage(completion_bytes);
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() {
         Value::Null
     } else {
@@ -1118,30 +1186,48 @@ fn whole_response(
             "message": message,
             "finish_reason": if calls.is_empty() { "stop" } else { "tool_calls" },
         }],
-        "usage": meta.usage(completion_bytes),
+        "usage": object,
     })
     .to_string();
     let Some(chunks) = cut_after else {
-        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        return (
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Some(usage),
+        );
     };
     let cut = chunks.saturating_mul(16).min(body.len().saturating_sub(1));
     let events = Events {
         ready: vec![Bytes::from(body).slice(..cut)],
         heartbeat: None,
+        report: None,
     };
-    body_response("application/json", events, Some(1), shutdown)
+    (
+        body_response("application/json", events, Some(1), shutdown),
+        None,
+    )
 }
 
 /// The body of a response: what is ready, then (for an endless reply) a heartbeat at every interval.
 struct Events {
     ready: Vec<Bytes>,
     heartbeat: Option<Bytes>,
+    /// Which event reports the answer's usage, to log it once that event goes out.
+    report: Option<Report>,
+}
+
+/// The usage the `event`th event of the answer to the `index`th request reports.
+struct Report {
+    shared: Arc<Shared>,
+    index: usize,
+    event: usize,
+    usage: Usage,
 }
 
 /// Plays `events` as a streamed body, dropping the connection after `cut_after` of them.
 struct Player {
     ready: std::vec::IntoIter<Bytes>,
     heartbeat: Option<Bytes>,
+    report: Option<Report>,
     cut_after: Option<usize>,
     sent: usize,
     finished: bool,
@@ -1158,6 +1244,9 @@ impl Player {
             return self.fail("scripted cut");
         }
         if let Some(event) = self.ready.next() {
+            if let Some(report) = self.report.take_if(|report| report.event == self.sent) {
+                report.shared.reported(report.index, report.usage);
+            }
             self.sent += 1;
             return Some(Ok(event));
         }
@@ -1194,6 +1283,7 @@ fn body_response(
     let player = Player {
         ready: events.ready.into_iter(),
         heartbeat: events.heartbeat,
+        report: events.report,
         cut_after,
         sent: 0,
         finished: false,

@@ -188,7 +188,7 @@ pub(crate) struct RunArgs {
 }
 
 /// A cost, in billionths of the currency unit.
-fn parse_cost(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_cost(text: &str) -> Result<u64, String> {
     let cost: f64 = text
         .trim()
         .trim_start_matches('$')
@@ -201,7 +201,7 @@ fn parse_cost(text: &str) -> Result<u64, String> {
 }
 
 /// A token count: digits, or digits with `k` or `M`.
-fn parse_tokens(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_tokens(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, scale) = match text.char_indices().last() {
         Some((at, 'k' | 'K')) => (&text[..at], 1_000.0),
@@ -218,7 +218,7 @@ fn parse_tokens(text: &str) -> Result<u64, String> {
 }
 
 /// A duration, in milliseconds: `90s`, `45m`, `2h`, `1h30m`, or ISO 8601 (`PT2H`).
-fn parse_duration(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let duration: jiff::SignedDuration = text
         .trim()
         .parse()

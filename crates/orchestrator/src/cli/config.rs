@@ -1,6 +1,6 @@
 //! The project's configuration file: `.opencode/orchestrator.toml` (or `.opencode/orchestrator.json`), with
 //! the OpenCode servers to use, each agent's model and prompt module overrides, the session pools, the review
-//! gate's commands and the mission's limits.
+//! gate's commands, the mission's limits and its budgets.
 //!
 //! Every key is optional: a key left out keeps the built-in default (or whatever the command line set), so a
 //! project writes only what it changes. [`EXAMPLE_TOML`] shows every key with its default and range.
@@ -134,6 +134,20 @@ memory_digest_tokens = 800
 # A Worker session whose context passed this many tokens before a new round of findings continues in a
 # fresh session seeded with a handoff summary, 0 (never) to 10000000.
 worker_context_tokens = 120000
+
+[budgets]
+# What a mission may spend; the command line's --max-cost, --max-tokens, --max-time and
+# --max-turns-per-task win over these. At 80% of a budget a warning; at the limit the mission pauses
+# (exit 3) and `orchestrator resume --max-cost <higher>` (or another higher budget) goes on. Each is off
+# when left out.
+# The most the mission may cost, in the provider's currency: a positive number (or a text such as "$2.50").
+max_cost = 2.50
+# The most tokens (input, output, reasoning and cache): a positive whole number, or a text such as "2M".
+max_tokens = 2000000
+# The longest the mission may run (its runs only): a duration such as "45m", "2h" or "1h30m".
+max_time = "2h"
+# The most turns one task's Workers may take (a task past it fails), 1 to 10000.
+max_turns_per_task = 40
 "#;
 
 /// The project's configuration, validated. Every setting is optional: `None` (or empty) keeps the default.
@@ -151,6 +165,8 @@ pub struct Config {
     pub review: Review,
     /// `[limits]`: the mission's limits.
     pub limits: Limits,
+    /// `[budgets]`: what the mission may spend.
+    pub budgets: Budgets,
 }
 
 /// `[servers]`: the OpenCode servers a mission runs on.
@@ -212,6 +228,37 @@ pub struct Limits {
     pub memory_digest_tokens: Option<usize>,
     /// `worker_context_tokens`: the context past which a Worker continues in a fresh session.
     pub worker_context_tokens: Option<u64>,
+}
+
+/// `[budgets]`: what a mission may spend; each `None` is no limit (unless the command line sets one).
+///
+/// ```
+/// use std::path::Path;
+/// use orchestrator::cli::config;
+///
+/// let text = "[budgets]\nmax_cost = 1.5\nmax_tokens = \"2M\"\nmax_time = \"1h30m\"\n";
+/// let budgets = config::parse_toml(text, Path::new("orchestrator.toml"))?.budgets;
+/// assert_eq!(budgets.max_cost, Some(1_500_000_000));
+/// assert_eq!(budgets.max_tokens, Some(2_000_000));
+/// assert_eq!(budgets.max_time, Some(std::time::Duration::from_secs(5400)));
+///
+/// let error = config::parse_toml("[budgets]\nmax_cost = -1\n", Path::new("orchestrator.toml")).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "orchestrator.toml:2: budgets.max_cost: must be a positive amount (e.g. 2.50), got -1"
+/// );
+/// # Ok::<(), config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budgets {
+    /// `max_cost`: the most the mission may cost, in billionths of the provider's currency.
+    pub max_cost: Option<u64>,
+    /// `max_tokens`: the most tokens it may use.
+    pub max_tokens: Option<u64>,
+    /// `max_time`: the longest it may run.
+    pub max_time: Option<Duration>,
+    /// `max_turns_per_task`: the most turns one task's Workers may take.
+    pub max_turns_per_task: Option<u32>,
 }
 
 /// Why the configuration could not be used.
@@ -474,6 +521,15 @@ impl Config {
         if let Some(model) = &self.model {
             config.models.default = Some(model.clone());
         }
+        let budgets = &self.budgets;
+        config.budgets = config.budgets.over(crate::domain::usage::Budgets {
+            cost_nanos: budgets.max_cost,
+            tokens: budgets.max_tokens,
+            time_ms: budgets
+                .max_time
+                .map(|time| u64::try_from(time.as_millis()).unwrap_or(u64::MAX)),
+            turns_per_task: budgets.max_turns_per_task,
+        });
     }
 
     /// The model `role` uses: its own `agents.<role>.model`, else `agents.model`; `None` leaves the choice to
@@ -511,6 +567,7 @@ struct RawConfig {
     pools: Option<Table<RawPools>>,
     review: Option<Table<RawReview>>,
     limits: Option<Table<RawLimits>>,
+    budgets: Option<Table<RawBudgets>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -566,6 +623,68 @@ struct RawLimits {
     delegation_depth: Option<Integer>,
     memory_digest_tokens: Option<Integer>,
     worker_context_tokens: Option<Integer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudgets {
+    max_cost: Option<Scalar>,
+    max_tokens: Option<Scalar>,
+    max_time: Option<Scalar>,
+    max_turns_per_task: Option<Integer>,
+}
+
+/// A number or a text as written (a budget may be either: `max_cost = 2.5`, `max_tokens = "2M"`), checked
+/// by validation with the command line's parsers, so a file and an option accept the same values.
+#[derive(Debug, Clone)]
+enum Scalar {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Integer(value) => write!(f, "{value}"),
+            Scalar::Float(value) => write!(f, "{value}"),
+            Scalar::Text(text) => write!(f, "\"{text}\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a number or a text")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scalar, E> {
+                i64::try_from(value)
+                    .map(Scalar::Integer)
+                    .map_err(|_| E::custom(format!("{value} is too large")))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(value))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(ScalarVisitor)
+    }
 }
 
 /// A table of settings: read only from a map (a TOML table, a JSON object), because serde's derived
@@ -703,6 +822,35 @@ impl Problems {
                 format!("must be between {min} and {max}, got {value}"),
             );
             None
+        }
+    }
+
+    /// A budget: `parse` reads a text (the command line's parser); a number is taken as it is when
+    /// `number` accepts it, and otherwise reported with `expected`.
+    fn budget<T>(
+        &mut self,
+        field: FieldPath,
+        value: Option<Scalar>,
+        expected: &str,
+        number: impl Fn(f64) -> Option<T>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = value?;
+        let wrong = || format!("must be {expected}, got {value}");
+        let parsed = match &value {
+            // The parser's message quotes the text.
+            Scalar::Text(text) => parse(text),
+            // Budgets worth writing are far below 2^52, where the conversion would round.
+            #[allow(clippy::cast_precision_loss)]
+            Scalar::Integer(whole) => number(*whole as f64).ok_or_else(wrong),
+            Scalar::Float(fraction) => number(*fraction).ok_or_else(wrong),
+        };
+        match parsed {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.add(field, message);
+                None
+            }
         }
     }
 
@@ -929,6 +1077,43 @@ fn validate(
         ),
     };
 
+    let budgets_path = FieldPath::new(&["budgets"]);
+    let budgets = raw.budgets.map(Table::into_inner).unwrap_or_default();
+    config.budgets = Budgets {
+        max_cost: problems.budget(
+            budgets_path.key("max_cost"),
+            budgets.max_cost,
+            "a positive amount (e.g. 2.50)",
+            |amount| Some(crate::domain::usage::Usage::nanos(amount)).filter(|nanos| *nanos > 0),
+            crate::cli::args::parse_cost,
+        ),
+        max_tokens: problems.budget(
+            budgets_path.key("max_tokens"),
+            budgets.max_tokens,
+            "a positive whole number of tokens (e.g. 500000, or a text such as \"2M\")",
+            // Whole and below 2^53, so the conversion is exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            |count| {
+                ((1.0..9_007_199_254_740_992.0).contains(&count) && count.fract() == 0.0)
+                    .then_some(count as u64)
+            },
+            crate::cli::args::parse_tokens,
+        ),
+        max_time: problems.budget(
+            budgets_path.key("max_time"),
+            budgets.max_time,
+            "a duration as a text, such as \"45m\", \"2h\" or \"1h30m\"",
+            |_| None,
+            |text| crate::cli::args::parse_duration(text).map(Duration::from_millis),
+        ),
+        max_turns_per_task: problems.range(
+            budgets_path.key("max_turns_per_task"),
+            budgets.max_turns_per_task,
+            1,
+            10_000,
+        ),
+    };
+
     let mut errors: Vec<ConfigError> = problems
         .problems
         .into_iter()
@@ -1089,10 +1274,28 @@ mod tests {
                 worker_context_tokens: Some(120_000),
             }
         );
+        assert_eq!(
+            config.budgets,
+            Budgets {
+                max_cost: Some(2_500_000_000),
+                max_tokens: Some(2_000_000),
+                max_time: Some(Duration::from_secs(7200)),
+                max_turns_per_task: Some(40),
+            }
+        );
 
         let mut mission = Settings::new("/tmp/project");
         config.apply(&mut mission);
         assert_eq!(mission.models.default, sonnet);
+        assert_eq!(
+            mission.budgets,
+            crate::domain::usage::Budgets {
+                cost_nanos: Some(2_500_000_000),
+                tokens: Some(2_000_000),
+                time_ms: Some(7_200_000),
+                turns_per_task: Some(40),
+            }
+        );
         assert_eq!(
             mission.gate.commands,
             Some(vec![GateCommand::shell("cargo test --offline")])
@@ -1285,6 +1488,87 @@ worker_context_tokens = 64000
             assert_eq!(got_line, Some(line), "{text}");
             assert!(message.starts_with("must be between"), "{message}");
         }
+    }
+
+    #[test]
+    fn budgets_take_numbers_and_texts_as_the_command_line_does() {
+        let parsed = |text: &str| parse_toml(text, &toml_path()).unwrap().budgets;
+        let budgets = parsed(
+            "[budgets]\nmax_cost = \"$0.75\"\nmax_tokens = 1500\nmax_time = \"90s\"\nmax_turns_per_task = 1\n",
+        );
+        assert_eq!(budgets.max_cost, Some(750_000_000));
+        assert_eq!(budgets.max_tokens, Some(1500));
+        assert_eq!(budgets.max_time, Some(Duration::from_secs(90)));
+        assert_eq!(budgets.max_turns_per_task, Some(1));
+        assert_eq!(
+            parsed("[budgets]\nmax_cost = 3\n").max_cost,
+            Some(3_000_000_000)
+        );
+        assert_eq!(
+            parsed("[budgets]\nmax_tokens = \"2k\"\n").max_tokens,
+            Some(2000)
+        );
+        assert_eq!(parsed(""), Budgets::default());
+    }
+
+    #[test]
+    fn negative_or_unparsable_budgets_are_named_with_their_line() {
+        let cases = [
+            (
+                "max_cost = -1",
+                "must be a positive amount (e.g. 2.50), got -1",
+            ),
+            (
+                "max_cost = 0.0",
+                "must be a positive amount (e.g. 2.50), got 0",
+            ),
+            ("max_cost = \"lots\"", "`lots` is not an amount (e.g. 2.50)"),
+            ("max_cost = \"-2\"", "`-2` is not a positive amount"),
+            (
+                "max_tokens = -5",
+                "must be a positive whole number of tokens (e.g. 500000, or a text such as \"2M\"), got -5",
+            ),
+            (
+                "max_tokens = 2.5",
+                "must be a positive whole number of tokens (e.g. 500000, or a text such as \"2M\"), got 2.5",
+            ),
+            (
+                "max_tokens = \"many\"",
+                "`many` is not a token count (e.g. 500000 or 2M)",
+            ),
+            (
+                "max_time = 60",
+                "must be a duration as a text, such as \"45m\", \"2h\" or \"1h30m\", got 60",
+            ),
+            (
+                "max_time = \"soon\"",
+                "`soon` is not a duration (e.g. 45m, 2h or 1h30m)",
+            ),
+            ("max_time = \"-5m\"", "`-5m` is not a positive duration"),
+            (
+                "max_turns_per_task = 0",
+                "must be between 1 and 10000, got 0",
+            ),
+        ];
+        for (line, message) in cases {
+            let key = line.split(' ').next().unwrap();
+            let error = toml_error(&format!("# budgets\n[budgets]\n{line}\n"));
+            assert_eq!(
+                invalid(&error),
+                (format!("budgets.{key}"), Some(3), message.to_string()),
+                "{line}"
+            );
+        }
+        let (line, _, message) =
+            parse_position(&toml_error("[budgets]\nmax_turns_per_task = \"3\"\n"));
+        assert_eq!(line, 2);
+        assert!(
+            message.starts_with("budgets.max_turns_per_task"),
+            "{message}"
+        );
+        let (line, _, message) = parse_position(&toml_error("[budgets]\nmax_price = 3\n"));
+        assert_eq!(line, 2);
+        assert!(message.contains("max_price"), "{message}");
     }
 
     #[test]

@@ -64,6 +64,29 @@ fn the_command_line_model_wins_over_the_configured_role_model() {
     );
 }
 
+#[test]
+fn budgets_come_from_the_file_and_the_command_line_wins() {
+    let file = config::parse_toml(
+        "[budgets]\nmax_cost = 1.25\nmax_tokens = \"3k\"\nmax_turns_per_task = 7\n",
+        std::path::Path::new("orchestrator.toml"),
+    )
+    .unwrap();
+    let mut args = run_args();
+    let project = std::path::Path::new("/p");
+    let settings = crate::cli::run::settings(project, Some(&file), &args, false).unwrap();
+    assert_eq!(settings.budgets.cost_nanos, Some(1_250_000_000));
+    assert_eq!(settings.budgets.tokens, Some(3000));
+    assert_eq!(settings.budgets.time_ms, None);
+    assert_eq!(settings.budgets.turns_per_task, Some(7));
+    args.max_cost = Some(5_000_000_000);
+    args.max_time = Some(60_000);
+    let settings = crate::cli::run::settings(project, Some(&file), &args, false).unwrap();
+    assert_eq!(settings.budgets.cost_nanos, Some(5_000_000_000));
+    assert_eq!(settings.budgets.tokens, Some(3000));
+    assert_eq!(settings.budgets.time_ms, Some(60_000));
+    assert_eq!(settings.budgets.turns_per_task, Some(7));
+}
+
 /// A journal of `events` mission events, applied in order.
 fn applied(events: Vec<Event>) -> (MissionView, Vec<Arc<Applied>>) {
     let created = Entry {

@@ -285,6 +285,19 @@ pub enum MissionEvent {
         /// The budgets.
         budgets: Budgets,
     },
+    /// A turn was asked of an agent. Until its [`Used`](MissionEvent::Used) is recorded it is open: a stop
+    /// that cancels it, or a crash, leaves answers the model gave and the mission has not counted, which the
+    /// stop's wind-down or the next `resume` counts from the session's messages.
+    TurnStarted {
+        /// The agent.
+        role: Role,
+        /// Its session.
+        session: String,
+        /// The server's URL.
+        server: String,
+        /// The task, for a Worker's or the Reviewer's turn.
+        task: Option<String>,
+    },
     /// A turn used tokens and cost.
     Used {
         /// The agent.
@@ -349,6 +362,7 @@ impl MissionEvent {
             MissionEvent::Isolated { .. } => "isolated",
             MissionEvent::Delivered { .. } => "delivered",
             MissionEvent::BudgetsSet { .. } => "budgets_set",
+            MissionEvent::TurnStarted { .. } => "turn_started",
             MissionEvent::Used { .. } => "used",
             MissionEvent::BudgetWarning { .. } => "budget_warning",
             MissionEvent::Pressure { .. } => "pressure",
@@ -519,6 +533,17 @@ pub struct JournalError {
     pub source: Box<dyn StdError + Send + Sync>,
 }
 
+/// A turn started and not counted yet: whose it is, so that what it used can be counted later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTurn {
+    /// The agent.
+    pub role: Role,
+    /// The server's URL.
+    pub server: String,
+    /// The task, for a Worker's or the Reviewer's turn.
+    pub task: Option<String>,
+}
+
 /// The whole mission at one point of its journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissionView {
@@ -573,6 +598,9 @@ pub struct MissionView {
     /// The answers whose usage is counted.
     #[serde(default)]
     pub counted: std::collections::BTreeSet<String>,
+    /// Turns started and not yet counted ([`MissionEvent::TurnStarted`]), by session.
+    #[serde(default)]
+    pub open_turns: BTreeMap<String, OpenTurn>,
     /// Events applied.
     pub events: u64,
 }
@@ -640,6 +668,7 @@ impl MissionView {
             hold: Hold::Nothing,
             context_threshold: None,
             counted: std::collections::BTreeSet::new(),
+            open_turns: BTreeMap::new(),
             events: 1,
         })
     }
@@ -730,14 +759,35 @@ impl MissionView {
                             next.warned.push(*budget);
                         }
                     }
+                    MissionEvent::TurnStarted {
+                        role,
+                        session,
+                        server,
+                        task,
+                    } => {
+                        if let Some(id) = task
+                            && !next.tasks.contains_key(id)
+                        {
+                            return Err(Rejected::UnknownTask { task: id.clone() });
+                        }
+                        next.open_turns.insert(
+                            session.clone(),
+                            OpenTurn {
+                                role: *role,
+                                server: server.clone(),
+                                task: task.clone(),
+                            },
+                        );
+                    }
                     MissionEvent::Used {
                         role,
+                        session,
                         server,
                         task,
                         usage,
                         answers,
-                        ..
                     } => {
+                        next.open_turns.remove(session);
                         next.usage.add(role.name(), server, *usage);
                         next.counted.extend(answers.iter().cloned());
                         if let Some(id) = task {

@@ -126,6 +126,21 @@ impl fmt::Display for Cost {
 }
 
 /// The limits a mission runs under; `None` is no limit.
+///
+/// A budget is checked before each turn starts, as a running turn's answers arrive, and when a turn ends.
+/// At [`WARN_AT`] of a budget the mission warns once; at its limit the mission pauses: no turn starts any
+/// more, the running turns are aborted with the sessions they started, and `resume` with a higher budget
+/// goes on.
+///
+/// # How far a budget can be overshot
+///
+/// At most by the turns already running when the limit is reached: what each of them receives before its
+/// abort lands (the answer the model is sending, and a tool callback OpenCode may already have asked for).
+/// Once the orchestrator has seen the answer that reached the limit no turn starts, so the overshoot is
+/// bounded by the answers of the turns in flight then (one per busy slot, a Worker's or a Reviewer's; one
+/// of them may have started while that answer was on its way). Usage arrives with each finished answer: a
+/// budget cannot stop an answer halfway through, only what would come after it. `tests/budgets.rs` checks
+/// the bound against a real OpenCode server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
     /// The most the mission may cost, in billionths of the provider's currency.

@@ -434,7 +434,9 @@ impl Mission {
         if raised {
             core.record(Event::mission(MissionEvent::BudgetsSet { budgets }))?;
         }
-
+        // The turns an earlier run left open (it died, or a stop cancelled them before they could be
+        // counted): their finished answers are spent.
+        core.count_open_turns().await?;
         let recovery = core
             .recorder
             .read(|view| view.recovery(|task| exists.get(task.id()) == Some(&true)));
@@ -697,6 +699,11 @@ impl Core {
         }
         let unconfirmed = self.confirm_idle(&aborted).await;
         if self.recorder.halted().is_none() {
+            // The turns the stop cancelled: what their answers used is spent, and counted before the
+            // mission is recorded as stopped.
+            if self.count_open_turns().await.is_err() {
+                return (aborted, unconfirmed);
+            }
             // An integrating task keeps its place: `resume` finishes its merge.
             let running: Vec<String> = self.recorder.read(|view| {
                 view.tasks
@@ -1655,6 +1662,14 @@ impl Core {
     ) -> Result<Turn, TaskError> {
         self.check_budgets()?;
         let (role, session) = (ask.role, ask.session.to_string());
+        // Journaled before the prompt, so that what the turn uses is counted even when a stop cancels it
+        // or the orchestrator dies before it ends (`count_open_turns`).
+        self.record(Event::mission(MissionEvent::TurnStarted {
+            role,
+            session: session.clone(),
+            server: server.url().to_string(),
+            task: task.map(str::to_string),
+        }))?;
         let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
         self.used(server, role, &session, task, &turn)?;
         Ok(turn)
@@ -1693,6 +1708,73 @@ impl Core {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = total;
         self.check_budgets()
+    }
+
+    /// Counts what the open turns used: those started and never counted, because a stop cancelled them or
+    /// an earlier orchestrator died during them. Each session's finished answers that no `used` event
+    /// counted yet are recorded as its turn's usage; an answer still being written (no usage yet) is left
+    /// for the turn that follows the session to its end. A session on a server this run does not have, or
+    /// that cannot be read, stays open. Bounded by [`ABORT_WAIT`]: a stop does not wait on a dead server.
+    ///
+    /// The sub-agents of such a turn are not counted here (their usage is not tied to answer ids, so a
+    /// resumed turn following the same session could count them twice).
+    async fn count_open_turns(&self) -> Result<(), Halt> {
+        let open: Vec<(String, mission::OpenTurn)> = self.recorder.read(|view| {
+            view.open_turns
+                .iter()
+                .map(|(session, turn)| (session.clone(), turn.clone()))
+                .collect()
+        });
+        for (session, turn) in open {
+            let Some(server) = self
+                .servers
+                .iter()
+                .find(|server| server.url() == turn.server)
+            else {
+                continue;
+            };
+            let messages = tokio::time::timeout(ABORT_WAIT, server.agents.messages(&session)).await;
+            let messages = match messages {
+                Ok(Ok(messages)) => messages,
+                Ok(Err(error)) => {
+                    tracing::warn!(session, %error, "cannot count what an interrupted turn used");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        session,
+                        "cannot count what an interrupted turn used: no answer"
+                    );
+                    continue;
+                }
+            };
+            let answers: Vec<(String, Usage)> = self.recorder.read(|view| {
+                crate::domain::agent::answers_of(&messages)
+                    .into_iter()
+                    .filter(|(id, usage)| !usage.is_empty() && !view.counted.contains(id))
+                    .collect()
+            });
+            if answers.is_empty() {
+                continue;
+            }
+            let usage = answers.iter().map(|(_, usage)| *usage).sum::<Usage>();
+            tracing::info!(session, %usage, "counted what an interrupted turn used");
+            self.record(Event::mission(MissionEvent::Used {
+                role: turn.role,
+                session,
+                server: turn.server,
+                task: turn.task,
+                usage,
+                answers: answers.into_iter().map(|(id, _)| id).collect(),
+            }))?;
+        }
+        let total = self.recorder.read(|view| view.usage.total);
+        *self
+            .budget
+            .spent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = total;
+        Ok(())
     }
 
     /// Warns once at 80% of a budget; at its limit, stops the mission (a pause `resume` goes on from).

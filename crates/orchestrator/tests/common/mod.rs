@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use opencode_client::testkit::{Match, ModelRequest, Reply, Rule, Script};
+use opencode_client::testkit::{
+    Match, ModelPrice, ModelRequest, OpencodeServer, Reply, Rule, Script, ScriptedModel,
+};
 use std::sync::Arc;
 
 use orchestrator::adapters::gate::ProjectGate;
@@ -29,6 +31,20 @@ pub struct Rig {
 
 /// Starts a rig whose script is built for its project, or `None` when `ORCH_SKIP_OPENCODE=1`.
 pub async fn rig(script: impl FnOnce(&Path) -> Script) -> Option<Rig> {
+    rig_configured(script, None, None).await
+}
+
+/// [`rig`], the scripted model priced at `price` in OpenCode's configuration (so its answers have a cost).
+pub async fn rig_priced(script: impl FnOnce(&Path) -> Script, price: ModelPrice) -> Option<Rig> {
+    rig_configured(script, Some(price), None).await
+}
+
+/// [`rig`], with the scripted model's `price` and `config` merged into the server's OpenCode configuration.
+pub async fn rig_configured(
+    script: impl FnOnce(&Path) -> Script,
+    price: Option<ModelPrice>,
+    config: Option<serde_json::Value>,
+) -> Option<Rig> {
     if std::env::var("ORCH_SKIP_OPENCODE").as_deref() == Ok("1") {
         eprintln!(
             "ORCH_SKIP_OPENCODE=1: skipping a mission test that needs the real OpenCode server"
@@ -42,11 +58,35 @@ pub async fn rig(script: impl FnOnce(&Path) -> Script) -> Option<Rig> {
     let project = dir.path().join("project");
     demo::prepare_project(&project).expect("prepare the project");
     opencode_client::testkit::init_git(&project).expect("git init");
-    let demo = server::start_demo(script(&project), &project)
-        .await
-        .unwrap_or_else(|error| {
-            panic!("the real OpenCode server is needed for this test and did not start: {error}")
-        });
+    let demo = match (price, config) {
+        (None, None) => server::start_demo(script(&project), &project)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "the real OpenCode server is needed for this test and did not start: {error}"
+                )
+            }),
+        (price, config) => {
+            let model = ScriptedModel::start(script(&project))
+                .await
+                .expect("the scripted model starts");
+            let mut builder = OpencodeServer::builder()
+                .model(model.base_url())
+                .project(&project);
+            if let Some(price) = price {
+                builder = builder.model_price(price);
+            }
+            if let Some(config) = config {
+                builder = builder.config(config);
+            }
+            let server = builder.start().await.unwrap_or_else(|error| {
+                panic!(
+                    "the real OpenCode server is needed for this test and did not start: {error}"
+                )
+            });
+            DemoServer { model, server }
+        }
+    };
     eprintln!(
         "real OpenCode server at {} ({}), project {}",
         demo.server.url(),

@@ -521,3 +521,51 @@ fn events_serialize_as_flat_json() {
     let back: Entry = serde_json::from_value(json).unwrap();
     assert_eq!(back, entry);
 }
+
+#[test]
+fn a_turn_is_open_from_its_start_until_its_usage_is_counted() {
+    let mut journal = Journal::new(vec![spec(0, vec![])]);
+    let started = |session: &str, task: Option<&str>| {
+        Event::mission(MissionEvent::TurnStarted {
+            role: crate::domain::prompts::Role::Worker,
+            session: session.into(),
+            server: "http://s".into(),
+            task: task.map(str::to_string),
+        })
+    };
+    journal.record(started("ses_a", Some("T0"))).unwrap();
+    journal.record(started("ses_b", None)).unwrap();
+    assert_eq!(
+        journal.view.open_turns.keys().collect::<Vec<_>>(),
+        ["ses_a", "ses_b"]
+    );
+    assert_eq!(journal.view.open_turns["ses_a"].task.as_deref(), Some("T0"));
+    assert_eq!(
+        journal.record(started("ses_c", Some("T9"))),
+        Err(Rejected::UnknownTask { task: "T9".into() })
+    );
+    let usage = crate::domain::usage::Usage {
+        input: 10,
+        cost_nanos: 5,
+        ..Default::default()
+    };
+    journal
+        .record(Event::mission(MissionEvent::Used {
+            role: crate::domain::prompts::Role::Worker,
+            session: "ses_a".into(),
+            server: "http://s".into(),
+            task: Some("T0".into()),
+            usage,
+            answers: vec!["msg_1".into()],
+        }))
+        .unwrap();
+    assert_eq!(
+        journal.view.open_turns.keys().collect::<Vec<_>>(),
+        ["ses_b"]
+    );
+    assert_eq!(journal.view.tasks["T0"].usage, usage);
+    assert!(journal.view.counted.contains("msg_1"));
+    // A replay gives the same open turns.
+    let replayed = MissionView::replay(&journal.entries).unwrap();
+    assert_eq!(replayed.open_turns, journal.view.open_turns);
+}
