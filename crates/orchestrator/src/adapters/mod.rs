@@ -1,10 +1,12 @@
 //! What the engine talks to, each behind a trait the engine owns (`engine::ports`): OpenCode
 //! ([`opencode`]), the mission's journal ([`journal`]), the project's check commands ([`gate`]); and the
-//! user's OpenCode configuration ([`opencode_json`]) and the files this crate writes for others to read
-//! ([`files`]). Adapters import only the domain.
+//! user's OpenCode configuration ([`opencode_json`]), the user's own `opencode serve` started when no server
+//! runs ([`own_server`]) and the files this crate writes for others to read ([`files`]). Adapters import only
+//! the domain.
 
 pub mod files;
 pub mod gate;
 pub mod journal;
 pub mod opencode;
 pub mod opencode_json;
+pub mod own_server;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::adapters::journal::OpenJournalError;
 use crate::adapters::opencode::{ConnectError, LaunchError};
+use crate::adapters::own_server::{FindError, StartError};
 use crate::cli::config::ConfigError;
 use crate::cli::install::InstallError;
 use crate::domain::mission::{MissionStatus, MissionTextError, Signal};
@@ -95,6 +96,20 @@ pub enum CliError {
     /// The demo's model or server did not start.
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    /// Nothing answers at the default URL, no server is configured, and there is no `opencode` to start.
+    #[error(
+        "no OpenCode server at {url} and {source}: install it (npm i -g opencode-ai) or pass --url"
+    )]
+    NoServer {
+        /// The default URL.
+        url: String,
+        /// Why no `opencode` can be started.
+        #[source]
+        source: FindError,
+    },
+    /// The user's own `opencode serve` did not start.
+    #[error("could not start your opencode for this mission")]
+    OwnServer(#[from] StartError),
     /// The mission's journal cannot be created or opened.
     #[error(transparent)]
     Journal(#[from] OpenJournalError),
@@ -147,7 +162,9 @@ impl CliError {
             | CliError::NotRunning { .. }
             | CliError::Config(_)
             | CliError::Install(_)
-            | CliError::Connect(_) => 2,
+            | CliError::Connect(_)
+            | CliError::NoServer { .. }
+            | CliError::OwnServer(_) => 2,
         }
     }
 

@@ -3,8 +3,8 @@
 //! OpenCode TUI, `doctor` checks the setup, `install`/`uninstall` add and remove `/task`.
 //!
 //! The command line reads the configuration files and its options into one [`Settings`], wires the adapters
-//! into the engine's ports, shows progress, handles signals, and is the only place that maps an outcome or
-//! an error to an exit status ([`error`]).
+//! into the engine's ports (starting the user's own `opencode` when no server runs), shows progress, handles
+//! signals, and is the only place that maps an outcome or an error to an exit status ([`error`]).
 
 mod args;
 pub mod attach;
@@ -32,8 +32,8 @@ use crate::adapters::journal::{self, FileJournal};
 use crate::cli::args::{Cli, Command, DoctorArgs, ResumeArgs, StatusArgs, StopArgs, TaskArgs};
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
-    connect, demo_project, finish, mission_text, parse_model, project_dir, run_mission, say,
-    servers, settings, start_demo, start_logging,
+    demo_project, finish, mission_text, open_servers, parse_model, project_dir, run_mission, say,
+    servers, settings, start_logging,
 };
 use crate::cli::signals::Signals;
 use crate::domain::mission;
@@ -88,12 +88,14 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     };
     let file = config::load(&project)?;
     let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
-    let servers = if args.server.demo {
-        start_demo(&project, &settings, args.run.json).await?
-    } else {
-        let (urls, password) = servers(&args.server.urls, file.as_ref());
-        connect(&urls, password.as_deref(), &project, &settings).await?
-    };
+    let servers = open_servers(
+        &args.server,
+        file.as_ref(),
+        &project,
+        &settings,
+        args.run.json,
+    )
+    .await?;
     // Logging starts once the servers answer: a mission refused before that leaves nothing behind.
     let _log = start_logging(&project);
     let id = format!("m{}", crate::engine::record::now_ms());
@@ -128,12 +130,14 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     // anything is started for it.
     let (journal, entries) = FileJournal::open(&directory)?;
     let journal = Arc::new(journal);
-    let servers = if args.server.demo {
-        start_demo(&project, &settings, args.run.json).await?
-    } else {
-        let (urls, password) = servers(&args.server.urls, file.as_ref());
-        connect(&urls, password.as_deref(), &project, &settings).await?
-    };
+    let servers = open_servers(
+        &args.server,
+        file.as_ref(),
+        &project,
+        &settings,
+        args.run.json,
+    )
+    .await?;
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
@@ -334,10 +338,19 @@ async fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
     // An invalid configuration is one of the findings, not a reason to stop checking.
     let file = config::load(&project).ok().flatten();
     let (urls, password) = servers(&args.urls, file.as_ref());
+    let source = if !args.urls.is_empty() {
+        doctor::ServerSource::Given
+    } else if file.as_ref().is_some_and(|file| !file.urls().is_empty()) {
+        doctor::ServerSource::Configured
+    } else {
+        doctor::ServerSource::Default
+    };
     let report = doctor::run(&doctor::DoctorOptions {
         urls,
         password,
         project,
+        servers: source,
+        default_url: run::DEFAULT_URL.to_string(),
     })
     .await;
     print!("{report}");
