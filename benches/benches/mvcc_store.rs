@@ -262,7 +262,7 @@ impl GetStore for SerializableDb<u64, u64> {
             .expect("a blind single-key write never conflicts");
     }
     fn after_commit(&self, commits: u64) {
-        if commits % SKIPDB_COMPACT_EVERY == 0 {
+        if commits.is_multiple_of(SKIPDB_COMPACT_EVERY) {
             self.compact();
         }
     }

@@ -53,8 +53,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use opencode_client::testkit::{OpencodeServer, Reply, Rule, Script, ScriptedModel};
-use orchestrator::demo::{agent, approve, planner_reply, titles, worker_rules, write};
-use orchestrator::prompts::Role;
+use orchestrator::cli::demo::{agent, approve, planner_reply, titles, worker_rules, write};
+use orchestrator::domain::prompts::Role;
 
 /// Tasks per milestone: the number of independent chains in the plan.
 const CHAINS: usize = 10;
@@ -504,7 +504,7 @@ fn run_once(
         .tempdir()
         .expect("a temporary directory");
     let project = dir.path().join("project");
-    orchestrator::demo::prepare_project(&project).expect("prepare the project");
+    orchestrator::cli::demo::prepare_project(&project).expect("prepare the project");
     opencode_client::testkit::init_git(&project).expect("git init");
     // The orchestrator canonicalizes --project; the Workers' file paths must be the same.
     let project = project.canonicalize().expect("the project exists");

@@ -7,8 +7,10 @@
 //!
 //! The semantics checked (crossbeam-deque 0.8's, plus the bounded flavour):
 //! * the owner pops the newest item (LIFO) or the oldest (FIFO); thieves take the oldest;
-//! * a batch takes `min(limit, ceil(len / 2))` items (limit 32 by default) and `dest` pops the oldest stolen
-//!   item first, whatever its flavour; a batch into the stealer's own worker, or with limit 0, is `Empty`;
+//! * a batch takes the `min(limit, ceil(len / 2))` oldest items (limit 32 by default) and comes out in the
+//!   order the source's owner would have popped it (oldest first from a FIFO source, newest first from a
+//!   LIFO one): `*_and_pop` returns the first, `dest` pops the others in that order, whatever its flavour; a batch with limit 0 is `Empty`; a batch into the stealer's own worker
+//!   moves nothing and is `Success` if that worker has items, `Empty` if not (crossbeam-deque's answer);
 //! * a bounded `dest` limits the batch to its free room (plus the popped item for `*_and_pop`), exactly.
 
 #![no_main]
@@ -205,11 +207,17 @@ impl Model {
         }
     }
 
-    /// Moves the `count` oldest items of `from` into `into`; returns the oldest if `pop`.
+    /// Moves the `count` oldest items of `from` into `into`; returns the batch's first (see below) if `pop`.
     fn move_batch(&mut self, from: usize, into: usize, count: usize, pop: bool) -> Option<u16> {
         let mut stolen: VecDeque<u16> = self.items[from].drain(..count).collect();
+        // The batch comes out in the order the source's owner would have popped it: the oldest first from
+        // a FIFO source, the newest first from a LIFO one (crossbeam-deque's order). `*_and_pop` returns
+        // the first, and `dest` pops the others in that order.
+        if !self.fifo[from] {
+            stolen.make_contiguous().reverse();
+        }
         let popped = if pop { stolen.pop_front() } else { None };
-        // `dest` pops the oldest stolen item first: FIFO pops the front, LIFO the back.
+        // FIFO pops the front, LIFO the back.
         if self.fifo[into] {
             self.items[into].extend(stolen);
         } else {
@@ -300,6 +308,9 @@ fn run(deques: &impl Deques, model: &mut Model, operations: &[Operation]) {
                 let count = after - before + usize::from(pop && stolen.is_success());
                 assert_eq!(count, expected, "step {step}: {operation:?}: batch size");
                 let expected_outcome = match count {
+                    // crossbeam-deque's answer for a batch into the stealer's own worker: nothing moves,
+                    // and the outcome says whether there is anything to work on.
+                    0 if from == current && !model.items[current].is_empty() => Outcome::Success(None),
                     0 => Outcome::Empty,
                     _ => Outcome::Success(model.move_batch(from, current, count, pop)),
                 };

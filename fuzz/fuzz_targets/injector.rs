@@ -154,10 +154,13 @@ fuzz_target!(|input: Input| {
             }
             Operation::StealBatch(limit) | Operation::StealBatchAndPop(limit) => {
                 let pop = matches!(operation, Operation::StealBatchAndPop(_));
-                let bound = limit
-                    .map_or(MAX_BATCH, usize::from)
-                    .min(model.injector.len().div_ceil(2))
-                    .min(BLOCK_CAP - model.taken % BLOCK_CAP);
+                // crossbeam-deque's batch: everything left in the head block when the items run into a
+                // later block, otherwise half of them, rounded up; never more than the limit (one more by
+                // default for the item `steal_batch_and_pop` returns).
+                let room = BLOCK_CAP - model.taken % BLOCK_CAP;
+                let len = model.injector.len();
+                let bound = if len >= room { room } else { len.div_ceil(2) }
+                    .min(limit.map_or(MAX_BATCH + usize::from(pop), usize::from));
                 let before = destination.len();
                 let stolen = match (pop, limit) {
                     (false, None) => outcome(injector.steal_batch(destination)).map(|()| None),

@@ -583,10 +583,10 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
             ("failure_rate", self.failure_rate),
             ("slow_call_rate", self.slow_call_rate),
         ] {
-            if let Some(value) = rate {
-                if !(value > 0.0 && value <= 1.0) {
-                    return Err(BuildError::RateOutOfRange { field, value });
-                }
+            if let Some(value) = rate
+                && !(value > 0.0 && value <= 1.0)
+            {
+                return Err(BuildError::RateOutOfRange { field, value });
             }
         }
         if self.slow_call_duration.is_zero() {
@@ -1236,15 +1236,14 @@ impl<C: Clock> CircuitBreaker<C> {
             "a permit issued in a state that admits no call"
         );
         let counted = if failed { ONE_FAILURE } else { ONE_SUCCESS };
-        if let Some(word) = self.change_probes(tag, |word| word + counted) {
-            if probe_verdict(
+        if let Some(word) = self.change_probes(tag, |word| word + counted)
+            && probe_verdict(
                 word,
                 self.config.half_open_permits,
                 self.config.successes_to_close,
             ) != Verdict::Pending
-            {
-                self.settle_half_open(word);
-            }
+        {
+            self.settle_half_open(word);
         }
     }
 
@@ -1286,10 +1285,10 @@ impl<C: Clock> CircuitBreaker<C> {
         if reason.is_none() {
             reason = counts.and_then(|counts| self.rate_trip(counts));
         }
-        if let Some(reason) = reason {
-            if tag.is(Kind::Closed) {
-                self.trip(current, reason);
-            }
+        if let Some(reason) = reason
+            && tag.is(Kind::Closed)
+        {
+            self.trip(current, reason);
         }
     }
 

@@ -318,10 +318,10 @@ impl Model {
         if self.windowed() {
             self.window
                 .push_back((self.now / BUCKET_NANOS, failed, slow));
-            if let Some(size) = self.settings.count_window {
-                if self.window.len() > size as usize {
-                    self.window.pop_front();
-                }
+            if let Some(size) = self.settings.count_window
+                && self.window.len() > size as usize
+            {
+                self.window.pop_front();
             }
         }
         let mut reason = None;
@@ -360,11 +360,11 @@ impl Model {
                 }
             }
         }
-        if let Some(reason) = reason {
-            if permit.state == State::Closed {
-                self.events.push(Event::Tripped { reason });
-                self.open();
-            }
+        if let Some(reason) = reason
+            && permit.state == State::Closed
+        {
+            self.events.push(Event::Tripped { reason });
+            self.open();
         }
     }
 

@@ -438,10 +438,10 @@ impl<K, V> Index<K, V> {
         // SAFETY: forwarded.
         unsafe {
             let position = self.descend(Some(key), true);
-            if let Some(entry) = position.entry() {
-                if entry.key.borrow() == key {
-                    return Located::Found(&*position.leaf, entry);
-                }
+            if let Some(entry) = position.entry()
+                && entry.key.borrow() == key
+            {
+                return Located::Found(&*position.leaf, entry);
             }
             let leaf: &Leaf<K, V> = &*position.leaf;
             let after: *const K = if position.index > 0 {

@@ -236,10 +236,10 @@ impl<'a, K: Ord, V> Range<'a, K, V> {
                     return None;
                 }
                 self.next = index.advance(at);
-                if let Some(visible) = chain::visible_at(entry.newest(), version) {
-                    if let Some(value) = &visible.value {
-                        return Some((&entry.key, visible.version, &**value));
-                    }
+                if let Some(visible) = chain::visible_at(entry.newest(), version)
+                    && let Some(value) = &visible.value
+                {
+                    return Some((&entry.key, visible.version, &**value));
                 }
             }
         }

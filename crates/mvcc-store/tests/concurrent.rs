@@ -122,7 +122,7 @@ fn totals_hold_in_every_snapshot_while_transfers_gc_and_churn_run() {
                 let mut rng = XorShift(77);
                 while !done.load(Ordering::Relaxed) {
                     let key = CHURN_BASE + rng.next() % 64;
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         store.put(key, key as i64).unwrap();
                     } else {
                         store.delete(key).unwrap();

@@ -329,10 +329,10 @@ fn dependency_graph(history: &History) -> Result<Vec<Vec<Edge>>, Violation> {
                 let Some(&(_, position)) = positions.get(&element) else {
                     return Err(Violation::LostAppend { txn, key, element });
                 };
-                if let Some(previous) = last_position.insert(key, position) {
-                    if position != previous + 1 {
-                        return Err(Violation::SplitAppends { txn, key });
-                    }
+                if let Some(previous) = last_position.insert(key, position)
+                    && position != previous + 1
+                {
+                    return Err(Violation::SplitAppends { txn, key });
                 }
             }
         }
@@ -416,15 +416,15 @@ fn dependency_graph(history: &History) -> Result<Vec<Vec<Edge>>, Violation> {
             let next = list.get(external.len());
             if let Some(last) = external.last() {
                 let from = writer(last);
-                if let Some(next) = next {
-                    if writer(next) == from {
-                        return Err(Violation::IntermediateRead {
-                            txn,
-                            key,
-                            writer: from,
-                            element: *last,
-                        });
-                    }
+                if let Some(next) = next
+                    && writer(next) == from
+                {
+                    return Err(Violation::IntermediateRead {
+                        txn,
+                        key,
+                        writer: from,
+                        element: *last,
+                    });
                 }
                 graph[from].push(Edge {
                     to: txn,

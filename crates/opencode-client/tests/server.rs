@@ -401,10 +401,10 @@ async fn a_model_http_400_is_a_session_error_at_once() {
     let id = session.id.clone();
     let mut error_seen = None;
     until(&mut events, Duration::from_secs(60), |payload| {
-        if let EventPayload::SessionError { session_id, error } = payload {
-            if session_id.as_deref() == Some(id.as_str()) {
-                error_seen = error.clone();
-            }
+        if let EventPayload::SessionError { session_id, error } = payload
+            && session_id.as_deref() == Some(id.as_str())
+        {
+            error_seen = error.clone();
         }
         matches!(payload, EventPayload::SessionIdle { session_id } if *session_id == id)
     })

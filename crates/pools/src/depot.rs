@@ -367,10 +367,10 @@ impl<T: Send> Depot<T> {
             // Dropped after the lock is released: an item's `Drop` may use the depot.
             count += self.release(items);
         }
-        if self.cache_limit != 0 {
-            if let Some(cache) = self.caches.get() {
-                count += self.flush(cache.get());
-            }
+        if self.cache_limit != 0
+            && let Some(cache) = self.caches.get()
+        {
+            count += self.flush(cache.get());
         }
         count
     }

@@ -611,9 +611,9 @@ fn stress(threads: usize, capacity: usize, cache: usize) {
                         }
                         55..=89 => {
                             if let Some(mut object) = held.pop() {
-                                object.keep = roll % 7 != 0;
+                                object.keep = !roll.is_multiple_of(7);
                                 object.release();
-                                if roll % 11 == 0 {
+                                if roll.is_multiple_of(11) {
                                     // Another thread returns it.
                                     let _ = sender.send(object);
                                 } else {

@@ -106,10 +106,10 @@ impl Waiters {
                 Status::Granted(in_flight)
             }
             Slot::Waiting(Wake::Task(waker)) => {
-                if let Some(new) = update {
-                    if !waker.will_wake(new) {
-                        waker.clone_from(new);
-                    }
+                if let Some(new) = update
+                    && !waker.will_wake(new)
+                {
+                    waker.clone_from(new);
                 }
                 Status::Waiting
             }

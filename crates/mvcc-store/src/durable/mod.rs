@@ -394,10 +394,9 @@ where
             .file_name()
             .to_str()
             .and_then(format::parse_segment_name)
+            && first <= through
         {
-            if first <= through {
-                fs::remove_file(entry.path())?;
-            }
+            fs::remove_file(entry.path())?;
         }
     }
     sync_directory(&log.directory)?;

@@ -159,10 +159,10 @@ pub fn find_or_install_opencode() -> Result<PathBuf, LaunchError> {
             Err(LaunchError::BinaryMissing { path })
         };
     }
-    if let Some(binary) = find_on_path("opencode") {
-        if version_of(&binary).as_deref() == Some(OPENCODE_VERSION) {
-            return Ok(binary);
-        }
+    if let Some(binary) = find_on_path("opencode")
+        && version_of(&binary).as_deref() == Some(OPENCODE_VERSION)
+    {
+        return Ok(binary);
     }
     let cache = cache_dir();
     let install = cache.join(format!("opencode-ai-{OPENCODE_VERSION}"));
@@ -605,14 +605,13 @@ fn spawn(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let _ = writeln!(log, "{line}");
-            if !sent {
-                if let Some(url) = line
+            if !sent
+                && let Some(url) = line
                     .split_whitespace()
                     .find(|word| word.starts_with("http://"))
-                {
-                    let _ = sender.send(url.trim_end_matches('/').to_string());
-                    sent = true;
-                }
+            {
+                let _ = sender.send(url.trim_end_matches('/').to_string());
+                sent = true;
             }
         }
     });

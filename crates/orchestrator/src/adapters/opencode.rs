@@ -604,6 +604,19 @@ fn agent_message(message: &MessageWithParts) -> AgentMessage {
                 text,
                 structured: answer.structured.clone(),
                 parts,
+                tool_errors: message
+                    .parts
+                    .iter()
+                    .filter_map(|part| match part {
+                        opencode_client::Part::Tool(tool) => match &tool.state {
+                            opencode_client::ToolState::Error { error, .. } => {
+                                Some(format!("{}: {error}", tool.tool))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
                 usage: Usage {
                     input: answer.tokens.input,
                     output: answer.tokens.output,

@@ -106,6 +106,62 @@ pub(crate) struct RunArgs {
     /// standard error.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The most the mission may cost, in the provider's currency (e.g. 2.50): at 80% a warning, at the
+    /// limit the mission pauses (exit 3); `resume` with a higher one goes on.
+    #[arg(long, value_parser = parse_cost)]
+    pub(crate) max_cost: Option<u64>,
+    /// The most tokens the mission may use (input, output, reasoning and cache), e.g. 2000000 or 2M.
+    #[arg(long, value_parser = parse_tokens)]
+    pub(crate) max_tokens: Option<u64>,
+    /// The longest the mission may run, e.g. 45m, 2h or 1h30m (its runs only: stops and crashes not
+    /// counted).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) max_time: Option<u64>,
+    /// The most turns one task's Workers may take; a task past it fails.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_turns_per_task: Option<u32>,
+}
+
+/// A cost, in billionths of the currency unit.
+fn parse_cost(text: &str) -> Result<u64, String> {
+    let cost: f64 = text
+        .trim()
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount (e.g. 2.50)"))?;
+    if !cost.is_finite() || cost <= 0.0 {
+        return Err(format!("`{text}` is not a positive amount"));
+    }
+    Ok(crate::domain::usage::Usage::nanos(cost))
+}
+
+/// A token count: digits, or digits with `k` or `M`.
+fn parse_tokens(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, scale) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1_000.0),
+        Some((at, 'm' | 'M')) => (&text[..at], 1_000_000.0),
+        _ => (text, 1.0),
+    };
+    let count: f64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a token count (e.g. 500000 or 2M)"))?;
+    if !count.is_finite() || count < 1.0 {
+        return Err(format!("`{text}` is not a positive token count"));
+    }
+    Ok((count * scale) as u64)
+}
+
+/// A duration, in milliseconds: `90s`, `45m`, `2h`, `1h30m`, or ISO 8601 (`PT2H`).
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let duration: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 45m, 2h or 1h30m)"))?;
+    if duration.is_negative() || duration.is_zero() {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    u64::try_from(duration.as_millis()).map_err(|_| format!("`{text}` is too long"))
 }
 
 #[derive(Debug, clap::Args)]

@@ -130,6 +130,7 @@ async fn mission(
             settings.gate.timeout,
         )),
         workspace: None,
+        memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, text)?;
     toast(
@@ -146,6 +147,10 @@ async fn mission(
         Outcome::Done => ("Mission completed", ToastVariant::Success),
         Outcome::NotDone => ("Mission ended incomplete", ToastVariant::Warning),
         Outcome::Signalled(_) => ("Mission stopped", ToastVariant::Warning),
+        Outcome::Paused => (
+            "Mission paused at its budget: resume it with a higher one",
+            ToastVariant::Warning,
+        ),
     };
     toast(client, message.to_string(), variant).await;
     print!("{}", summary::render(&report));

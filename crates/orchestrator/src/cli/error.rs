@@ -191,6 +191,8 @@ pub enum Outcome {
     NotDone,
     /// A signal stopped it.
     Signalled(Signal),
+    /// A mission paused at a budget (`resume` with a higher one goes on).
+    Paused,
 }
 
 impl Outcome {
@@ -201,15 +203,19 @@ impl Outcome {
             MissionStatus::Stopped {
                 cause: crate::domain::mission::StopCause::Signal { signal },
             } => Outcome::Signalled(*signal),
+            MissionStatus::Stopped {
+                cause: crate::domain::mission::StopCause::Budget { .. },
+            } => Outcome::Paused,
             _ => Outcome::NotDone,
         }
     }
 
-    /// Its exit status: 0 done, 1 not done, 130 after SIGINT, 143 after SIGTERM.
+    /// Its exit status: 0 done, 1 not done, 3 paused at a budget, 130 after SIGINT, 143 after SIGTERM.
     pub fn code(self) -> ExitCode {
         ExitCode::from(match self {
             Outcome::Done => 0,
             Outcome::NotDone => 1,
+            Outcome::Paused => 3,
             Outcome::Signalled(Signal::Interrupt) => 130,
             Outcome::Signalled(Signal::Terminate) => 143,
         })

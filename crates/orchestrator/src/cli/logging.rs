@@ -243,11 +243,11 @@ impl RotatingState {
         if self.size > 0 && self.size.saturating_add(len) > self.max_bytes {
             // If rotating fails (a read-only directory, the project deleted), keep writing to the current
             // file rather than lose the line; the next write tries again.
-            if rotate(&self.path, self.keep).is_ok() {
-                if let Ok(file) = append(&self.path) {
-                    self.file = file;
-                    self.size = 0;
-                }
+            if rotate(&self.path, self.keep).is_ok()
+                && let Ok(file) = append(&self.path)
+            {
+                self.file = file;
+                self.size = 0;
             }
         }
         self.file.write_all(buf)?;

@@ -109,6 +109,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
             settings.gate.timeout,
         )),
         workspace: None,
+        memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
     let mut signals = Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
@@ -146,6 +147,7 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
             settings.gate.timeout,
         )),
         workspace: None,
+        memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
         Ok(mission) => mission,

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::adapters::files;
-use crate::domain::mission::{Event, MissionEvent, MissionView};
+use crate::domain::mission::{Event, Hold, MissionEvent, MissionView};
 use crate::domain::prompts::first_line;
 use crate::domain::task::{TaskEvent, TaskStatus};
 use crate::engine::record::Applied;
@@ -191,6 +191,29 @@ pub fn line(event: &Event, view: &MissionView) -> Option<String> {
                 Some(format!("   plan: {} task(s)", tasks.len()))
             }
             MissionEvent::Resumed => Some("== resumed".to_string()),
+            MissionEvent::Pressure {
+                hold,
+                available_percent,
+            } => Some(match hold {
+                Hold::Nothing => format!(
+                    "== memory: {available_percent}% of RAM available: new tasks start again"
+                ),
+                Hold::LowPriority => format!(
+                    "== memory: {available_percent}% of RAM available: only high-priority tasks start"
+                ),
+                Hold::All => format!(
+                    "== memory: {available_percent}% of RAM available: no new task starts until it frees"
+                ),
+            }),
+            MissionEvent::BudgetWarning {
+                budget,
+                limit,
+                spent,
+            } => Some(format!(
+                "== warning: 80% of the {budget} budget used ({} of {})",
+                budget.show(*spent),
+                budget.show(*limit)
+            )),
             MissionEvent::Stopped { cause } => {
                 Some(format!("== stopped: {}", first_line(&cause.to_string())))
             }
@@ -213,7 +236,15 @@ pub fn line(event: &Event, view: &MissionView) -> Option<String> {
                         }
                         _ => String::new(),
                     };
-                    Some(format!("   {id:<6} {}{attempt}  {title}", task.status))
+                    let usage = if task.status.is_finished() && !task.usage.is_empty() {
+                        format!("  [{}; mission {}]", task.usage, view.usage.total)
+                    } else {
+                        String::new()
+                    };
+                    Some(format!(
+                        "   {id:<6} {}{attempt}  {title}{usage}",
+                        task.status
+                    ))
                 }
             }
         }
@@ -287,11 +318,12 @@ impl Bars {
         self.overall.set_length(view.tasks.len() as u64);
         self.overall.set_position(finished as u64);
         self.overall.set_message(format!(
-            "{} done, {} failed, {} blocked, {} skipped",
+            "{} done, {} failed, {} blocked, {} skipped; {}",
             view.count("done"),
             view.count("failed"),
             view.count("blocked"),
-            view.count("skipped")
+            view.count("skipped"),
+            view.usage.total
         ));
         let Some(task) = view.tasks.get(id) else {
             return;

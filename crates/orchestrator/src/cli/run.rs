@@ -98,6 +98,12 @@ pub(crate) fn settings(
         );
     }
     settings.models.command_line = parse_model(run)?;
+    settings.budgets = settings.budgets.over(crate::domain::usage::Budgets {
+        cost_nanos: run.max_cost,
+        tokens: run.max_tokens,
+        time_ms: run.max_time,
+        turns_per_task: run.max_turns_per_task,
+    });
     Ok(settings)
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::domain::mission::{MissionStatus, MissionView, Stage, StopCause};
 use crate::domain::task::{TaskState, TaskStatus};
+use crate::domain::usage::{Budget, Cost, Tokens};
 use crate::engine::MissionReport;
 
 /// The outcome in capitals, as the summary's first line shows it.
@@ -104,6 +105,41 @@ pub fn render(report: &MissionReport) -> String {
             report.unconfirmed.join(", ")
         );
     }
+    let usage = &view.usage;
+    let _ = writeln!(out, "  usage:    {}", usage.total);
+    if !usage.by_role.is_empty() {
+        let roles: Vec<String> = usage
+            .by_role
+            .iter()
+            .map(|(role, used)| format!("{role} {used}"))
+            .collect();
+        let _ = writeln!(out, "            by role: {}", roles.join("; "));
+    }
+    if usage.by_server.len() > 1 {
+        let servers: Vec<String> = usage
+            .by_server
+            .iter()
+            .map(|(server, used)| format!("{server} {used}"))
+            .collect();
+        let _ = writeln!(out, "            by server: {}", servers.join("; "));
+    }
+    let budgets = view.budgets;
+    let limits: Vec<String> = [
+        (Budget::Cost, budgets.cost_nanos),
+        (Budget::Tokens, budgets.tokens),
+        (Budget::Time, budgets.time_ms),
+    ]
+    .into_iter()
+    .filter_map(|(budget, limit)| limit.map(|limit| format!("{budget} {}", budget.show(limit))))
+    .chain(
+        budgets
+            .turns_per_task
+            .map(|turns| format!("{turns} turns per task")),
+    )
+    .collect();
+    if !limits.is_empty() {
+        let _ = writeln!(out, "  budgets:  {}", limits.join(", "));
+    }
     let _ = writeln!(out, "  wall:     {:.1} s", report.wall.as_secs_f64());
     for stage in Stage::ALL {
         if let Some(ms) = view.stage_ms.get(&stage) {
@@ -118,17 +154,19 @@ pub fn render(report: &MissionReport) -> String {
     if !view.tasks.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<6} {:<11} {:>8} {:>5}  title",
-            "task", "status", "attempts", "runs"
+            "  {:<6} {:<11} {:>8} {:>5} {:>8} {:>9}  title",
+            "task", "status", "attempts", "runs", "tokens", "cost"
         );
         for task in view.tasks_in_order() {
             let _ = writeln!(
                 out,
-                "  {:<6} {:<11} {:>8} {:>5}  {}",
+                "  {:<6} {:<11} {:>8} {:>5} {:>8} {:>9}  {}",
                 task.id(),
                 task.status.name(),
                 task.attempts,
                 task.runs,
+                Tokens(task.usage.tokens()).to_string(),
+                Cost(task.usage.cost_nanos).to_string(),
                 task.spec.title
             );
             if let Some(reason) = reason(task) {
@@ -160,7 +198,14 @@ pub fn json(report: &MissionReport) -> serde_json::Value {
             "attempts": task.attempts,
             "runs": task.runs,
             "files": task.files,
+            "usage": task.usage,
+            "cost": task.usage.cost(),
+            "tokens": task.usage.tokens(),
         })).collect::<Vec<_>>(),
+        "usage": view.usage,
+        "cost": view.usage.total.cost(),
+        "tokens": view.usage.total.tokens(),
+        "budgets": view.budgets,
         "files": report.files(),
         "sessions": report.session_count(),
         "plan": report.plan_file,

@@ -26,6 +26,10 @@ fn run_args() -> RunArgs {
         check_timeout: None,
         model: None,
         json: false,
+        max_cost: None,
+        max_tokens: None,
+        max_time: None,
+        max_turns_per_task: None,
     }
 }
 

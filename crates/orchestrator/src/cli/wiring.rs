@@ -7,11 +7,12 @@ use tokio::sync::broadcast;
 
 use crate::adapters::gate::ProjectGate;
 use crate::adapters::journal::FileJournal;
+use crate::adapters::memory::SystemMemory;
 use crate::adapters::opencode::Opencode;
 use crate::domain::agent::{Activities, AgentError, AgentMessage, FileChange, TurnRequest, Update};
 use crate::domain::gate::GateReport;
 use crate::domain::mission::{Entry, JournalError};
-use crate::engine::ports::{Agents, Gates, Journal};
+use crate::engine::ports::{Agents, Gates, Journal, Memory};
 
 #[async_trait]
 impl Agents for Opencode {
@@ -91,5 +92,11 @@ impl Journal for FileJournal {
 impl Gates for ProjectGate {
     async fn run(&self, directory: &Path) -> GateReport {
         ProjectGate::run(self, directory).await
+    }
+}
+
+impl Memory for SystemMemory {
+    fn available(&self) -> Option<f64> {
+        SystemMemory::available(self)
     }
 }

@@ -53,6 +53,9 @@ pub struct AgentMessage {
     /// For an answer: the tokens and cost it used.
     #[serde(default)]
     pub usage: crate::domain::usage::Usage,
+    /// For an answer: the errors of its tool calls (`tool: error`).
+    #[serde(default)]
+    pub tool_errors: Vec<String>,
 }
 
 /// What a server says a session is doing.
@@ -215,8 +218,52 @@ impl fmt::Display for TurnEnd {
 pub struct Turn {
     /// How it ended.
     pub end: TurnEnd,
-    /// What it used.
-    pub usage: crate::domain::usage::Usage,
+    /// The session's answers of the turn and what each used (a resumed run leaves out those the journal
+    /// counted before).
+    pub answers: Vec<(String, crate::domain::usage::Usage)>,
+    /// What the sub-agent sessions the turn started used.
+    pub sub_agents: crate::domain::usage::Usage,
+    /// The errors its tool calls returned, in order.
+    pub tool_errors: Vec<String>,
+}
+
+impl Turn {
+    /// A turn with nothing used.
+    pub fn ended(end: TurnEnd) -> Self {
+        Self {
+            end,
+            answers: Vec::new(),
+            sub_agents: crate::domain::usage::Usage::default(),
+            tool_errors: Vec::new(),
+        }
+    }
+
+    /// What it used in all.
+    pub fn usage(&self) -> crate::domain::usage::Usage {
+        self.answers
+            .iter()
+            .map(|(_, usage)| *usage)
+            .sum::<crate::domain::usage::Usage>()
+            + self.sub_agents
+    }
+}
+
+/// The tool errors of the answers among `messages`.
+pub fn tool_errors_of(messages: &[AgentMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|message| message.assistant)
+        .flat_map(|message| message.tool_errors.iter().cloned())
+        .collect()
+}
+
+/// The answers among `messages`, each with what it used.
+pub fn answers_of(messages: &[AgentMessage]) -> Vec<(String, crate::domain::usage::Usage)> {
+    messages
+        .iter()
+        .filter(|message| message.assistant)
+        .map(|message| (message.id.clone(), message.usage))
+        .collect()
 }
 
 /// What the answers among `messages` used.

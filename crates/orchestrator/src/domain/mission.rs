@@ -192,6 +192,19 @@ impl fmt::Display for MissionStatus {
     }
 }
 
+/// Which new tasks memory pressure holds back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    /// None: every ready task may start.
+    #[default]
+    Nothing,
+    /// Those not of high priority.
+    LowPriority,
+    /// Every new task.
+    All,
+}
+
 /// Where the plan came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -284,6 +297,10 @@ pub enum MissionEvent {
         task: Option<String>,
         /// What the turn used.
         usage: Usage,
+        /// The answers counted in it (each answer is counted once, even when a resumed run follows the
+        /// turn again).
+        #[serde(default)]
+        answers: Vec<String>,
     },
     /// A budget passed 80%: a warning shown once.
     BudgetWarning {
@@ -293,6 +310,14 @@ pub enum MissionEvent {
         limit: u64,
         /// What was spent.
         spent: u64,
+    },
+    /// Memory pressure changed what may start: new tasks are held (all, or those not of high priority),
+    /// or released again.
+    Pressure {
+        /// What is held now.
+        hold: Hold,
+        /// The fraction of RAM available, in percent.
+        available_percent: u32,
     },
     /// A resume took the mission up again.
     Resumed,
@@ -320,6 +345,7 @@ impl MissionEvent {
             MissionEvent::BudgetsSet { .. } => "budgets_set",
             MissionEvent::Used { .. } => "used",
             MissionEvent::BudgetWarning { .. } => "budget_warning",
+            MissionEvent::Pressure { .. } => "pressure",
             MissionEvent::Resumed => "resumed",
             MissionEvent::Stopped { .. } => "stopped",
             MissionEvent::Finished => "finished",
@@ -530,6 +556,12 @@ pub struct MissionView {
     /// The budgets it was warned about.
     #[serde(default)]
     pub warned: Vec<Budget>,
+    /// What memory pressure holds back now.
+    #[serde(default)]
+    pub hold: Hold,
+    /// The answers whose usage is counted.
+    #[serde(default)]
+    pub counted: std::collections::BTreeSet<String>,
     /// Events applied.
     pub events: u64,
 }
@@ -594,6 +626,8 @@ impl MissionView {
             budgets: Budgets::default(),
             usage: Ledger::default(),
             warned: Vec::new(),
+            hold: Hold::Nothing,
+            counted: std::collections::BTreeSet::new(),
             events: 1,
         })
     }
@@ -675,6 +709,7 @@ impl MissionView {
                     }
                     MissionEvent::Delivered { delivery } => next.delivery = Some(delivery.clone()),
                     MissionEvent::BudgetsSet { budgets } => next.budgets = *budgets,
+                    MissionEvent::Pressure { hold, .. } => next.hold = *hold,
                     MissionEvent::BudgetWarning { budget, .. } => {
                         if !next.warned.contains(budget) {
                             next.warned.push(*budget);
@@ -685,9 +720,11 @@ impl MissionView {
                         server,
                         task,
                         usage,
+                        answers,
                         ..
                     } => {
                         next.usage.add(role.name(), server, *usage);
+                        next.counted.extend(answers.iter().cloned());
                         if let Some(id) = task {
                             let task = next
                                 .tasks

@@ -302,17 +302,13 @@ pub const NO_CHANGE_FINDING: &str = "- No change: you said the task is done, but
 worktree. Make the change with your tools (write/edit files in the project directory) before you report \
 `STATUS: DONE`; if the task needs no change, say why with `STATUS: BLOCKED <reason>`.";
 
-/// What a Worker is told when its change conflicted with what was integrated since it started: the files
-/// and their conflicting hunks.
-pub fn conflict_findings(files: &[(&str, &str)]) -> String {
-    let mut text = String::from(
+/// What a Worker is told when its change conflicted with what was integrated since it started: git's
+/// account of the conflicting files and hunks, and what to do.
+pub fn conflict_findings(conflicts: &str) -> String {
+    format!(
         "- Your change conflicted with changes integrated while you worked. Your worktree now starts from \
-         the new integration head: redo the task on top of it, keeping what is already there. Conflicts:\n",
-    );
-    for (path, hunks) in files {
-        let _ = write!(text, "\n=== {path}\n{}\n", hunks.trim_end());
-    }
-    text
+         the new integration head: redo the task on top of it, keeping what is already there.\n{conflicts}"
+    )
 }
 
 /// What a Worker is told when the project's checks failed on its change merged with what was integrated

@@ -39,6 +39,8 @@ pub struct Settings {
     pub nudges: u32,
     /// Times an answer cut off at the model's output limit is asked to go on, per turn.
     pub continuations: u32,
+    /// Worker turns in a row without a change in the task's worktree before a diagnostic prompt.
+    pub stall_turns: u32,
     /// Turns retried after the model failed, per turn.
     pub model_retries: u32,
     /// The first delay before a failed model turn is retried; later ones double, up to 10 s, with full
@@ -56,6 +58,9 @@ pub struct Settings {
     pub models: Models,
     /// The budgets (over those a resumed mission's journal has).
     pub budgets: crate::domain::usage::Budgets,
+    /// Below this fraction of RAM available, no new task starts; below 1.25 times it, only high-priority
+    /// tasks start. Running tasks go on either way.
+    pub memory_floor: f64,
 }
 
 impl Settings {
@@ -73,6 +78,7 @@ impl Settings {
             review_attempts: 3,
             nudges: 2,
             continuations: 2,
+            stall_turns: 3,
             model_retries: 3,
             model_retry_delay: Duration::from_millis(500),
             model_breaker_failures: 5,
@@ -81,6 +87,7 @@ impl Settings {
             prompts: Prompts::new(),
             models: Models::default(),
             budgets: crate::domain::usage::Budgets::default(),
+            memory_floor: 0.20,
         }
     }
 }

@@ -20,8 +20,11 @@ use crate::domain::agent::{
 use crate::domain::gate::{CommandReport, GateCommand, GateReport, Outcome};
 use crate::domain::mission::{Entry, JournalError};
 use crate::domain::prompts::Role;
-use crate::domain::workspace::{Conflict, Delivery, Merge, Origin, Tree, WorkspaceError};
-use crate::engine::ports::{Agents, Gates, Journal, Workspace};
+use crate::domain::workspace::{
+    Checkout, CommitId, ConflictFile, ConflictHunk, Delivery, Head, Merge, MergeConflict, Origin,
+    Tree, WorkingChanges, WorkspaceError, attempt_branch, integration_branch, task_branch,
+};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -63,6 +66,8 @@ pub(crate) struct Reply {
     pub(crate) structured: Option<serde_json::Value>,
     /// What the answer used.
     pub(crate) usage: crate::domain::usage::Usage,
+    /// Errors its tool calls returned.
+    pub(crate) tool_errors: Vec<String>,
 }
 
 impl Reply {
@@ -367,7 +372,7 @@ impl Inner {
                 return;
             }
             entry.messages.push(AgentMessage {
-                id: format!("msg_{}", entry.messages.len()),
+                id: format!("msg_{session}_{}", entry.messages.len()),
                 assistant: true,
                 finished: true,
                 failure: reply.failure.clone(),
@@ -376,6 +381,7 @@ impl Inner {
                 structured: reply.structured.clone(),
                 parts: 1 + reply.changes.len(),
                 usage: reply.usage,
+                tool_errors: reply.tool_errors.clone(),
             });
             let directory = entry
                 .directory
@@ -465,7 +471,7 @@ impl Agents for FakeAgents {
                 .get_mut(session)
                 .ok_or_else(|| self.error(AgentErrorKind::Refused, "send a prompt"))?;
             entry.messages.push(AgentMessage {
-                id: format!("msg_{}", entry.messages.len()),
+                id: format!("msg_{session}_{}", entry.messages.len()),
                 text: request.text.clone(),
                 parts: 1,
                 ..AgentMessage::default()
@@ -548,7 +554,7 @@ impl Agents for FakeAgents {
                 entry.generation += 1;
                 entry.busy = false;
                 entry.messages.push(AgentMessage {
-                    id: format!("msg_{}", entry.messages.len()),
+                    id: format!("msg_{session}_{}", entry.messages.len()),
                     assistant: true,
                     finished: true,
                     failure: Some(MessageFailure::Aborted),
@@ -664,7 +670,7 @@ struct Repo {
 impl Repo {
     fn commit(&mut self, parents: Vec<String>, files: BTreeMap<String, String>) -> String {
         self.next += 1;
-        let id = format!("c{}", self.next);
+        let id = format!("{:040x}", self.next);
         self.commits.insert(id.clone(), (parents, files));
         id
     }
@@ -758,13 +764,26 @@ impl Workspace for FakeWorkspace {
     async fn begin(&self, mission: &str) -> Result<Origin, WorkspaceError> {
         let mut state = lock(&self.state);
         let head = state.refs[&state.user_branch.clone()].clone();
-        let integration = format!("orchestrator/{mission}");
+        let integration = integration_branch(mission);
         state.refs.insert(integration.clone(), head.clone());
+        let changes = if state.user_dirty {
+            WorkingChanges {
+                tracked: vec!["README.md".to_string()],
+                untracked: Vec::new(),
+            }
+        } else {
+            WorkingChanges::default()
+        };
         Ok(Origin {
-            base: head,
-            user_branch: Some(state.user_branch.clone()),
+            mission: mission.to_string(),
+            checkout: Checkout {
+                top_level: PathBuf::from(PROJECT),
+                prefix: PathBuf::new(),
+                head: Head::Branch(state.user_branch.clone()),
+                commit: CommitId::parse(&head).expect("the fake's commits are 40 hex digits"),
+                changes,
+            },
             integration,
-            dirty: state.user_dirty,
         })
     }
 
@@ -779,23 +798,34 @@ impl Workspace for FakeWorkspace {
         base: &str,
     ) -> Result<Tree, WorkspaceError> {
         let mut state = lock(&self.state);
-        let branch = format!("{}/{task}", origin.integration);
+        let branch = task_branch(&origin.mission, task);
+        let mut kept = None;
         if let Some(old) = state.refs.get(&branch).cloned() {
-            let kept = format!("{branch}-{}", state.next);
-            state.refs.insert(kept, old);
+            let mut attempt = 1;
+            while state
+                .refs
+                .contains_key(&attempt_branch(&origin.mission, task, attempt))
+            {
+                attempt += 1;
+            }
+            let name = attempt_branch(&origin.mission, task, attempt);
+            state.refs.insert(name.clone(), old);
+            kept = Some(name);
         }
         state.refs.insert(branch.clone(), base.to_string());
         let path = PathBuf::from(format!(
             "/worktrees/{}/{task}-{}",
-            origin.integration, state.next
+            origin.mission, state.next
         ));
         state.next += 1;
         state.opened.push(path.clone());
         self.files.replace(&path, &state.files(base));
         Ok(Tree {
+            root: path.clone(),
             path,
             branch,
             base: base.to_string(),
+            kept,
         })
     }
 
@@ -833,21 +863,22 @@ impl Workspace for FakeWorkspace {
             .collect())
     }
 
-    async fn merge(
-        &self,
-        _origin: &Origin,
-        head: &str,
-        onto: &str,
-        _message: &str,
-    ) -> Result<Merge, WorkspaceError> {
+    async fn merge(&self, origin: &Origin, task: &str) -> Result<Merge, WorkspaceError> {
         let mut state = lock(&self.state);
-        if state.is_ancestor(onto, head) {
-            return Ok(Merge::FastForward {
-                commit: head.to_string(),
+        let onto = state.refs[&origin.integration].clone();
+        let head = state.refs[&task_branch(&origin.mission, task)].clone();
+        if state.is_ancestor(&head, &onto) {
+            return Ok(Merge::AlreadyIntegrated { head: onto });
+        }
+        if state.is_ancestor(&onto, &head) {
+            return Ok(Merge::Ready {
+                onto,
+                result: head,
+                fast_forward: true,
             });
         }
-        let base = state.merge_base(onto, head).unwrap_or_default();
-        let (base, ours, theirs) = (state.files(&base), state.files(onto), state.files(head));
+        let base = state.merge_base(&onto, &head).unwrap_or_default();
+        let (base, ours, theirs) = (state.files(&base), state.files(&onto), state.files(&head));
         let mut merged = ours.clone();
         let mut conflicts = Vec::new();
         for (path, content) in &theirs {
@@ -857,20 +888,37 @@ impl Workspace for FakeWorkspace {
                 }
                 (b, _) if b == Some(content) => {}
                 (_, Some(o)) if o == content => {}
-                _ => conflicts.push(Conflict {
+                _ => conflicts.push(ConflictFile {
                     path: path.clone(),
-                    hunks: format!(
-                        "<<<<<<< integration\n{}=======\n{content}>>>>>>> task\n",
-                        ours.get(path).cloned().unwrap_or_default()
-                    ),
+                    messages: vec![format!("CONFLICT (content): Merge conflict in {path}")],
+                    hunks: vec![ConflictHunk {
+                        first_line: 1,
+                        text: format!(
+                            "<<<<<<< integration\n{}\n=======\n{content}\n>>>>>>> task\n",
+                            ours.get(path).cloned().unwrap_or_default()
+                        ),
+                    }],
+                    hunks_truncated: false,
                 }),
             }
         }
         if !conflicts.is_empty() {
-            return Ok(Merge::Conflict { files: conflicts });
+            let conflict = MergeConflict {
+                onto: CommitId::parse(&onto).expect("the fake's commits are 40 hex digits"),
+                task_head: CommitId::parse(&head).expect("the fake's commits are 40 hex digits"),
+                files: conflicts,
+            };
+            return Ok(Merge::Conflict {
+                files: conflict.paths().into_iter().map(str::to_string).collect(),
+                findings: conflict.for_worker(),
+            });
         }
-        let commit = state.commit(vec![onto.to_string(), head.to_string()], merged);
-        Ok(Merge::Merged { commit })
+        let result = state.commit(vec![onto.clone(), head], merged);
+        Ok(Merge::Ready {
+            onto,
+            result,
+            fast_forward: false,
+        })
     }
 
     async fn advance(&self, origin: &Origin, from: &str, to: &str) -> Result<bool, WorkspaceError> {
@@ -892,7 +940,7 @@ impl Workspace for FakeWorkspace {
         let mut state = lock(&self.state);
         let path = PathBuf::from(format!(
             "/worktrees/{}/check-{}",
-            origin.integration, state.next
+            origin.mission, state.next
         ));
         state.next += 1;
         state.opened.push(path.clone());
@@ -908,11 +956,11 @@ impl Workspace for FakeWorkspace {
     async fn deliver(&self, origin: &Origin) -> Result<Delivery, WorkspaceError> {
         let mut state = lock(&self.state);
         let result = state.refs[&origin.integration].clone();
-        if result == origin.base {
+        if result == origin.base() {
             return Ok(Delivery::Nothing);
         }
         let branch = state.user_branch.clone();
-        if state.user_dirty || state.refs[&branch] != origin.base {
+        if state.user_dirty || state.refs[&branch] != origin.base() {
             return Ok(Delivery::Kept {
                 reason: "your working tree changed during the mission".to_string(),
                 command: format!("git merge {}", origin.integration),
@@ -922,7 +970,7 @@ impl Workspace for FakeWorkspace {
         let files = state.files(&result);
         self.files.replace(Path::new(PROJECT), &files);
         Ok(Delivery::FastForwarded {
-            branch,
+            branch: Some(branch),
             commit: result,
         })
     }
@@ -1059,5 +1107,29 @@ impl Gates for FakeGates {
                 duration_ms: 1,
             }],
         }
+    }
+}
+
+/// Memory whose pressure a test sets.
+#[derive(Debug)]
+pub(crate) struct FakeMemory {
+    available: Mutex<f64>,
+}
+
+impl FakeMemory {
+    pub(crate) fn new(available: f64) -> Arc<Self> {
+        Arc::new(Self {
+            available: Mutex::new(available),
+        })
+    }
+
+    pub(crate) fn set(&self, available: f64) {
+        *lock(&self.available) = available;
+    }
+}
+
+impl Memory for FakeMemory {
+    fn available(&self) -> Option<f64> {
+        Some(*lock(&self.available))
     }
 }

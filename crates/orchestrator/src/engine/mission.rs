@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use circuit::AdaptiveLimit;
 use tokio::sync::watch;
 
-use crate::domain::agent::{AgentError, AgentErrorKind, TurnEnd};
+use crate::domain::agent::{AgentError, AgentErrorKind, Turn, TurnEnd};
 use crate::domain::mission::{
-    self, Entry, Event, JOURNAL_FORMAT, MissionEvent, MissionStatus, MissionTextError, MissionView,
-    PlanSource, Rejected, Stage, StopCause,
+    self, Entry, Event, Hold, JOURNAL_FORMAT, MissionEvent, MissionStatus, MissionTextError,
+    MissionView, PlanSource, Rejected, Stage, StopCause,
 };
 use crate::domain::plan;
 use crate::domain::plan::Changes;
+use crate::domain::plan::Priority;
 use crate::domain::plan_json::{self, PlanDocument};
 use crate::domain::prompts::{self, Dependency, Role, WorkerStatus, first_line};
 use crate::domain::settings::Settings;
@@ -28,7 +29,7 @@ use crate::domain::task::{FailCause, TaskEvent, TaskSpec, TaskState, TaskStatus}
 use crate::domain::usage::{Budgets, Usage, WARN_AT};
 use crate::domain::workspace::{Delivery, Merge, Origin, Tree, WorkspaceError};
 use crate::engine::monitor::Monitor;
-use crate::engine::ports::{Agents, Gates, Journal, Workspace};
+use crate::engine::ports::{Agents, Gates, Journal, Memory, Workspace};
 use crate::engine::record::{Applied, Halt, Recorder};
 use crate::engine::review::{self, ReviewInput};
 use crate::engine::schedule::{Load, Queue};
@@ -38,8 +39,15 @@ use crate::engine::turns::{Ask, Turns};
 /// How long a stop waits for the aborts of the sessions in flight.
 const ABORT_WAIT: Duration = Duration::from_secs(3);
 
+/// How often the tasks held back by memory pressure are looked at again.
+const PRESSURE_TICK: Duration = Duration::from_millis(500);
+
 /// How long a stop waits for the servers to report the aborted sessions idle.
 const CONFIRM_WAIT: Duration = Duration::from_secs(3);
+
+/// Turns in a row with the same tool error (or the same failing check on an unchanged change) that make a
+/// Worker stagnant.
+const STAGNATION_REPEATS: u32 = 3;
 
 /// Times an answer aborted from outside (not by a stop) is asked again before the task fails.
 const ABORTS_TOLERATED: u32 = 2;
@@ -56,6 +64,8 @@ pub struct Ports {
     /// The project's repository, for isolated work (a worktree per task, a merge queue); `None` runs every
     /// Worker in the project itself (`--no-isolation`: one slot).
     pub workspace: Option<Arc<dyn Workspace>>,
+    /// The machine's memory, for holding new tasks under pressure; `None` never holds.
+    pub memory: Option<Arc<dyn Memory>>,
 }
 
 /// Why a mission could not be created or resumed.
@@ -183,6 +193,7 @@ struct Core {
     servers: Vec<Server>,
     gates: Arc<dyn Gates>,
     workspace: Option<Arc<dyn Workspace>>,
+    memory: Option<Arc<dyn Memory>>,
     /// The merge queue: approved tasks integrate one at a time, in the order they ask (the lock is fair).
     merge_queue: tokio::sync::Mutex<()>,
     /// What the budgets are checked against.
@@ -457,6 +468,7 @@ impl Mission {
                 servers,
                 gates: ports.gates,
                 workspace: ports.workspace,
+                memory: ports.memory,
                 merge_queue: tokio::sync::Mutex::new(()),
                 stop: watch::Sender::new(None),
                 queue: Mutex::new(None),
@@ -789,7 +801,7 @@ impl Core {
                 error: crate::engine::record::causes(&error),
             })
         })?;
-        if origin.dirty {
+        if origin.dirty() {
             tracing::warn!(
                 "the project has uncommitted changes: the mission starts from HEAD without them"
             );
@@ -905,7 +917,7 @@ impl Core {
                 .collect()
         });
         for tree in trees {
-            self.close_path(&tree.path).await;
+            self.close_path(&tree.root).await;
         }
         self.record(Event::mission(MissionEvent::Delivered { delivery }))?;
         Ok(())
@@ -1099,6 +1111,17 @@ impl Core {
                 .expect("1 <= slots <= slots"),
         );
         core.release_ready(&queue);
+        // Tasks held back by memory pressure start when it clears, even while nothing finishes.
+        let ticker = core.memory.is_some().then(|| {
+            let core = Arc::clone(core);
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move {
+                while !queue.is_closed() {
+                    tokio::time::sleep(PRESSURE_TICK).await;
+                    core.release_ready(&queue);
+                }
+            })
+        });
         let runner = {
             let core = Arc::clone(core);
             let queue = Arc::clone(&queue);
@@ -1113,6 +1136,9 @@ impl Core {
             }
         };
         queue.run(limit, runner).await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
         *core.queue.lock().unwrap_or_else(PoisonError::into_inner) = None;
         if let Some(cause) = core.stop_cause() {
             return Err(Stop::Cause(cause));
@@ -1139,12 +1165,24 @@ impl Core {
                 return;
             }
         }
-        for id in &readiness.ready {
+        // Memory pressure holds new tasks back (those not of high priority first); running ones go on.
+        let hold = self.hold();
+        let mut ready = readiness.ready;
+        let waiting = ready.len();
+        ready.retain(|id| match hold {
+            Hold::Nothing => true,
+            Hold::LowPriority => self
+                .recorder
+                .read(|view| view.tasks[id].spec.priority == Priority::High),
+            Hold::All => false,
+        });
+        let held = waiting - ready.len();
+        for id in &ready {
             if self.record_task(id, TaskEvent::Released).is_err() {
                 return;
             }
         }
-        queue.push(readiness.ready);
+        queue.push(ready);
         let (finished, underway) = self.recorder.read(|view| {
             let underway = view
                 .tasks
@@ -1152,10 +1190,41 @@ impl Core {
                 .any(|task| !task.status.is_finished() && task.status != TaskStatus::Pending);
             (view.all_finished(), underway)
         });
-        if finished || !underway {
-            // Everything is finished, or nothing can move any more (nothing runs and nothing is ready).
+        if finished || (!underway && held == 0) {
+            // Everything is finished, or nothing can move any more (nothing runs, nothing is ready).
             queue.close();
         }
+    }
+
+    /// What memory pressure holds back now (recorded when it changes).
+    fn hold(&self) -> Hold {
+        let Some(memory) = &self.memory else {
+            return Hold::Nothing;
+        };
+        let Some(available) = memory.available() else {
+            return Hold::Nothing;
+        };
+        let floor = self.settings.memory_floor;
+        let hold = if available < floor {
+            Hold::All
+        } else if available < floor * 1.25 {
+            Hold::LowPriority
+        } else {
+            Hold::Nothing
+        };
+        if self.recorder.read(|view| view.hold) != hold {
+            let available_percent = (available * 100.0).round().clamp(0.0, 100.0) as u32;
+            tracing::warn!(
+                ?hold,
+                available_percent,
+                "memory pressure changed what may start"
+            );
+            let _ = self.record(Event::mission(MissionEvent::Pressure {
+                hold,
+                available_percent,
+            }));
+        }
+        hold
     }
 
     async fn run_task(&self, slot: usize, id: &str) -> Load {
@@ -1291,8 +1360,17 @@ impl Core {
         } else {
             Start::Prompt(self.worker_message(id, &directory, task.findings.as_deref()))
         };
+        // The Worker's commits so far, and the last failing check with the head it failed on: the same
+        // check failing again on the same head is a sign of stagnation.
+        let mut head = task.head.clone();
+        let mut last_failure: Option<(String, Option<String>)> = None;
+        let mut stagnant_gate = false;
         loop {
-            let report = match self.worker_turns(server, id, &session, start).await? {
+            let worktree = tree.as_ref().map(|tree| (tree, &mut head));
+            let report = match self
+                .worker_turns(server, id, &session, start, worktree)
+                .await?
+            {
                 Work::Done(report) => report,
                 Work::Blocked(reason) => {
                     self.record_task(id, TaskEvent::WorkerBlocked { reason })?;
@@ -1303,14 +1381,17 @@ impl Core {
                     return Ok(load);
                 }
             };
-            let (mut changes, head) = match (&self.workspace, &tree) {
+            let mut changes = match (&self.workspace, &tree) {
                 (Some(workspace), Some(tree)) => {
-                    let head = workspace
+                    if let Some(commit) = workspace
                         .commit(tree, &format!("{id}: {}", task.spec.title))
-                        .await?;
-                    (workspace.changes(tree).await?, head)
+                        .await?
+                    {
+                        head = Some(commit);
+                    }
+                    workspace.changes(tree).await?
                 }
-                _ => (self.session_changes(server, &session).await?, None),
+                _ => self.session_changes(server, &session).await?,
             };
             // The orchestrator's own files (its journal, status and log, when git does not ignore them) are
             // not the Worker's work: neither the Reviewer nor the summary sees them.
@@ -1321,7 +1402,7 @@ impl Core {
                 TaskEvent::WorkerFinished {
                     report: report.clone(),
                     files,
-                    head,
+                    head: head.clone(),
                 },
             )?;
             // "Done" needs a change: a Worker that changed nothing is sent back once, then the task fails.
@@ -1410,6 +1491,26 @@ impl Core {
                 return self.integrate(id).await;
             }
             let attempts = self.recorder.read(|view| view.tasks[id].attempts);
+            let mut findings = review.findings.clone();
+            if !review.gate.passed() {
+                let failure = (review.gate.summary(), head.clone());
+                if last_failure.as_ref() == Some(&failure) {
+                    let signal = "the same check failed again on an unchanged change".to_string();
+                    if stagnant_gate {
+                        self.record_task(
+                            id,
+                            TaskEvent::Failed {
+                                cause: FailCause::Stagnated { signal },
+                            },
+                        )?;
+                        return Ok(Load::Ok);
+                    }
+                    stagnant_gate = true;
+                    findings =
+                        format!("{}\n\n{findings}", prompts::diagnostic_message(id, &signal));
+                }
+                last_failure = Some(failure);
+            }
             if attempts >= self.settings.review_attempts.max(1) {
                 self.record_task(
                     id,
@@ -1425,11 +1526,11 @@ impl Core {
             self.record_task(
                 id,
                 TaskEvent::ChangesRequested {
-                    findings: review.findings.clone(),
+                    findings: findings.clone(),
                     reviewer: Some(review.reviewer),
                 },
             )?;
-            start = Start::Prompt(self.worker_message(id, &directory, Some(&review.findings)));
+            start = Start::Prompt(self.worker_message(id, &directory, Some(&findings)));
         }
     }
 
@@ -1441,37 +1542,55 @@ impl Core {
         ask: Ask<'_>,
         task: Option<&str>,
     ) -> Result<TurnEnd, TaskError> {
+        Ok(self.turn_full(server, ask, task).await?.end)
+    }
+
+    /// [`turn`](Self::turn), with everything the turn reported (its tool errors included).
+    async fn turn_full(
+        &self,
+        server: &Server,
+        ask: Ask<'_>,
+        task: Option<&str>,
+    ) -> Result<Turn, TaskError> {
         self.check_budgets()?;
         let (role, session) = (ask.role, ask.session.to_string());
         let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
-        self.used(server, role, &session, task, turn.usage)?;
-        Ok(turn.end)
+        self.used(server, role, &session, task, &turn)?;
+        Ok(turn)
     }
 
-    /// Records what a turn used, then checks the budgets.
+    /// Records a turn and what it used (the answers the journal did not count before), then checks the
+    /// budgets.
     fn used(
         &self,
         server: &Server,
         role: Role,
         session: &str,
         task: Option<&str>,
-        usage: Usage,
+        turn: &Turn,
     ) -> Result<(), TaskError> {
-        if !usage.is_empty() {
-            self.record(Event::mission(MissionEvent::Used {
-                role,
-                session: session.to_string(),
-                server: server.url().to_string(),
-                task: task.map(str::to_string),
-                usage,
-            }))?;
-            let total = self.recorder.read(|view| view.usage.total);
-            *self
-                .budget
-                .spent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = total;
-        }
+        let answers: Vec<(String, Usage)> = self.recorder.read(|view| {
+            turn.answers
+                .iter()
+                .filter(|(id, _)| !view.counted.contains(id))
+                .cloned()
+                .collect()
+        });
+        let usage = answers.iter().map(|(_, usage)| *usage).sum::<Usage>() + turn.sub_agents;
+        self.record(Event::mission(MissionEvent::Used {
+            role,
+            session: session.to_string(),
+            server: server.url().to_string(),
+            task: task.map(str::to_string),
+            usage,
+            answers: answers.into_iter().map(|(id, _)| id).collect(),
+        }))?;
+        let total = self.recorder.read(|view| view.usage.total);
+        *self
+            .budget
+            .spent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = total;
         self.check_budgets()
     }
 
@@ -1530,32 +1649,37 @@ impl Core {
         };
         let _turn = self.merge_queue.lock().await;
         let task = self.recorder.read(|view| view.tasks[id].clone());
-        let Some(head) = task.head.clone() else {
+        if task.head.is_none() {
             // Nothing to merge (a `changes:none` task).
             self.record_task(id, TaskEvent::Integrated { commit: None })?;
             self.close(task.tree.as_ref()).await;
             return Ok(Load::Ok);
         };
-        let onto = workspace.head(&origin).await?;
-        let base = task
-            .tree
-            .as_ref()
-            .map_or_else(String::new, |tree| tree.base.clone());
-        let message = format!("{id}: {}", task.spec.title);
-        let result = match workspace.merge(&origin, &head, &onto, &message).await? {
-            Merge::Conflict { files } => {
-                let conflicts: Vec<(&str, &str)> = files
-                    .iter()
-                    .map(|file| (file.path.as_str(), file.hunks.as_str()))
-                    .collect();
-                let findings = prompts::conflict_findings(&conflicts);
+        let (onto, result, fast_forward) = match workspace.merge(&origin, id).await? {
+            Merge::Conflict { files, findings } => {
+                tracing::warn!(
+                    task = id,
+                    ?files,
+                    "the task's change conflicts with the integration branch"
+                );
+                let findings = prompts::conflict_findings(&findings);
                 return self.integration_failed(id, &task, findings).await;
             }
-            Merge::FastForward { commit } | Merge::Merged { commit } => commit,
+            Merge::AlreadyIntegrated { head } => {
+                // A merge a crash cut short already moved the branch.
+                self.record_task(id, TaskEvent::Integrated { commit: Some(head) })?;
+                self.close(task.tree.as_ref()).await;
+                return Ok(Load::Ok);
+            }
+            Merge::Ready {
+                onto,
+                result,
+                fast_forward,
+            } => (onto, result, fast_forward),
         };
         // The task's own checks ran in its worktree; the integrated result needs them again only when the
-        // integration branch moved since the task's base.
-        if onto != base {
+        // integration branch moved since the task's base (the merge is not the task's head).
+        if !fast_forward {
             let path = workspace.open_detached(&origin, &result).await?;
             let gate = self.gates.run(&path).await;
             self.close_path(&path).await;
@@ -1614,7 +1738,7 @@ impl Core {
 
     async fn close(&self, tree: Option<&Tree>) {
         if let Some(tree) = tree {
-            self.close_path(&tree.path).await;
+            self.close_path(&tree.root).await;
         }
     }
 
@@ -1688,18 +1812,34 @@ impl Core {
         id: &str,
         session: &str,
         start: Start,
+        worktree: Option<(&Tree, &mut Option<String>)>,
     ) -> Result<Work, TaskError> {
+        let mut worktree = worktree;
         let mut next = Some(start);
         let mut previous: Option<String> = None;
         let mut nudges = 0;
         let mut aborts = 0;
         let mut diagnosed = false;
+        // Objective signs of stagnation: the same tool error turn after turn, no change in the worktree.
+        let mut last_tool_error: Option<(String, u32)> = None;
+        let mut turns_without_change = 0;
         loop {
-            let end = match next.take().expect("each turn sets the next") {
+            let (turns, limit) = self
+                .recorder
+                .read(|view| (view.tasks[id].turns, view.budgets.turns_per_task));
+            if let Some(limit) = limit
+                && turns >= limit
+            {
+                return Ok(Work::Failed {
+                    cause: FailCause::TurnBudget { turns: limit },
+                    load: Load::Ok,
+                });
+            }
+            let turn = match next.take().expect("each turn sets the next") {
                 Start::Adopt => {
                     let turn = server.monitor.adopt(session, true).await?;
-                    self.used(server, Role::Worker, session, Some(id), turn.usage)?;
-                    turn.end
+                    self.used(server, Role::Worker, session, Some(id), &turn)?;
+                    turn
                 }
                 Start::Prompt(text) => {
                     let ask = Ask {
@@ -1708,10 +1848,42 @@ impl Core {
                         text,
                         schema: None,
                     };
-                    self.turn(server, ask, Some(id)).await?
+                    self.turn_full(server, ask, Some(id)).await?
                 }
             };
-            let signal = match end {
+            // What changed in the worktree during the turn is committed: progress, and the head so far.
+            let changed = match &mut worktree {
+                Some((tree, head)) => {
+                    let workspace = self
+                        .workspace
+                        .as_ref()
+                        .expect("a tree comes from a workspace");
+                    match workspace
+                        .commit(tree, &format!("{id}: work in progress"))
+                        .await?
+                    {
+                        Some(commit) => {
+                            **head = Some(commit);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => true,
+            };
+            turns_without_change = if changed { 0 } else { turns_without_change + 1 };
+            let repeated_tool_error = turn.tool_errors.last().and_then(|error| {
+                let count = match &last_tool_error {
+                    Some((last, count)) if last == error => count + 1,
+                    _ => 1,
+                };
+                last_tool_error = Some((error.clone(), count));
+                (count >= STAGNATION_REPEATS).then(|| error.clone())
+            });
+            if turn.tool_errors.is_empty() {
+                last_tool_error = None;
+            }
+            let signal = match turn.end {
                 TurnEnd::Answered { text, .. } => match prompts::worker_status(&text) {
                     WorkerStatus::Done(summary) => {
                         return Ok(Work::Done(if summary.is_empty() { text } else { summary }));
@@ -1721,12 +1893,17 @@ impl Core {
                         let text = text.trim().to_string();
                         let repeated = previous.as_deref() == Some(text.as_str());
                         previous = Some(text);
-                        if !repeated && nudges < self.settings.nudges {
+                        if let Some(error) = repeated_tool_error {
+                            format!(
+                                "the same tool error {STAGNATION_REPEATS} turns in a row: {error}"
+                            )
+                        } else if turns_without_change >= self.settings.stall_turns {
+                            format!("no change in the worktree for {turns_without_change} turns")
+                        } else if !repeated && nudges < self.settings.nudges {
                             nudges += 1;
                             next = Some(Start::Prompt(prompts::nudge_message(id)));
                             continue;
-                        }
-                        if repeated {
+                        } else if repeated {
                             "the model repeated the same output".to_string()
                         } else {
                             format!("no status after {nudges} reminder(s)")
@@ -1767,6 +1944,7 @@ impl Core {
                 });
             }
             diagnosed = true;
+            tracing::warn!(task = id, %signal, "the Worker is not making progress: a diagnostic prompt");
             next = Some(Start::Prompt(prompts::diagnostic_message(id, &signal)));
         }
     }

@@ -252,10 +252,11 @@ impl Monitor {
         }
         let answer = self.agents.prompt_and_wait(session, request).await?;
         self.shared.in_flight().remove(session);
-        let usage = answer.usage + self.sub_agents(session).await;
         Ok(Turn {
             end: agent::turn_end(std::slice::from_ref(&answer)).unwrap_or(TurnEnd::Aborted),
-            usage,
+            answers: agent::answers_of(std::slice::from_ref(&answer)),
+            sub_agents: self.sub_agents(session).await,
+            tool_errors: answer.tool_errors.clone(),
         })
     }
 
@@ -296,10 +297,14 @@ impl Monitor {
     async fn follow(&self, session: &str, before: usize) -> Result<Turn, AgentError> {
         let end = self.follow_to_end(session, before).await?;
         // What the turn used: its answers, and the sub-agents it started.
-        let answers = self.agents.messages(session).await?;
-        let usage = agent::usage_of(answers.get(before..).unwrap_or_default())
-            + self.sub_agents(session).await;
-        Ok(Turn { end, usage })
+        let messages = self.agents.messages(session).await?;
+        let turn = messages.get(before..).unwrap_or_default();
+        Ok(Turn {
+            end,
+            answers: agent::answers_of(turn),
+            sub_agents: self.sub_agents(session).await,
+            tool_errors: agent::tool_errors_of(turn),
+        })
     }
 
     async fn follow_to_end(&self, session: &str, before: usize) -> Result<TurnEnd, AgentError> {
@@ -413,10 +418,7 @@ impl Monitor {
 
 /// A turn ended before it began (a stop).
 fn aborted() -> Turn {
-    Turn {
-        end: TurnEnd::Aborted,
-        usage: Usage::default(),
-    }
+    Turn::ended(TurnEnd::Aborted)
 }
 
 fn parts(messages: &[AgentMessage]) -> usize {

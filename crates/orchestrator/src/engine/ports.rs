@@ -119,14 +119,8 @@ pub trait Workspace: Send + Sync + fmt::Debug {
     /// The worktree's committed changes against its base, for the Reviewer.
     async fn changes(&self, tree: &Tree) -> Result<Vec<FileChange>, WorkspaceError>;
 
-    /// Merges `head` onto the integration branch at `onto`, without moving the branch.
-    async fn merge(
-        &self,
-        origin: &Origin,
-        head: &str,
-        onto: &str,
-        message: &str,
-    ) -> Result<Merge, WorkspaceError>;
+    /// Merges the task's branch onto the integration branch's head, without moving the branch.
+    async fn merge(&self, origin: &Origin, task: &str) -> Result<Merge, WorkspaceError>;
 
     /// Moves the integration branch from `from` to `to`, if it is still at `from`; whether it moved.
     async fn advance(&self, origin: &Origin, from: &str, to: &str) -> Result<bool, WorkspaceError>;
@@ -141,4 +135,11 @@ pub trait Workspace: Send + Sync + fmt::Debug {
     /// At the end: fast-forwards the user's branch to the integration branch when their tree is clean and
     /// their HEAD did not move, else says how to merge it.
     async fn deliver(&self, origin: &Origin) -> Result<Delivery, WorkspaceError>;
+}
+
+/// How much memory the machine has left, as a fraction of its RAM (0.0 to 1.0); `None` when it cannot tell.
+/// Read before each task starts: under the floor, no new task starts.
+pub trait Memory: Send + Sync + fmt::Debug {
+    /// The fraction of RAM available now.
+    fn available(&self) -> Option<f64>;
 }

@@ -86,6 +86,12 @@ impl Queue {
         self.wake.notify_waiters();
     }
 
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        // Acquire: pairs with the Release in `close`.
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Where tasks came from so far.
     pub fn stats(&self) -> &ScheduleStats {
         &self.stats

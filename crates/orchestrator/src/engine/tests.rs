@@ -13,7 +13,7 @@ use crate::domain::prompts::Role;
 use crate::domain::settings::Settings;
 use crate::domain::task::{FailCause, TaskStatus};
 use crate::engine::fake::{
-    FakeAgents, FakeFiles, FakeGates, FakeJournal, FakeWorkspace, Received, Reply,
+    FakeAgents, FakeFiles, FakeGates, FakeJournal, FakeMemory, FakeWorkspace, Received, Reply,
 };
 use crate::engine::ports::Workspace;
 use crate::engine::{Mission, MissionReport, Ports};
@@ -72,6 +72,7 @@ struct Rig {
     journal: Arc<FakeJournal>,
     gates: Arc<FakeGates>,
     workspace: Option<Arc<FakeWorkspace>>,
+    memory: Option<Arc<FakeMemory>>,
     settings: Settings,
 }
 
@@ -82,6 +83,7 @@ impl Rig {
             journal: FakeJournal::new(),
             gates: FakeGates::passing(),
             workspace: None,
+            memory: None,
             settings: settings(),
         }
     }
@@ -95,6 +97,10 @@ impl Rig {
                 .workspace
                 .clone()
                 .map(|workspace| workspace as Arc<dyn Workspace>),
+            memory: self
+                .memory
+                .clone()
+                .map(|memory| memory as Arc<dyn crate::engine::ports::Memory>),
         }
     }
 
@@ -820,6 +826,7 @@ impl Rig {
             agents,
             journal: FakeJournal::new(),
             gates: FakeGates::passing(),
+            memory: None,
             settings: settings(),
         }
     }
@@ -894,7 +901,8 @@ async fn two_workers_rewriting_one_file_both_land_and_the_second_is_redone_on_th
         .into_iter()
         .find(|r| r.text.contains("conflicted"))
         .expect("the redo names the conflict");
-    assert!(retry.text.contains("=== lib.py"), "{}", retry.text);
+    assert!(retry.text.contains("### lib.py"), "{}", retry.text);
+    assert!(retry.text.contains("def one(): pass"), "{}", retry.text);
     // The user's branch got the result; the worktrees are gone, the branches kept.
     assert_eq!(workspace.branch("main"), Some(result));
     let (opened, closed) = workspace.trees();
@@ -1032,7 +1040,7 @@ async fn the_users_branch_is_left_alone_when_their_tree_changed() {
     workspace.dirty_user_tree();
     let report = run(rig.mission()).await;
     assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
-    assert!(report.view.origin.as_ref().unwrap().dirty);
+    assert!(report.view.origin.as_ref().unwrap().dirty());
     assert_eq!(
         workspace.branch("main"),
         before,
@@ -1138,4 +1146,226 @@ async fn the_orchestrators_own_files_are_neither_changes_nor_reviewed() {
             review.text
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pressure_holds_new_tasks_and_releases_them_when_it_clears() {
+    let mut rig = Rig::new(script(
+        "### T1: High | priority:high\nx\n### T2: Low | priority:low\ny\n### T3: Medium\nz\n",
+        |_, _, _| Reply::done(&["a.py"]),
+    ));
+    let memory = FakeMemory::new(0.10);
+    rig.memory = Some(Arc::clone(&memory));
+    let agents = Arc::clone(&rig.agents);
+    let running = tokio::spawn(run(rig.mission()));
+    // Under the floor: the plan is made, but no task starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        agents
+            .received()
+            .iter()
+            .all(|r| r.role != Some(Role::Worker))
+    );
+    // A little over the floor: the high-priority task only.
+    memory.set(0.22);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let workers: Vec<String> = agents
+        .received()
+        .iter()
+        .filter(|r| r.role == Some(Role::Worker))
+        .map(|r| task_of(&r.text))
+        .collect();
+    assert_eq!(workers, ["T1"], "only the high-priority task started");
+    // Clear: the rest.
+    memory.set(0.60);
+    let report = running.await.unwrap();
+    assert_eq!(report.view.status, MissionStatus::Completed, "{report:#?}");
+    let holds: Vec<_> = rig
+        .journal
+        .entries()
+        .into_iter()
+        .filter_map(|entry| match entry.event {
+            crate::domain::mission::Event::Mission {
+                event: crate::domain::mission::MissionEvent::Pressure { hold, .. },
+            } => Some(hold),
+            _ => None,
+        })
+        .collect();
+    use crate::domain::mission::Hold;
+    assert_eq!(holds, [Hold::All, Hold::LowPriority, Hold::Nothing]);
+}
+
+fn costly(reply: Reply, cost: f64) -> Reply {
+    Reply {
+        usage: crate::domain::usage::Usage {
+            input: 1000,
+            output: 200,
+            cost_nanos: crate::domain::usage::Usage::nanos(cost),
+            ..crate::domain::usage::Usage::default()
+        },
+        ..reply
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_budget_pauses_the_mission_and_a_higher_one_resumes_it() {
+    let three = "### T1: One\nx\n### T2: Two | depends:T1\ny\n### T3: Three | depends:T2\nz\n";
+    let mut rig = Rig::new(move |received: &Received, before| {
+        let reply = script(three, |_, _, _| Reply::done(&["a.py"]))(received, before);
+        costly(reply, 0.10)
+    });
+    // Commander, Planner, then T1's Worker and Reviewer: 0.40; T2's Worker takes it to 0.50.
+    rig.settings.budgets.cost_nanos = Some(crate::domain::usage::Usage::nanos(0.45));
+    let report = run(rig.mission()).await;
+    let Some(StopCause::Budget {
+        budget,
+        limit,
+        spent,
+    }) = report.stop_cause()
+    else {
+        panic!("{:?}", report.view.status);
+    };
+    assert_eq!(*budget, crate::domain::usage::Budget::Cost);
+    assert_eq!(*limit, crate::domain::usage::Usage::nanos(0.45));
+    assert!(*spent >= *limit, "{spent}");
+    assert_eq!(status(&report, "T1"), TaskStatus::Done);
+    // The overshoot is bounded by the turns running when it was reached: one turn here.
+    assert!(
+        report.view.usage.total.cost() <= 0.45 + 0.10 + 1e-9,
+        "{:?}",
+        report.view.usage
+    );
+    assert!(
+        report
+            .view
+            .warned
+            .contains(&crate::domain::usage::Budget::Cost),
+        "warned at 80%"
+    );
+    let prompts = rig.agents.received().len();
+
+    // A higher budget goes on, without redoing T1.
+    rig.settings.budgets.cost_nanos = Some(crate::domain::usage::Usage::nanos(5.0));
+    let resumed = run(rig.resume().await).await;
+    assert_eq!(
+        resumed.view.status,
+        MissionStatus::Completed,
+        "{resumed:#?}"
+    );
+    assert_eq!(rig.agents.prompts_to(Role::Worker, "TASK T1:"), 1);
+    assert!(rig.agents.received().len() > prompts);
+    assert_eq!(
+        resumed.view.budgets.cost_nanos,
+        Some(crate::domain::usage::Usage::nanos(5.0))
+    );
+    // The usage survived the resume: the summary's total is every reported cost.
+    let reported: usize = rig.agents.received().len();
+    let expected = reported as f64 * 0.10;
+    assert!(
+        (resumed.view.usage.total.cost() - expected).abs() < 1e-6,
+        "{} vs {expected}",
+        resumed.view.usage.total.cost()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_past_its_turns_fails() {
+    let mut rig = Rig::new(script("### T1: Chatty\nx\n", |_, received, _| {
+        Reply::text(format!("still working on {}", received.text.len()))
+    }));
+    rig.settings.budgets.turns_per_task = Some(2);
+    let report = run(rig.mission()).await;
+    assert_eq!(
+        status(&report, "T1"),
+        TaskStatus::Failed {
+            cause: FailCause::TurnBudget { turns: 2 }
+        }
+    );
+    assert_eq!(rig.agents.prompts_to(Role::Worker, ""), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_tool_error_turn_after_turn_is_stagnation() {
+    let mut rig = Rig::new(script("### T1: Edit\nx\n", |_, received, _| Reply {
+        tool_errors: vec!["edit: oldString not found in lib.py".into()],
+        ..Reply::text(format!("trying again ({})", received.text.len()))
+    }));
+    rig.settings.nudges = 5;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(
+        signal.contains("the same tool error") && signal.contains("oldString"),
+        "{signal}"
+    );
+    assert_eq!(
+        rig.agents
+            .prompts_to(Role::Worker, "DIAGNOSTIC for TASK T1"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_that_does_not_change_for_turns_is_stagnation() {
+    let mut rig = Rig::isolated_with(|_| {
+        Box::new(script("### T1: Edit\nx\n", |_, received, _| {
+            Reply::text(format!("let me look first ({})", received.text.len()))
+        }))
+    });
+    rig.settings.nudges = 10;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(
+        signal.contains("no change in the worktree for 4 turns"),
+        "{signal}"
+    );
+    assert_eq!(
+        rig.agents
+            .prompts_to(Role::Worker, "DIAGNOSTIC for TASK T1"),
+        1
+    );
+    assert!(
+        rig.agents
+            .received()
+            .iter()
+            .any(|r| r.text.contains("no change in the worktree for 3 turns")),
+        "the diagnostic named the signal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_check_failing_on_an_unchanged_change_is_stagnation() {
+    let mut rig = Rig::isolated_with(|_| {
+        Box::new(script("### T1: Fix\nx\n", |_, received, _| {
+            if received.text.starts_with("TASK T1:") && !received.text.contains("REVIEW FINDINGS") {
+                Reply::done(&["lib.py"])
+            } else {
+                // Told to fix it, the Worker says done without touching anything.
+                Reply::text("Looks fine to me.\nSTATUS: DONE nothing to fix")
+            }
+        }))
+    });
+    rig.gates = FakeGates::new(|_, _| false);
+    rig.settings.review_attempts = 5;
+    let report = run(rig.mission()).await;
+    let TaskStatus::Failed {
+        cause: FailCause::Stagnated { signal },
+    } = status(&report, "T1")
+    else {
+        panic!("{:?}", status(&report, "T1"));
+    };
+    assert!(signal.contains("same check failed again"), "{signal}");
+    assert!(
+        report.view.tasks["T1"].attempts < 5,
+        "stopped before its attempts ran out"
+    );
 }

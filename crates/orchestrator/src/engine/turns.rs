@@ -14,7 +14,6 @@ use circuit::{Backoff, CallError, CircuitBreaker, Jitter, Retry};
 use crate::domain::agent::{AgentError, Turn, TurnEnd, TurnRequest};
 use crate::domain::prompts::{self, Role};
 use crate::domain::settings::Settings;
-use crate::domain::usage::Usage;
 use crate::engine::monitor::Monitor;
 
 /// Builds and runs turns.
@@ -104,7 +103,7 @@ impl Turns {
         ask: Ask<'_>,
     ) -> Result<Turn, AgentError> {
         let allow_permissions = ask.role == Role::Worker;
-        let mut usage = Usage::default();
+        let mut usage = Turn::ended(TurnEnd::Aborted);
         let mut end = self
             .guarded(
                 monitor,
@@ -174,7 +173,8 @@ impl Turns {
                 (_, next) => next,
             };
         }
-        Ok(Turn { end, usage })
+        usage.end = end;
+        Ok(usage)
     }
 
     /// One turn, retried while the model fails, under the model's circuit breaker.
@@ -184,12 +184,12 @@ impl Turns {
         session: &str,
         request: &TurnRequest,
         allow_permissions: bool,
-        usage: &mut Usage,
+        usage: &mut Turn,
     ) -> Result<TurnEnd, AgentError> {
         let breaker = &self.breaker;
         let failures = &self.failures;
         // Every attempt's usage counts, the failed ones' too.
-        let used = std::sync::Mutex::new(Usage::default());
+        let used = std::sync::Mutex::new(Turn::ended(TurnEnd::Aborted));
         let used = &used;
         let result = self
             .retry
@@ -203,10 +203,12 @@ impl Turns {
                                 monitor.turn(session, request, allow_permissions).await
                             };
                             let end = end.map(|turn| {
-                                *used
+                                let mut used = used
                                     .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner) +=
-                                    turn.usage;
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                used.answers.extend(turn.answers);
+                                used.sub_agents += turn.sub_agents;
+                                used.tool_errors.extend(turn.tool_errors);
                                 turn.end
                             });
                             match end {
@@ -225,9 +227,13 @@ impl Turns {
                 },
             )
             .await;
-        *usage += *used
+        let mut used = used
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        usage.answers.append(&mut used.answers);
+        usage.tool_errors.append(&mut used.tool_errors);
+        usage.sub_agents += used.sub_agents;
+        drop(used);
         match result {
             Ok(end) => Ok(end),
             Err(error) => {

@@ -88,6 +88,7 @@ impl Rig {
                 settings.gate.timeout,
             )),
             workspace: None,
+            memory: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
         let report = tokio::time::timeout(Duration::from_secs(300), mission.run())

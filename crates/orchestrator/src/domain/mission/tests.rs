@@ -238,7 +238,7 @@ fn any_event(tasks: usize) -> impl Strategy<Value = Event> {
 fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
     let mut moves = Vec::new();
     // Now and then the orchestrator is stopped: its running tasks are interrupted, then the mission stops.
-    if choice % 13 == 0 {
+    if choice.is_multiple_of(13) {
         // A stop interrupts what runs or is reviewed; an integrating task keeps its place.
         let running = view.tasks_in_order().find(|task| {
             matches!(
@@ -298,7 +298,7 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
                         head: Some("c1".into()),
                     },
                 ));
-                if choice % 7 == 0 {
+                if choice.is_multiple_of(7) {
                     moves.push(Event::task(
                         id,
                         TaskEvent::WorkerBlocked {
@@ -310,7 +310,7 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
             TaskStatus::Integrating { .. } => {
                 moves.push(Event::task(
                     id,
-                    if choice % 5 == 0 && task.attempts < 3 {
+                    if choice.is_multiple_of(5) && task.attempts < 3 {
                         TaskEvent::IntegrationFailed {
                             findings: "conflict".into(),
                         }
@@ -325,7 +325,7 @@ fn legal_step(view: &MissionView, choice: u8) -> Option<Event> {
                     moves.push(Event::task(
                         id,
                         TaskEvent::GateChecked {
-                            passed: choice % 3 != 0,
+                            passed: !choice.is_multiple_of(3),
                             summary: String::new(),
                         },
                     ));
