@@ -120,6 +120,11 @@ pub(crate) struct RunArgs {
     /// The most turns one task's Workers may take; a task past it fails.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_turns_per_task: Option<u32>,
+    /// Export the mission's traces (mission, stage, task, attempt and turn spans, with ids and usage) over
+    /// OTLP/HTTP to this collector, e.g. http://localhost:4318 (`/v1/traces` is added to a URL without a
+    /// path). Needs a build with the `otel` feature.
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::cli::otlp::endpoint)]
+    pub(crate) otlp: Option<url::Url>,
 }
 
 /// A cost, in billionths of the currency unit.

@@ -107,6 +107,14 @@ pub enum CliError {
         #[source]
         source: FindError,
     },
+    /// `--otlp` given to a build without the `otel` feature.
+    #[error(
+        "cannot export traces to {endpoint}: this orchestrator was built without OTLP export (rebuild it with `--features otel`)"
+    )]
+    OtlpUnavailable {
+        /// The endpoint given.
+        endpoint: url::Url,
+    },
     /// The user's own `opencode serve` did not start.
     #[error("could not start your opencode for this mission")]
     OwnServer(#[from] StartError),
@@ -164,6 +172,7 @@ impl CliError {
             | CliError::Install(_)
             | CliError::Connect(_)
             | CliError::NoServer { .. }
+            | CliError::OtlpUnavailable { .. }
             | CliError::OwnServer(_) => 2,
         }
     }

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod error;
 pub mod install;
 pub mod logging;
+pub mod otlp;
 pub mod progress;
 mod run;
 pub mod signals;
@@ -29,7 +30,9 @@ use clap::Parser as _;
 
 use crate::adapters::gate::ProjectGate;
 use crate::adapters::journal::{self, FileJournal};
-use crate::cli::args::{Cli, Command, DoctorArgs, ResumeArgs, StatusArgs, StopArgs, TaskArgs};
+use crate::cli::args::{
+    Cli, Command, DoctorArgs, ResumeArgs, RunArgs, StatusArgs, StopArgs, TaskArgs,
+};
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
     demo_project, finish, mission_text, open_servers, parse_model, project_dir, run_mission, say,
@@ -81,6 +84,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     // The mission and the options are checked before anything is started for them.
     let text = mission_text(&args)?;
     parse_model(&args.run)?;
+    check_otlp(&args.run)?;
     let project = if args.server.demo {
         demo_project(args.server.project.as_deref())?
     } else {
@@ -97,7 +101,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     )
     .await?;
     // Logging starts once the servers answer: a mission refused before that leaves nothing behind.
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     let id = format!("m{}", crate::engine::record::now_ms());
     let directory = journal::missions_dir(&project).join(&id);
     let journal = Arc::new(FileJournal::create(&directory)?);
@@ -120,13 +124,14 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
 
 async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     parse_model(&args.run)?;
+    check_otlp(&args.run)?;
     let project = project_dir(args.server.project.as_deref())?;
     let id = mission_id(&project, args.id.as_deref())?;
     let directory = journal::missions_dir(&project).join(&id);
     let file = config::load(&project)?;
     let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
     // Logging first, so that the recovery below is in the log.
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     // The journal first: a mission another orchestrator runs is locked, a damaged one is refused, before
     // anything is started for it.
     let (journal, entries) = FileJournal::open(&directory)?;
@@ -171,6 +176,16 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let report = run_mission(mission, &journal, args.run.json, &mut signals).await?;
     finish(&report, servers, args.run.json);
     Ok(Outcome::of(&report.view.status))
+}
+
+/// `--otlp` in a build that cannot export: refused before anything runs.
+pub(crate) fn check_otlp(run: &RunArgs) -> Result<(), CliError> {
+    match &run.otlp {
+        Some(endpoint) if !otlp::ENABLED => Err(CliError::OtlpUnavailable {
+            endpoint: endpoint.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The given mission id, checked, or the project's latest.

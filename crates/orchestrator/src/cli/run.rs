@@ -147,11 +147,23 @@ pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
 
 /// Starts logging to the project's `.opencode/orchestrator/orchestrator.log`, once for the process; a
 /// failure is reported and the command goes on without a log.
-pub(crate) fn start_logging(project: &Path) -> Option<logging::LogGuard> {
-    match logging::init(project) {
-        Ok(guard) => Some(guard),
+pub(crate) fn start_logging(
+    project: &Path,
+    otlp: Option<&url::Url>,
+) -> Option<logging::LogGuard> {
+    match logging::init(project, otlp) {
+        Ok(guard) => {
+            if let Some(endpoint) = otlp {
+                eprintln!("orchestrator: exporting traces to {endpoint}");
+            }
+            Some(guard)
+        }
         Err(error) => {
-            eprintln!("orchestrator: no log file: {}", with_causes(&error));
+            eprintln!(
+                "orchestrator: no log file{}: {}",
+                if otlp.is_some() { " and no traces" } else { "" },
+                with_causes(&error)
+            );
             None
         }
     }
