@@ -167,7 +167,9 @@ mod tests {
             "https://otel.example.com/v1/traces"
         );
         assert_eq!(
-            endpoint("http://127.0.0.1:9000/api/traces").unwrap().as_str(),
+            endpoint("http://127.0.0.1:9000/api/traces")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9000/api/traces"
         );
     }
@@ -175,7 +177,10 @@ mod tests {
     #[test]
     fn bad_endpoints_say_what_is_wrong() {
         let error = endpoint("localhost:4318").unwrap_err();
-        assert!(error.contains("the scheme must be http or https"), "{error}");
+        assert!(
+            error.contains("the scheme must be http or https"),
+            "{error}"
+        );
         let error = endpoint("not a url").unwrap_err();
         assert!(error.contains("is not an OTLP endpoint"), "{error}");
         assert!(error.contains("e.g. http://localhost:4318"), "{error}");

@@ -147,10 +147,7 @@ pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
 
 /// Starts logging to the project's `.opencode/orchestrator/orchestrator.log`, once for the process; a
 /// failure is reported and the command goes on without a log.
-pub(crate) fn start_logging(
-    project: &Path,
-    otlp: Option<&url::Url>,
-) -> Option<logging::LogGuard> {
+pub(crate) fn start_logging(project: &Path, otlp: Option<&url::Url>) -> Option<logging::LogGuard> {
     match logging::init(project, otlp) {
         Ok(guard) => {
             if let Some(endpoint) = otlp {

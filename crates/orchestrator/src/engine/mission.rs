@@ -518,26 +518,28 @@ impl Mission {
         );
         let report = self.run_stages().instrument(span.clone()).await;
         let view = &report.view;
-        let done = view
-            .tasks
-            .values()
-            .filter(|task| task.status == TaskStatus::Done)
-            .count();
-        let took_ms = u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX);
+        let done = count(
+            view.tasks
+                .values()
+                .filter(|task| task.status == TaskStatus::Done)
+                .count(),
+        );
+        let tasks = count(view.tasks.len());
+        let took_ms = millis(report.wall);
         let status = view.status.to_string();
         span.record("status", status.as_str());
-        span.record("tasks", view.tasks.len());
+        span.record("tasks", tasks);
         span.record("tasks.done", done);
-        span.record("tokens", view.usage.total.tokens());
+        span.record("tokens", int(view.usage.total.tokens()));
         span.record("cost", view.usage.total.cost());
         span.record("took_ms", took_ms);
         span.in_scope(|| {
             tracing::info!(
                 mission.id = %id,
                 status,
-                tasks = view.tasks.len(),
+                tasks,
                 tasks.done = done,
-                tokens = view.usage.total.tokens(),
+                tokens = int(view.usage.total.tokens()),
                 cost = view.usage.total.cost(),
                 took_ms,
                 "mission ended"
@@ -1196,7 +1198,7 @@ impl Core {
                     "task",
                     task.id = %id,
                     mission.id = %mission,
-                    slot,
+                    slot = count(slot),
                     status = Empty,
                     tokens = Empty,
                     cost = Empty,
@@ -1209,7 +1211,7 @@ impl Core {
                             .map(|task| (task.status.to_string(), task.usage))
                     }) {
                         span.record("status", status.as_str());
-                        span.record("tokens", usage.tokens());
+                        span.record("tokens", int(usage.tokens()));
                         span.record("cost", usage.cost());
                     }
                     core.release_ready(&queue);
@@ -1451,7 +1453,7 @@ impl Core {
             let attempt = tracing::info_span!(
                 "attempt",
                 task.id = id,
-                attempt = self.recorder.read(|view| view.tasks[id].attempts),
+                attempt = i64::from(self.recorder.read(|view| view.tasks[id].attempts)),
                 session = %session,
             );
             let worktree = tree.as_ref().map(|tree| (tree, &mut head));
@@ -2084,7 +2086,7 @@ fn turn_ended(
     turn: Result<Turn, AgentError>,
     took: Duration,
 ) -> Result<Turn, AgentError> {
-    let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let took_ms = millis(took);
     span.record("took_ms", took_ms);
     let turn = match turn {
         Ok(turn) => turn,
@@ -2097,25 +2099,41 @@ fn turn_ended(
     let usage = turn.usage();
     let finish = turn.end.reason();
     span.record("finish", finish);
-    span.record("tokens", usage.tokens());
-    span.record("tokens.input", usage.input);
-    span.record("tokens.output", usage.output);
-    span.record("tokens.reasoning", usage.reasoning);
-    span.record("tokens.cache_read", usage.cache_read);
-    span.record("tokens.cache_write", usage.cache_write);
+    span.record("tokens", int(usage.tokens()));
+    span.record("tokens.input", int(usage.input));
+    span.record("tokens.output", int(usage.output));
+    span.record("tokens.reasoning", int(usage.reasoning));
+    span.record("tokens.cache_read", int(usage.cache_read));
+    span.record("tokens.cache_write", int(usage.cache_write));
     span.record("cost", usage.cost());
     span.in_scope(|| {
         tracing::info!(
             finish,
-            tokens = usage.tokens(),
-            tokens.input = usage.input,
-            tokens.output = usage.output,
+            tokens = int(usage.tokens()),
+            tokens.input = int(usage.input),
+            tokens.output = int(usage.output),
             cost = usage.cost(),
             took_ms,
             "turn ended"
         );
     });
     Ok(turn)
+}
+
+/// A number for a span or a log line, as an `i64`: OpenTelemetry's integers are signed, and
+/// `tracing-opentelemetry` records unsigned values as text.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A count, for a span (see [`int`]).
+fn count(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A duration in milliseconds, for a span (see [`int`]).
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `text` with 1-based line numbers.
