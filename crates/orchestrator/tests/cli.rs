@@ -371,3 +371,64 @@ fn doctor_says_what_task_does_without_url() {
         "{report}"
     );
 }
+
+#[test]
+fn a_bad_otlp_endpoint() {
+    let project = tempfile::tempdir().unwrap();
+    let project_arg = project.path().to_str().unwrap();
+    for (endpoint, why) in [
+        ("localhost:4318", "the scheme must be http or https"),
+        ("not a url", "relative URL without a base"),
+        (
+            "grpc://collector:4317",
+            "the scheme must be http or https, not `grpc`",
+        ),
+    ] {
+        for command in ["task", "resume"] {
+            let mut args = vec![command, "--project", project_arg, "--otlp", endpoint];
+            if command == "task" {
+                args.push("Do something");
+            }
+            let (output, took) = orchestrator(&args);
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+            assert!(
+                message.contains(&format!("`{endpoint}` is not an OTLP endpoint: {why}"))
+                    && message.contains("e.g. http://localhost:4318"),
+                "{args:?}: {message}"
+            );
+            assert!(took < Duration::from_secs(5), "{took:?}");
+        }
+    }
+    assert!(
+        !project.path().join(".opencode").exists(),
+        "nothing was written for a mission that never started"
+    );
+}
+
+/// Without the `otel` feature, `--otlp` is refused before anything runs (with it, `tests/otlp.rs` shows the
+/// export).
+#[cfg(not(feature = "otel"))]
+#[test]
+fn otlp_in_a_build_without_the_feature() {
+    let project = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (output, took) = orchestrator(&[
+        "task",
+        "--url",
+        &url,
+        "--project",
+        project.path().to_str().unwrap(),
+        "--otlp",
+        "http://127.0.0.1:4318",
+        "Do something",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output).trim(),
+        "orchestrator: cannot export traces to http://127.0.0.1:4318/v1/traces: this orchestrator was \
+         built without OTLP export (rebuild it with `--features otel`)"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(!project.path().join(".opencode").exists());
+}

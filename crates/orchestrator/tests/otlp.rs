@@ -105,7 +105,7 @@ fn fields(mut bytes: &[u8]) -> Vec<(u64, Wire<'_>)> {
 }
 
 /// The length-delimited fields numbered `number`.
-fn messages<'a>(bytes: &'a [u8], number: u64) -> impl Iterator<Item = &'a [u8]> {
+fn messages(bytes: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
     fields(bytes)
         .into_iter()
         .filter_map(move |(field, value)| match value {

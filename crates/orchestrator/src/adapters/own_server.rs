@@ -455,10 +455,10 @@ fn read_lines(
     std::thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
-            if let Some(url) = listening.as_ref().and_then(|_| listening_url(&line)) {
-                if let Some(sender) = listening.take() {
-                    let _ = sender.send(url);
-                }
+            if let Some(url) = listening.as_ref().and_then(|_| listening_url(&line))
+                && let Some(sender) = listening.take()
+            {
+                let _ = sender.send(url);
             }
             tracing::info!(target: "orchestrator::opencode", "{line}");
             output.push(line);

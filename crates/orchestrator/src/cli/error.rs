@@ -115,9 +115,9 @@ pub enum CliError {
         /// The endpoint given.
         endpoint: url::Url,
     },
-    /// The user's own `opencode serve` did not start.
+    /// The user's own `opencode serve` did not start (boxed: it carries the server's last lines).
     #[error("could not start your opencode for this mission")]
-    OwnServer(#[from] StartError),
+    OwnServer(#[source] Box<StartError>),
     /// The mission's journal cannot be created or opened.
     #[error(transparent)]
     Journal(#[from] OpenJournalError),
@@ -149,6 +149,12 @@ pub enum CliError {
 impl From<ConnectError> for CliError {
     fn from(error: ConnectError) -> Self {
         CliError::Connect(Box::new(error))
+    }
+}
+
+impl From<StartError> for CliError {
+    fn from(error: StartError) -> Self {
+        CliError::OwnServer(Box::new(error))
     }
 }
 

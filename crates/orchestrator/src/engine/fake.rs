@@ -976,13 +976,16 @@ impl Workspace for FakeWorkspace {
     }
 }
 
+/// Picks the entry from which a [`FakeJournal`] fails.
+type EntryPick = Box<dyn Fn(&Entry) -> bool + Send + Sync>;
+
 /// A journal in memory; it can be told to fail from some entry on, as a full disk would.
 pub(crate) struct FakeJournal {
     entries: Mutex<Vec<Entry>>,
     plan: Mutex<Option<String>>,
     fail_from: Mutex<Option<usize>>,
     /// Fails the first entry this picks, and every one after it.
-    fail_on: Mutex<Option<Box<dyn Fn(&Entry) -> bool + Send + Sync>>>,
+    fail_on: Mutex<Option<EntryPick>>,
 }
 
 impl std::fmt::Debug for FakeJournal {
