@@ -2,7 +2,7 @@
 //! `status` shows one, `stop` stops one running in another terminal, `attach` serves `/task` typed in the
 //! OpenCode TUI, `doctor` checks the setup, `install`/`uninstall` add and remove `/task`.
 //!
-//! The command line reads the configuration files and its options into one [`Settings`], wires the adapters
+//! The command line reads the configuration files and its options into one [`Settings`](crate::domain::settings::Settings), wires the adapters
 //! into the engine's ports (starting the user's own `opencode` when no server runs), shows progress, handles
 //! signals, and is the only place that maps an outcome or an error to an exit status ([`error`]).
 
