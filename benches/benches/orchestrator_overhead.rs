@@ -112,7 +112,7 @@ impl Plan {
     }
 
     /// The script of all four agents for a project at `project`; every reply is immediate.
-    fn script(&self, project: &Path) -> Script {
+    fn script(&self) -> Script {
         let mut script = Script::new()
             .rule(titles())
             .rule(Rule::when(agent(Role::Commander)).reply(Reply::text(
@@ -120,7 +120,7 @@ impl Plan {
             )))
             .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(&self.text)));
         for id in &self.ids {
-            let files = vec![write(project, &Plan::file(id), &Plan::content(id))];
+            let files = vec![write(&Plan::file(id), &Plan::content(id))];
             for rule in worker_rules(id, files, &format!("Wrote {}.", Plan::file(id))) {
                 script = script.rule(rule);
             }
@@ -509,7 +509,7 @@ fn run_once(
     // The orchestrator canonicalizes --project; the Workers' file paths must be the same.
     let project = project.canonicalize().expect("the project exists");
     let (model, server) = runtime.block_on(async {
-        let model = ScriptedModel::start(plan.script(&project))
+        let model = ScriptedModel::start(plan.script())
             .await
             .expect("the scripted model starts");
         let server = OpencodeServer::builder()

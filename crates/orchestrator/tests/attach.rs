@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,8 +18,7 @@ use orchestrator::domain::prompts::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_runs_the_mission_of_a_task_command() {
-    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();
@@ -147,10 +145,10 @@ async fn attach_runs_the_mission_of_a_task_command() {
 
 /// Missions of one task each; the Worker of the first writes one.txt, of the second two.txt, and so on, so
 /// that each mission has a change of its own.
-fn one_file_per_mission(project: &Path) -> Script {
+fn one_file_per_mission() -> Script {
     let writes: Vec<Reply> = ["one.txt", "two.txt", "three.txt", "four.txt"]
         .iter()
-        .map(|file| Reply::ToolCalls(vec![write(project, file, "text\n")]))
+        .map(|file| Reply::ToolCalls(vec![write(file, "text\n")]))
         .collect();
     Script::new()
         .rule(titles())
@@ -171,7 +169,7 @@ fn one_file_per_mission(project: &Path) -> Script {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_serves_missions_one_after_another_then_stops_on_a_signal() {
-    let Some(rig) = common::rig(one_file_per_mission).await else {
+    let Some(rig) = common::rig(|_| one_file_per_mission()).await else {
         return;
     };
     let project = rig.project.to_str().unwrap().to_string();

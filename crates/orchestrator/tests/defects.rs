@@ -99,8 +99,7 @@ fn attach_without_url_uses_the_configured_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_reads_the_password_from_the_configured_variable() {
-    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let server = &rig.demo.server;
@@ -214,8 +213,7 @@ fn json_output_of_the_demo_is_only_json_ending_with_the_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_logs_its_recovery() {
     let Some(rig) =
-        common::rig(|project| common::three_tasks(project, Some(("T1.1", Duration::from_secs(5)))))
-            .await
+        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(5))))).await
     else {
         return;
     };
@@ -246,10 +244,8 @@ async fn resume_logs_its_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mission_stopped_during_a_worker_turn_resumes_that_turn_and_completes() {
-    let Some(rig) = common::rig(|project| {
-        common::three_tasks(project, Some(("T1.2", Duration::from_secs(60))))
-    })
-    .await
+    let Some(rig) =
+        common::rig(|_| common::three_tasks(Some(("T1.2", Duration::from_secs(60))))).await
     else {
         return;
     };
@@ -314,7 +310,7 @@ async fn a_mission_stopped_during_a_worker_turn_resumes_that_turn_and_completes(
 }
 
 /// A one-task mission whose Worker writes a Python module and its passing unittest test.
-fn python_task(project: &Path) -> Script {
+fn python_task() -> Script {
     let mut script = Script::new()
         .rule(titles())
         .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Brief.")))
@@ -322,9 +318,8 @@ fn python_task(project: &Path) -> Script {
             "# Mission: thing\n## M1: Thing\n### T1.1: Thing\nWrite thing.py and test_thing.py.\n",
         )));
     let files = vec![
-        write(project, "thing.py", "def thing():\n    return 42\n"),
+        write("thing.py", "def thing():\n    return 42\n"),
         write(
-            project,
             "test_thing.py",
             "import unittest\n\nfrom thing import thing\n\n\nclass ThingTest(unittest.TestCase):\n    def test_thing(self):\n        self.assertEqual(thing(), 42)\n",
         ),
@@ -337,7 +332,7 @@ fn python_task(project: &Path) -> Script {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_is_detected_when_the_task_is_reviewed() {
-    let Some(rig) = common::rig(python_task).await else {
+    let Some(rig) = common::rig(|_| python_task()).await else {
         return;
     };
     let python_files = |project: &Path| {
@@ -384,8 +379,7 @@ async fn files_changed_leaves_out_the_orchestrators_own_files() {
     // T1.1's Worker takes a few seconds, while T1.2 runs and is recorded beside it: the orchestrator writes
     // its journal, status file and log during T1.1's turn, and OpenCode's snapshot of that turn sees them.
     let Some(rig) =
-        common::rig(|project| common::three_tasks(project, Some(("T1.1", Duration::from_secs(4)))))
-            .await
+        common::rig(|_| common::three_tasks(Some(("T1.1", Duration::from_secs(4))))).await
     else {
         return;
     };

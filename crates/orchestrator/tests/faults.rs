@@ -125,7 +125,7 @@ fn long_text(first: &str) -> String {
 /// A one-task script whose `slow` agent answers its first request after `delay`, so that the disk
 /// can be filled while that agent's turn runs; that agent's answer is longer than a page, so the event
 /// that records it needs new space (the Planner's plan does: it is written to a new file).
-fn slow_script(project: &Path, slow: Role, delay: Duration) -> Script {
+fn slow_script(slow: Role, delay: Duration) -> Script {
     let brief = if slow == Role::Commander {
         long_text("Brief.")
     } else {
@@ -163,11 +163,11 @@ fn slow_script(project: &Path, slow: Role, delay: Duration) -> Script {
                 agent(Role::Worker),
                 Match::Not(Box::new(Match::LastIsToolResult)),
             ]))
-            .reply(Reply::ToolCalls(vec![write(project, "one.txt", "1\n")]).delayed(delay))
+            .reply(Reply::ToolCalls(vec![write("one.txt", "1\n")]).delayed(delay))
             .times(1),
         );
     }
-    for rule in worker_rules("T1.1", vec![write(project, "one.txt", "1\n")], &summary) {
+    for rule in worker_rules("T1.1", vec![write("one.txt", "1\n")], &summary) {
         script = script.rule(rule);
     }
     script.rule(approve())
@@ -246,8 +246,7 @@ fn assert_stopped_for_the_full_disk(
 
 /// Fills the disk under the mission's state while `role`'s first turn runs, then expects a clean stop.
 async fn disk_full_while(role: Role) {
-    let Some(rig) = common::rig(|project| slow_script(project, role, Duration::from_secs(3))).await
-    else {
+    let Some(rig) = common::rig(|_| slow_script(role, Duration::from_secs(3))).await else {
         return;
     };
     let state = rig.project.join(".opencode/orchestrator");
@@ -481,8 +480,7 @@ fn closed_url() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_state_directory_is_refused_before_anything_runs() {
-    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let state = rig.project.join(".opencode/orchestrator");
@@ -664,8 +662,7 @@ fn missions(project: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_damaged_in_the_middle_is_refused_not_truncated() {
     // T1.1's Worker answers after a minute: the orchestrator is killed while it waits.
-    let Some(rig) =
-        common::rig(|project| slow_script(project, Role::Worker, Duration::from_secs(60))).await
+    let Some(rig) = common::rig(|_| slow_script(Role::Worker, Duration::from_secs(60))).await
     else {
         return;
     };
@@ -706,8 +703,7 @@ async fn a_log_damaged_in_the_middle_is_refused_not_truncated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_damaged_in_the_middle_is_refused() {
-    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let tag = ProcessTag::new();

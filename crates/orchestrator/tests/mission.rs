@@ -13,7 +13,7 @@ use orchestrator::domain::task::TaskStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_mission_completes() {
-    let Some(rig) = common::rig(demo::script).await else {
+    let Some(rig) = common::rig(|_| demo::script()).await else {
         return;
     };
     let report = rig.run(rig.config(), "Build a small text toolkit").await;
@@ -88,7 +88,7 @@ async fn the_demo_mission_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_fails_the_gate_fixes_it_after_the_findings() {
     const BROKEN: &str = "def slugify(text):\n    return text\n";
-    let Some(rig) = common::rig(|project| {
+    let Some(rig) = common::rig(|_| {
         let mut script = Script::new()
             .rule(titles())
             .rule(Rule::when(agent(Role::Commander)).reply(Reply::text(demo::DEMO_BRIEF)))
@@ -105,16 +105,14 @@ async fn a_worker_that_fails_the_gate_fixes_it_after_the_findings() {
             ]))
             .reply(Reply::text("Fixed slugify.\nSTATUS: DONE fixed slugify")),
         );
-        script = script.rule(Rule::when(fixed).reply(Reply::ToolCalls(vec![write(
-            project,
-            "textkit_slug.py",
+        script = script.rule(Rule::when(fixed).reply(Reply::ToolCalls(vec![write("textkit_slug.py",
             demo::SLUG,
         )])));
         for rule in worker_rules(
             "T1.1",
             vec![
-                write(project, "textkit_slug.py", BROKEN),
-                write(project, "test_slug.py", "import unittest\nfrom textkit_slug import slugify\n\nclass T(unittest.TestCase):\n    def test(self):\n        self.assertEqual(slugify('A b'), 'a-b')\n"),
+                write("textkit_slug.py", BROKEN),
+                write("test_slug.py", "import unittest\nfrom textkit_slug import slugify\n\nclass T(unittest.TestCase):\n    def test(self):\n        self.assertEqual(slugify('A b'), 'a-b')\n"),
             ],
             "Wrote slugify.",
         ) {
@@ -153,7 +151,7 @@ async fn a_worker_that_fails_the_gate_fixes_it_after_the_findings() {
 async fn a_cyclic_plan_is_sent_back_and_fixed() {
     const CYCLIC: &str = "# Mission: cycle\n## M1: Two\n### T1.1: One | depends:T1.2\nWrite one.txt.\n### T1.2: Two | depends:T1.1\nWrite two.txt.\n";
     const FIXED: &str = "# Mission: cycle\n## M1: Two\n### T1.1: One\nWrite one.txt.\n### T1.2: Two | depends:T1.1\nWrite two.txt.\n";
-    let Some(rig) = common::rig(|project| {
+    let Some(rig) = common::rig(|_| {
         let mut script = Script::new()
             .rule(titles())
             .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Write two files.")))
@@ -162,11 +160,7 @@ async fn a_cyclic_plan_is_sent_back_and_fixed() {
                     .replies(vec![planner_reply(CYCLIC), planner_reply(FIXED)]),
             );
         for (id, file) in [("T1.1", "one.txt"), ("T1.2", "two.txt")] {
-            for rule in worker_rules(
-                id,
-                vec![write(project, file, "text\n")],
-                &format!("Wrote {file}."),
-            ) {
+            for rule in worker_rules(id, vec![write(file, "text\n")], &format!("Wrote {file}.")) {
                 script = script.rule(rule);
             }
         }
@@ -219,7 +213,7 @@ async fn a_plan_that_never_parses_stops_the_mission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
-    let Some(rig) = common::rig(|project| {
+    let Some(rig) = common::rig(|_| {
         let mut script = Script::new()
             .rule(titles())
             .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Brief.")))
@@ -230,7 +224,7 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
                 Rule::when(Match::All(vec![agent(Role::Worker), Match::AnyUserContains("TASK T1.1:".into())]))
                     .reply(Reply::text("Let me think about this some more.")),
             );
-        for rule in worker_rules("T1.2", vec![write(project, "ok.txt", "ok\n")], "Wrote ok.txt.") {
+        for rule in worker_rules("T1.2", vec![write("ok.txt", "ok\n")], "Wrote ok.txt.") {
             script = script.rule(rule);
         }
         script.rule(approve())
@@ -272,16 +266,13 @@ async fn a_worker_repeating_itself_is_diagnosed_then_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_errors_are_retried_under_the_breaker_and_the_mission_completes() {
-    let Some(rig) = common::rig(|project| {
+    let Some(rig) = common::rig(|_| {
         // The Commander's model fails twice with HTTP 500 before it answers.
-        common::one_task(
-            project,
-            Rule::when(agent(Role::Commander)).replies(vec![
-                Reply::http_error(500, "upstream overloaded"),
-                Reply::http_error(500, "upstream overloaded"),
-                Reply::text("Brief."),
-            ]),
-        )
+        common::one_task(Rule::when(agent(Role::Commander)).replies(vec![
+            Reply::http_error(500, "upstream overloaded"),
+            Reply::http_error(500, "upstream overloaded"),
+            Reply::text("Brief."),
+        ]))
     })
     .await
     else {
@@ -336,7 +327,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
         }
         plan
     };
-    let Some(rig) = common::rig(|project| {
+    let Some(rig) = common::rig(|_| {
         let mut script = Script::new()
             .rule(titles())
             .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Eight files.")))
@@ -344,7 +335,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
         for id in &ids {
             for rule in worker_rules(
                 id,
-                vec![write(project, &format!("{id}.txt"), id)],
+                vec![write(&format!("{id}.txt"), id)],
                 &format!("Wrote {id}.txt."),
             ) {
                 script = script.rule(rule);
@@ -372,8 +363,7 @@ async fn eight_independent_tasks_on_four_slots_each_run_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_command_that_hangs_is_timed_out_and_the_task_fails() {
-    let Some(rig) = common::rig(|project| common::one_task(project, common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let mut config = rig.config();

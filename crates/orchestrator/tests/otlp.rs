@@ -225,7 +225,7 @@ async fn spans_reach_the_otlp_receiver_with_mission_and_task_ids() {
     // The Commander reports its usage: its turn's span carries exactly these counts.
     let commander = Rule::when(agent(Role::Commander))
         .reply(Reply::text("Brief.").with_usage(Usage::new(1000, 300)));
-    let Some(rig) = common::rig(|project| one_task(project, commander)).await else {
+    let Some(rig) = common::rig(|_| one_task(commander)).await else {
         return;
     };
     let received = Received::default();

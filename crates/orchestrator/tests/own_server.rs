@@ -158,7 +158,7 @@ fn assert_server_gone(url: &str, tag: &ProcessTag) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mission_without_url_starts_the_users_opencode_and_stops_it_at_the_end() {
-    let Some(user) = user_setup(|project| one_task(project, commander())).await else {
+    let Some(user) = user_setup(|_| one_task(commander())).await else {
         return;
     };
     assert_nothing_at_the_default_url();
@@ -196,7 +196,7 @@ async fn a_mission_without_url_starts_the_users_opencode_and_stops_it_at_the_end
 }
 
 /// One task whose Worker's first answer comes only after a minute: the mission sits in its work stage.
-fn slow_worker(project: &Path) -> Script {
+fn slow_worker(_project: &Path) -> Script {
     let first = Match::All(vec![
         agent(Role::Worker),
         Match::AnyUserContains("TASK T1.1:".to_string()),
@@ -213,11 +213,7 @@ fn slow_worker(project: &Path) -> Script {
                 .reply(Reply::text("Thinking.").delayed(Duration::from_secs(60)))
                 .times(1),
         );
-    for rule in worker_rules(
-        "T1.1",
-        vec![write(project, "one.txt", "1\n")],
-        "Wrote one.txt.",
-    ) {
+    for rule in worker_rules("T1.1", vec![write("one.txt", "1\n")], "Wrote one.txt.") {
         script = script.rule(rule);
     }
     script.rule(approve())

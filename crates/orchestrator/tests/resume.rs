@@ -14,8 +14,8 @@ use opencode_client::testkit::{OpencodeServer, Script, ScriptedModel};
 use serde_json::Value;
 
 /// The three-task script; `slow` makes that task's first Worker reply arrive after the delay.
-fn script(project: &Path, slow: Option<(&str, Duration)>) -> Script {
-    common::three_tasks(project, slow)
+fn script(slow: Option<(&str, Duration)>) -> Script {
+    common::three_tasks(slow)
 }
 
 fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Command {
@@ -81,9 +81,7 @@ fn kill(child: &mut Child, signal: nix::sys::signal::Signal) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_mission_then_resume_runs_every_task_once() {
-    let Some(rig) =
-        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(8))))).await
-    else {
+    let Some(rig) = common::rig(|_| script(Some(("T1.2", Duration::from_secs(8))))).await else {
         return;
     };
     let server = &rig.demo.server;
@@ -122,8 +120,7 @@ async fn sigkill_mid_mission_then_resume_runs_every_task_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
-    let Some(mut rig) =
-        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(30))))).await
+    let Some(mut rig) = common::rig(|_| script(Some(("T1.2", Duration::from_secs(30))))).await
     else {
         return;
     };
@@ -153,9 +150,7 @@ async fn the_opencode_server_killed_mid_task_then_resume_on_a_new_one() {
     assert_eq!(task_status(&stopped, "T1.1"), "done");
 
     // A new server (new model, nothing slow) on the same project.
-    let model = ScriptedModel::start(script(&rig.project, None))
-        .await
-        .unwrap();
+    let model = ScriptedModel::start(script(None)).await.unwrap();
     let server = OpencodeServer::builder()
         .model(model.base_url())
         .project(&rig.project)
@@ -213,9 +208,7 @@ fn t11_reviewed_t12_running(requests: &[opencode_client::testkit::ModelRequest])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_within_five_seconds_with_the_state_saved() {
-    let Some(rig) =
-        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
-    else {
+    let Some(rig) = common::rig(|_| script(Some(("T1.1", Duration::from_secs(60))))).await else {
         return;
     };
     let child = start_until_worker(&rig, "T1.1").await;
@@ -255,9 +248,7 @@ async fn sigint_stops_within_five_seconds_with_the_state_saved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_from_another_process() {
-    let Some(rig) =
-        common::rig(|project| script(project, Some(("T1.1", Duration::from_secs(60))))).await
-    else {
+    let Some(rig) = common::rig(|_| script(Some(("T1.1", Duration::from_secs(60))))).await else {
         return;
     };
     let child = start_until_worker(&rig, "T1.1").await;
@@ -278,8 +269,7 @@ async fn stop_from_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_one_killed_mid_mission_still_complete() {
-    let Some(mut rig) =
-        common::rig(|project| script(project, Some(("T1.2", Duration::from_secs(60))))).await
+    let Some(mut rig) = common::rig(|_| script(Some(("T1.2", Duration::from_secs(60))))).await
     else {
         return;
     };

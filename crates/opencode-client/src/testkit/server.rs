@@ -500,8 +500,9 @@ impl OpencodeServerBuilder {
     }
 }
 
-/// Makes `directory` a git repository with one empty commit (OpenCode's snapshots, and so session diffs,
-/// need one). Does nothing if git is not installed.
+/// Makes `directory` a git repository with one commit of what is in it (OpenCode's snapshots, and so
+/// session diffs, need one; the orchestrator's worktrees start from it), the testkit's `opencode.json`
+/// excluded. Does nothing if git is not installed.
 pub fn init_git(directory: &Path) -> Result<(), LaunchError> {
     if find_on_path("git").is_none() {
         return Ok(());
@@ -527,6 +528,19 @@ pub fn init_git(directory: &Path) -> Result<(), LaunchError> {
         }
     };
     git(&["init", "--quiet", "--initial-branch=main"])?;
+    // The testkit's own `opencode.json` (written when a server starts) is not the project's: excluded,
+    // so it neither makes the working tree dirty nor ends up in a commit. The exclude file is shared by
+    // every worktree of the repository.
+    let exclude = directory.join(".git").join("info").join("exclude");
+    let mut rules = fs::read_to_string(&exclude).unwrap_or_default();
+    if !rules.is_empty() && !rules.ends_with('\n') {
+        rules.push('\n');
+    }
+    rules.push_str("/opencode.json\n");
+    fs::create_dir_all(exclude.parent().expect("a file in .git/info"))
+        .and_then(|()| fs::write(&exclude, rules))
+        .map_err(io_error(format!("write {}", exclude.display())))?;
+    git(&["add", "--all"])?;
     git(&[
         "commit",
         "--quiet",

@@ -186,7 +186,11 @@ fn pytest_importable(dir: &Path) -> bool {
 pub struct ProjectGate {
     configured: Option<Vec<GateCommand>>,
     timeout: Duration,
+    own_targets: bool,
 }
+
+/// Build-output variables that would make the checks of parallel worktrees share one directory.
+const SHARED_OUTPUT_VARIABLES: [&str; 1] = ["CARGO_TARGET_DIR"];
 
 impl ProjectGate {
     /// The gate of `configured` commands (`None`: detect them), each given `timeout`.
@@ -194,7 +198,19 @@ impl ProjectGate {
         Self {
             configured,
             timeout,
+            own_targets: false,
         }
+    }
+
+    /// For checks that run in parallel worktrees of one repository: each builds in its own directory
+    /// (`CARGO_TARGET_DIR` from the environment is not passed on, so Cargo uses the worktree's `target/`).
+    /// One target directory for several worktrees gives wrong results, not only slow ones: Cargo judges a
+    /// workspace crate's artifacts fresh by the mtimes of its sources, so a worktree can take another's
+    /// build for its own (`docs/benchmarks.md`, "orchestrator: isolation").
+    #[must_use]
+    pub fn own_build_directories(mut self, own: bool) -> Self {
+        self.own_targets = own;
+        self
     }
 
     /// Runs the checks in `dir`.
@@ -208,7 +224,13 @@ impl ProjectGate {
                     .unwrap_or_default()
             }
         };
-        Gate::new(commands).timeout(self.timeout).run(dir).await
+        let mut gate = Gate::new(commands).timeout(self.timeout);
+        if self.own_targets {
+            for variable in SHARED_OUTPUT_VARIABLES {
+                gate = gate.env_remove(variable);
+            }
+        }
+        gate.run(dir).await
     }
 }
 
@@ -232,6 +254,7 @@ pub struct Gate {
     commands: Vec<GateCommand>,
     timeout: Duration,
     env: Vec<(String, String)>,
+    env_removed: Vec<String>,
 }
 
 impl Gate {
@@ -241,6 +264,7 @@ impl Gate {
             commands,
             timeout: DEFAULT_TIMEOUT,
             env: Vec::new(),
+            env_removed: Vec::new(),
         }
     }
 
@@ -255,6 +279,13 @@ impl Gate {
     #[must_use]
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Leaves the environment variable `key` out of every command's environment.
+    #[must_use]
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.env_removed.push(key.into());
         self
     }
 
@@ -285,7 +316,11 @@ impl Gate {
 
     /// Runs `command` in `dir` to its end, its timeout or the end of the future.
     async fn execute(&self, command: &GateCommand, dir: &Path) -> (Outcome, String) {
-        let spawned = Command::new(&command.program)
+        let mut process = Command::new(&command.program);
+        for key in &self.env_removed {
+            process.env_remove(key);
+        }
+        let spawned = process
             .args(&command.args)
             .current_dir(dir)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
@@ -1057,6 +1092,28 @@ mod tests {
             report.commands[0].output
         );
         assert_eq!(report.commands[0].output, "one\n");
+    }
+
+    #[tokio::test]
+    async fn a_removed_variable_does_not_reach_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            std::env::var_os("HOME").is_some(),
+            "the test needs HOME set"
+        );
+        let report = Gate::new(vec![GateCommand::shell("test -z \"${HOME+set}\"")])
+            .env_remove("HOME")
+            .run(dir.path())
+            .await;
+        assert_eq!(report.commands[0].outcome, Outcome::Passed);
+        let kept = Gate::new(vec![GateCommand::shell("test -z \"${HOME+set}\"")])
+            .run(dir.path())
+            .await;
+        assert_ne!(
+            kept.commands[0].outcome,
+            Outcome::Passed,
+            "HOME is inherited otherwise"
+        );
     }
 
     fn report(name: &str, outcome: Outcome, output: &str, duration_ms: u64) -> CommandReport {

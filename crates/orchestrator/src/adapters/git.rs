@@ -37,7 +37,7 @@
 //!   files with git's own messages;
 //! - it cannot stage a working tree with `.gitignore` handling (`git add -A`), nor write a unified diff
 //!   patch, both needed here;
-//! - its current release (0.91) needs Rust 1.95, above the workspace's `rust-version` (1.86), and would add
+//! - its current release (0.91) needs Rust 1.95, above the workspace's `rust-version` (1.88), and would add
 //!   a large dependency tree to a crate built on 2 cores.
 //!
 //! The command line does each of these exactly as the user's own git would, with their configuration,

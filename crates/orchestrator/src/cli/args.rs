@@ -34,6 +34,22 @@ pub(crate) enum Command {
     Install(ProjectArgs),
     /// Removes what `install` added, leaving the rest of the configuration as it was.
     Uninstall(ProjectArgs),
+    /// Removes the git worktrees of finished, stopped or abandoned missions (default: every mission no
+    /// orchestrator is running); their branches stay unless --branches is given.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CleanArgs {
+    /// The mission's id (default: every mission of the project's repository).
+    pub(crate) id: Option<String>,
+    /// Also delete the missions' branches whose commits are all in the current HEAD (the others are kept
+    /// and named).
+    #[arg(long)]
+    pub(crate) branches: bool,
+    /// The project (default: the current directory).
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +141,11 @@ pub(crate) struct RunArgs {
     /// path). Needs a build with the `otel` feature.
     #[arg(long, value_name = "ENDPOINT", value_parser = crate::cli::otlp::endpoint)]
     pub(crate) otlp: Option<url::Url>,
+    /// Run without git isolation: one Worker at a time, in the project itself (for a project that is not
+    /// a git repository). By default each task works in a git worktree of its own and is integrated into
+    /// the branch `orchestrator/<mission>` through a merge queue, leaving the user's tree untouched.
+    #[arg(long)]
+    pub(crate) no_isolation: bool,
 }
 
 /// A cost, in billionths of the currency unit.

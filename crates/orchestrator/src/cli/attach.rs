@@ -15,7 +15,8 @@ use crate::adapters::opencode::{self, ConnectError, Opencode};
 use crate::cli::args::AttachArgs;
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
-    parse_model, project_dir, report_state_error, run_mission, servers, settings, start_logging,
+    isolation, parse_model, project_dir, report_state_error, run_mission, servers, settings,
+    start_logging,
 };
 use crate::cli::signals::Signals;
 use crate::cli::{config, install, summary};
@@ -117,7 +118,8 @@ async fn mission(
     signals: &mut Signals,
 ) -> Result<(Outcome, String), CliError> {
     let text = crate::domain::mission::check_text(text)?;
-    let settings = settings(project, file, &args.run, false)?;
+    let mut settings = settings(project, file, &args.run, false)?;
+    let workspace = isolation(project, args.run.no_isolation, &mut settings, args.run.json).await?;
     let id = format!("m{}", crate::engine::record::now_ms());
     let journal = Arc::new(FileJournal::create(
         &journal::missions_dir(project).join(&id),
@@ -126,11 +128,11 @@ async fn mission(
     let ports = Ports {
         servers: vec![Arc::new(server)],
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
-        workspace: None,
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
+        workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, text)?;

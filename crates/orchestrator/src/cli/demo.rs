@@ -141,12 +141,10 @@ pub fn titles() -> Rule {
         .reply(Reply::text("Mission session"))
 }
 
-/// A `write` tool call for `name` in `project`.
-pub fn write(project: &Path, name: &str, content: &str) -> ToolCall {
-    ToolCall::new(
-        "write",
-        json!({ "filePath": project.join(name).to_string_lossy(), "content": content }),
-    )
+/// A `write` tool call for `name`, relative to the session's directory: the task's worktree when the
+/// mission works in isolation, the project otherwise.
+pub fn write(name: &str, content: &str) -> ToolCall {
+    ToolCall::new("write", json!({ "filePath": name, "content": content }))
 }
 
 /// The rules of a Worker that writes `files` for task `id`, then reports done.
@@ -216,7 +214,7 @@ pub fn approve() -> Rule {
 }
 
 /// The whole demo script, for a scratch project at `project`.
-pub fn script(project: &Path) -> Script {
+pub fn script() -> Script {
     let mut script = Script::new()
         .rule(titles())
         .rule(Rule::when(agent(Role::Commander)).reply(Reply::text(DEMO_BRIEF)));
@@ -227,24 +225,24 @@ pub fn script(project: &Path) -> Script {
         (
             "T1.1",
             vec![
-                write(project, "textkit_slug.py", SLUG),
-                write(project, "test_slug.py", SLUG_TEST),
+                write("textkit_slug.py", SLUG),
+                write("test_slug.py", SLUG_TEST),
             ],
             "Wrote textkit_slug.py (slugify) and test_slug.py.",
         ),
         (
             "T1.2",
             vec![
-                write(project, "textkit_words.py", WORDS),
-                write(project, "test_words.py", WORDS_TEST),
+                write("textkit_words.py", WORDS),
+                write("test_words.py", WORDS_TEST),
             ],
             "Wrote textkit_words.py (word_counts) and test_words.py.",
         ),
         (
             "T1.3",
             vec![
-                write(project, "textkit_report.py", REPORT),
-                write(project, "test_report.py", REPORT_TEST),
+                write("textkit_report.py", REPORT),
+                write("test_report.py", REPORT_TEST),
             ],
             "Wrote textkit_report.py (report) and test_report.py.",
         ),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::adapters::git::GitError;
 use crate::adapters::journal::OpenJournalError;
 use crate::adapters::opencode::{ConnectError, LaunchError};
 use crate::adapters::own_server::{FindError, StartError};
@@ -121,6 +122,13 @@ pub enum CliError {
     /// The mission's journal cannot be created or opened.
     #[error(transparent)]
     Journal(#[from] OpenJournalError),
+    /// The project cannot give each task a git worktree of its own (not a repository, no commit yet, git
+    /// missing or too old).
+    #[error(
+        "{0}\n(or pass --no-isolation: the mission then runs one Worker at a time in the project itself, \
+         without a worktree per task)"
+    )]
+    Isolation(GitError),
     /// The mission cannot be created or resumed.
     #[error(transparent)]
     Mission(#[from] MissionError),
@@ -176,6 +184,7 @@ impl CliError {
             | CliError::NotRunning { .. }
             | CliError::Config(_)
             | CliError::Install(_)
+            | CliError::Isolation(_)
             | CliError::Connect(_)
             | CliError::NoServer { .. }
             | CliError::OtlpUnavailable { .. }

@@ -8,6 +8,7 @@
 
 mod args;
 pub mod attach;
+pub mod clean;
 pub mod config;
 pub mod demo;
 pub mod doctor;
@@ -35,8 +36,8 @@ use crate::cli::args::{
 };
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
-    demo_project, finish, mission_text, open_servers, parse_model, project_dir, run_mission, say,
-    servers, settings, start_logging,
+    demo_project, finish, isolation, journaled_isolation, mission_text, open_servers, parse_model,
+    project_dir, run_mission, say, servers, settings, start_logging,
 };
 use crate::cli::signals::Signals;
 use crate::domain::mission;
@@ -77,6 +78,14 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             print!("{}", install::uninstall(&project)?);
             Ok(Outcome::Done)
         }
+        Command::Clean(args) => {
+            let project = project_dir(args.project.as_deref())?;
+            print!(
+                "{}",
+                clean::clean(&project, args.id.as_deref(), args.branches).await?
+            );
+            Ok(Outcome::Done)
+        }
     }
 }
 
@@ -91,7 +100,14 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
         project_dir(args.server.project.as_deref())?
     };
     let file = config::load(&project)?;
-    let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let mut settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let workspace = isolation(
+        &project,
+        args.run.no_isolation,
+        &mut settings,
+        args.run.json,
+    )
+    .await?;
     let servers = open_servers(
         &args.server,
         file.as_ref(),
@@ -108,11 +124,11 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
-        workspace: None,
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
+        workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = Mission::create(ports, settings, &id, &text)?;
@@ -129,13 +145,35 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let id = mission_id(&project, args.id.as_deref())?;
     let directory = journal::missions_dir(&project).join(&id);
     let file = config::load(&project)?;
-    let settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
+    let mut settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
     // Logging first, so that the recovery below is in the log.
     let _log = start_logging(&project, args.run.otlp.as_ref());
     // The journal first: a mission another orchestrator runs is locked, a damaged one is refused, before
     // anything is started for it.
     let (journal, entries) = FileJournal::open(&directory)?;
     let journal = Arc::new(journal);
+    // A mission keeps the isolation it started with.
+    let no_isolation = match journaled_isolation(&entries) {
+        Some(isolated) => {
+            if isolated == args.run.no_isolation {
+                say(
+                    args.run.json,
+                    &format!(
+                        "Mission {id} started {}: it goes on so (--no-isolation {}).",
+                        if isolated {
+                            "with a git worktree per task"
+                        } else {
+                            "without isolation"
+                        },
+                        if isolated { "ignored" } else { "implied" }
+                    ),
+                );
+            }
+            !isolated
+        }
+        None => args.run.no_isolation,
+    };
+    let workspace = isolation(&project, no_isolation, &mut settings, args.run.json).await?;
     let servers = open_servers(
         &args.server,
         file.as_ref(),
@@ -147,11 +185,11 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
-        gates: Arc::new(ProjectGate::new(
-            settings.gate.commands.clone(),
-            settings.gate.timeout,
-        )),
-        workspace: None,
+        gates: Arc::new(
+            ProjectGate::new(settings.gate.commands.clone(), settings.gate.timeout)
+                .own_build_directories(workspace.is_some()),
+        ),
+        workspace,
         memory: Some(Arc::new(crate::adapters::memory::SystemMemory::default())),
     };
     let mission = match Mission::resume(ports, settings, &entries).await {
@@ -311,7 +349,26 @@ fn status_text(view: &mission::MissionView, running: Option<i32>) -> String {
             if let Some(reason) = summary::reason(task) {
                 let _ = writeln!(text, "         {reason}");
             }
+            if let Some(branch) = task
+                .branches
+                .iter()
+                .find(|branch| branch.starts_with(crate::domain::workspace::TASK_PREFIX))
+            {
+                let _ = writeln!(
+                    text,
+                    "         branch {branch}{}",
+                    task.integrated
+                        .as_ref()
+                        .map_or_else(String::new, |commit| format!(
+                            ", integrated as {}",
+                            commit.get(..12).unwrap_or(commit)
+                        ))
+                );
+            }
         }
+    }
+    for line in summary::isolation(view) {
+        let _ = writeln!(text, "  {line}");
     }
     text
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use opencode_client::ModelRef;
 
+use crate::adapters::git::GitWorkspace;
 use crate::adapters::journal::{self, FileJournal};
 use crate::adapters::opencode::{self, DemoServer, Opencode};
 use crate::adapters::own_server::{self, OwnServer};
@@ -19,8 +20,10 @@ use crate::cli::signals::{self, Signals};
 use crate::cli::{config, demo, logging, summary};
 use crate::domain::gate::GateCommand;
 use crate::domain::mission::{self, StopCause};
+use crate::domain::mission::{Entry, Event, MissionEvent};
 use crate::domain::settings::{MAX_MISSION_BYTES, Settings};
-use crate::engine::ports::Agents;
+use crate::domain::workspace::Head;
+use crate::engine::ports::{Agents, Workspace};
 use crate::engine::{Mission, MissionReport};
 
 pub(crate) fn project_dir(project: Option<&Path>) -> Result<PathBuf, CliError> {
@@ -227,7 +230,7 @@ pub(crate) async fn start_demo(
         json,
         "      starting a real OpenCode server (installed from npm on first use)...",
     );
-    let started = opencode::start_demo(demo::script(project), project).await?;
+    let started = opencode::start_demo(demo::script(), project).await?;
     if let Some(pid) = started.server.pid() {
         signals::own_group(i32::try_from(pid).unwrap_or(i32::MAX));
     }
@@ -353,6 +356,72 @@ pub(crate) fn demo_project(given: Option<&Path>) -> Result<PathBuf, CliError> {
         source: std::io::Error::other(error.to_string()),
     })?;
     Ok(project)
+}
+
+/// The project's git repository, for isolated work (a worktree per task, a merge queue), checked before
+/// anything is started: a directory that is not in a repository, or a repository without a commit, is
+/// refused with what to do. `None` with `--no-isolation`: the mission runs one Worker at a time in the
+/// project itself (`settings.slots` becomes 1).
+pub(crate) async fn isolation(
+    project: &Path,
+    no_isolation: bool,
+    settings: &mut Settings,
+    json: bool,
+) -> Result<Option<Arc<dyn Workspace>>, CliError> {
+    if no_isolation {
+        settings.slots = 1;
+        say(
+            json,
+            "No isolation (--no-isolation): one Worker at a time, editing the project itself.",
+        );
+        return Ok(None);
+    }
+    let git = GitWorkspace::open(project)
+        .await
+        .map_err(CliError::Isolation)?;
+    let checkout = git.inspect().await.map_err(CliError::Isolation)?;
+    if !checkout.changes.is_clean() {
+        say(
+            json,
+            &format!(
+                "The project has uncommitted changes ({} changed, {} untracked): they are not part of the \
+                 mission, which starts from HEAD ({}); your tree is left as it is.",
+                checkout.changes.tracked.len(),
+                checkout.changes.untracked.len(),
+                checkout.commit.short()
+            ),
+        );
+    }
+    if checkout.head == Head::Detached {
+        say(
+            json,
+            &format!(
+                "HEAD is detached at {}: the mission starts there, and its result is offered to the detached \
+                 HEAD at the end.",
+                checkout.commit.short()
+            ),
+        );
+    }
+    Ok(Some(Arc::new(git)))
+}
+
+/// The isolation a resumed mission keeps: the one it started with. `Some(true)` when its journal says it
+/// works in a git worktree per task, `Some(false)` when its work began without, `None` when it stopped
+/// before either (a resume decides as `task` does).
+pub(crate) fn journaled_isolation(entries: &[Entry]) -> Option<bool> {
+    let mut started = false;
+    for entry in entries {
+        match &entry.event {
+            Event::Mission {
+                event: MissionEvent::Isolated { .. },
+            } => return Some(true),
+            Event::Mission {
+                event: MissionEvent::StageStarted { .. },
+            } => started = true,
+            _ => {}
+        }
+    }
+    started.then_some(false)
 }
 
 /// Runs a mission with its progress view, its pid file and the signals going to it; returns its report.

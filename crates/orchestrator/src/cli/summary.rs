@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::domain::mission::{MissionStatus, MissionView, Stage, StopCause};
 use crate::domain::task::{TaskState, TaskStatus};
 use crate::domain::usage::{Budget, Cost, Tokens};
+use crate::domain::workspace::{Delivery, task_branch};
 use crate::engine::MissionReport;
 
 /// The outcome in capitals, as the summary's first line shows it.
@@ -179,7 +180,64 @@ pub fn render(report: &MissionReport) -> String {
     for file in files {
         let _ = writeln!(out, "    {file}");
     }
+    for line in isolation(view) {
+        let _ = writeln!(out, "  {line}");
+    }
     out
+}
+
+/// What isolated work left in git: the integration branch, what became of the user's branch, and every
+/// branch with a Worker's commits that is not integrated (nothing committed is dropped unsaid).
+pub fn isolation(view: &MissionView) -> Vec<String> {
+    let Some(origin) = &view.origin else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "integration: {} (from {} at {})",
+        origin.integration,
+        origin.checkout.head,
+        origin.checkout.commit.short()
+    )];
+    lines.push(match &view.delivery {
+        Some(Delivery::FastForwarded { branch, commit }) => format!(
+            "delivered:   {} fast-forwarded to {}",
+            branch.as_deref().unwrap_or("the detached HEAD"),
+            short(commit)
+        ),
+        Some(Delivery::Kept { reason, command }) => {
+            format!("delivered:   not yet ({reason}); to take the result: {command}")
+        }
+        Some(Delivery::Nothing) => "delivered:   nothing (no task changed the project)".to_string(),
+        None => format!(
+            "delivered:   not yet (the mission did not finish); its work so far is on {}",
+            origin.integration
+        ),
+    });
+    for task in view.tasks_in_order() {
+        // The task's own branch is the one integrated; earlier attempts' are kept beside it.
+        let integrated = task
+            .integrated
+            .as_ref()
+            .map(|_| task_branch(&view.id, task.id()));
+        let kept: Vec<&str> = task
+            .branches
+            .iter()
+            .filter(|branch| Some(*branch) != integrated.as_ref())
+            .map(String::as_str)
+            .collect();
+        if !kept.is_empty() {
+            lines.push(format!(
+                "not integrated: {} has commits on {}",
+                task.id(),
+                kept.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// The `--json` summary: one object with the outcome and each task's.
@@ -207,6 +265,8 @@ pub fn json(report: &MissionReport) -> serde_json::Value {
         "tokens": view.usage.total.tokens(),
         "budgets": view.budgets,
         "files": report.files(),
+        "integration": view.origin.as_ref().map(|origin| &origin.integration),
+        "delivery": view.delivery,
         "sessions": report.session_count(),
         "plan": report.plan_file,
         "wall_ms": u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX),
@@ -234,6 +294,9 @@ pub fn session_message(report: &MissionReport) -> String {
     let files = report.files();
     if !files.is_empty() {
         let _ = writeln!(text, "Files changed: {}", files.join(", "));
+    }
+    for line in isolation(view) {
+        let _ = writeln!(text, "{line}");
     }
     text
 }

@@ -496,10 +496,14 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             if state.tree.is_some() && tree != &state.tree {
                 return Err(illegal());
             }
-            if let Some(tree) = tree
-                && !next.branches.contains(&tree.branch)
-            {
-                next.branches.push(tree.branch.clone());
+            // The branches its attempts worked on: this one's, and an earlier attempt's, kept under another
+            // name when this worktree replaced it.
+            if let Some(tree) = tree {
+                for branch in tree.kept.iter().chain([&tree.branch]) {
+                    if !next.branches.contains(branch) {
+                        next.branches.push(branch.clone());
+                    }
+                }
             }
             next.tree = tree.clone();
             next.status = S::Running { slot: *slot };
@@ -567,8 +571,8 @@ pub fn apply(state: &TaskState, event: &TaskEvent) -> Result<TaskState, Illegal>
             next.merging = None;
         }
         (TaskEvent::IntegrationFailed { findings }, S::Integrating { .. }) => {
+            // The next attempt is counted when it starts (a fresh session, so not a continued one).
             next.status = S::Pending;
-            next.attempts += 1;
             next.findings = Some(findings.clone());
             next.merging = None;
             // The next attempt starts over: a fresh worktree from the new integration head, and a session

@@ -22,9 +22,11 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::agent::FileChange;
 
 /// The prefix of every integration branch: `orchestrator/<mission>`.
 pub const INTEGRATION_PREFIX: &str = "orchestrator/";
@@ -273,6 +275,63 @@ impl BranchDiff {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
+
+    /// The diff as one [`FileChange`] per file, for the Reviewer and the summary, with paths relative to
+    /// `prefix` (the project's directory below the repository's top level; empty when they are the same).
+    /// Files outside the project's directory are left out. A file whose part of the diff is beyond the cut
+    /// (see [`is_truncated`](Self::is_truncated)) has an empty patch; its line counts are still there.
+    pub fn file_changes(&self, prefix: &Path) -> Vec<FileChange> {
+        let patches = split_patches(&self.text);
+        let prefix = prefix.to_string_lossy();
+        let prefix = prefix.trim_end_matches('/');
+        self.files
+            .iter()
+            .filter_map(|file| {
+                let path = if prefix.is_empty() {
+                    file.path.as_str()
+                } else {
+                    file.path.strip_prefix(prefix)?.strip_prefix('/')?
+                };
+                let header = format!(" b/{}", file.path);
+                let patch = patches
+                    .iter()
+                    .find(|patch| {
+                        patch
+                            .lines()
+                            .next()
+                            .is_some_and(|line| line.ends_with(&header))
+                    })
+                    .map_or_else(String::new, |patch| (*patch).to_owned());
+                Some(FileChange {
+                    path: path.to_owned(),
+                    status: match file.status {
+                        FileStatus::Added => "added",
+                        FileStatus::Modified | FileStatus::TypeChanged => "modified",
+                        FileStatus::Deleted => "deleted",
+                        FileStatus::Renamed => "renamed",
+                    }
+                    .to_owned(),
+                    additions: file.additions.unwrap_or(0),
+                    deletions: file.deletions.unwrap_or(0),
+                    patch,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A unified diff cut into one part per file, each starting at its `diff --git` line.
+fn split_patches(text: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = text
+        .match_indices("diff --git ")
+        .map(|(at, _)| at)
+        .filter(|&at| at == 0 || text.as_bytes()[at - 1] == b'\n')
+        .collect();
+    starts.push(text.len());
+    starts
+        .windows(2)
+        .map(|pair| &text[pair[0]..pair[1]])
+        .collect()
 }
 
 /// One region of a conflicted file: the conflict markers with some lines of context around them.
@@ -689,6 +748,45 @@ mod tests {
 
     fn id(digit: char) -> CommitId {
         CommitId::parse(&digit.to_string().repeat(40)).unwrap()
+    }
+
+    #[test]
+    fn a_branch_diff_splits_into_file_changes_below_the_project() {
+        let text = "diff --git a/app/src/a.rs b/app/src/a.rs\nindex 1..2 100644\n--- a/app/src/a.rs\n+++ b/app/src/a.rs\n@@ -1 +1 @@\n-x\n+diff --git y\n\
+                    diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1,2 @@\n a\n+b\n\
+                    diff --git a/app/new.txt b/app/new.txt\nnew file mode 100644\n";
+        let stat = |path: &str, status, additions| FileStat {
+            path: path.to_owned(),
+            old_path: None,
+            status,
+            additions,
+            deletions: Some(1),
+        };
+        let diff = BranchDiff {
+            base: id('a'),
+            head: id('b'),
+            files: vec![
+                stat("README.md", FileStatus::Modified, Some(1)),
+                stat("app/new.txt", FileStatus::Added, None),
+                stat("app/src/a.rs", FileStatus::Modified, Some(1)),
+            ],
+            text: text.to_owned(),
+            total_bytes: text.len() as u64,
+        };
+        let changes = diff.file_changes(Path::new("app"));
+        let paths: Vec<&str> = changes.iter().map(|change| change.path.as_str()).collect();
+        assert_eq!(paths, ["new.txt", "src/a.rs"]);
+        assert_eq!(changes[0].status, "added");
+        assert_eq!(changes[0].additions, 0, "a binary file has no line counts");
+        assert!(changes[1].patch.starts_with("diff --git a/app/src/a.rs"));
+        assert!(
+            changes[1].patch.ends_with("+diff --git y\n"),
+            "a line inside a hunk does not start a file: {:?}",
+            changes[1].patch
+        );
+        let all = diff.file_changes(Path::new(""));
+        assert_eq!(all.len(), 3);
+        assert!(all[0].patch.contains("+b\n") && !all[0].patch.contains("a.rs"));
     }
 
     #[test]

@@ -74,8 +74,27 @@ impl Rig {
         config
     }
 
-    /// Runs a mission to its end.
+    /// Runs a mission to its end, every Worker in the project itself.
     pub async fn run(&self, settings: Settings, text: &str) -> MissionReport {
+        self.run_in(settings, text, None).await
+    }
+
+    /// Runs a mission to its end in isolation: a git worktree per task (below the rig's directory, not
+    /// the user's cache), integrated through the merge queue.
+    pub async fn run_isolated(&self, settings: Settings, text: &str) -> MissionReport {
+        let git = orchestrator::adapters::git::GitWorkspace::open(&self.project)
+            .await
+            .expect("the rig's project is a git repository")
+            .with_worktree_root(self.project.parent().expect("a parent").join("worktrees"));
+        self.run_in(settings, text, Some(Arc::new(git))).await
+    }
+
+    async fn run_in(
+        &self,
+        settings: Settings,
+        text: &str,
+        workspace: Option<Arc<dyn orchestrator::engine::ports::Workspace>>,
+    ) -> MissionReport {
         let opencode = Opencode::new(self.demo.server.client(), &settings.calls);
         let id = format!("m{}", std::process::id());
         let directory = journal::missions_dir(&self.project).join(&id);
@@ -87,7 +106,7 @@ impl Rig {
                 settings.gate.commands.clone(),
                 settings.gate.timeout,
             )),
-            workspace: None,
+            workspace,
             memory: None,
         };
         let mission = Mission::create(ports, settings, &id, text).expect("a valid mission");
@@ -142,7 +161,7 @@ impl Rig {
 }
 
 /// A one-task mission (T1.1 writes one.txt) whose Commander answers with `commander`.
-pub fn one_task(project: &Path, commander: Rule) -> Script {
+pub fn one_task(commander: Rule) -> Script {
     let mut script =
         Script::new()
             .rule(titles())
@@ -150,11 +169,7 @@ pub fn one_task(project: &Path, commander: Rule) -> Script {
             .rule(Rule::when(agent(Role::Planner)).reply(planner_reply(
                 "# Mission: one\n## M1: One\n### T1.1: One\nWrite one.txt.\n",
             )));
-    for rule in worker_rules(
-        "T1.1",
-        vec![write(project, "one.txt", "1\n")],
-        "Wrote one.txt.",
-    ) {
+    for rule in worker_rules("T1.1", vec![write("one.txt", "1\n")], "Wrote one.txt.") {
         script = script.rule(rule);
     }
     script.rule(approve())
@@ -320,7 +335,7 @@ pub const THREE_TASKS: &str = "# Mission: three files\n## M1: Files\n### T1.1: O
 
 /// Three tasks writing one.txt, two.txt and three.txt; `slow` makes that task's first Worker reply arrive
 /// after the delay.
-pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
+pub fn three_tasks(slow: Option<(&str, Duration)>) -> Script {
     let mut script = Script::new()
         .rule(titles())
         .rule(Rule::when(agent(Role::Commander)).reply(Reply::text("Three files.")))
@@ -340,16 +355,13 @@ pub fn three_tasks(project: &Path, slow: Option<(&str, Duration)>) -> Script {
             ]);
             script = script.rule(
                 Rule::when(first)
-                    .reply(
-                        Reply::ToolCalls(vec![write(project, file, &format!("{id}\n"))])
-                            .delayed(delay),
-                    )
+                    .reply(Reply::ToolCalls(vec![write(file, &format!("{id}\n"))]).delayed(delay))
                     .times(1),
             );
         }
         for rule in worker_rules(
             id,
-            vec![write(project, file, &format!("{id}\n"))],
+            vec![write(file, &format!("{id}\n"))],
             &format!("Wrote {file}."),
         ) {
             script = script.rule(rule);
