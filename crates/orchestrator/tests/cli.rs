@@ -38,6 +38,7 @@ fn no_opencode_at_the_url() {
         &url,
         "--project",
         project.path().to_str().unwrap(),
+        "--no-isolation",
         "Do something",
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
@@ -286,7 +287,8 @@ fn no_server_and_no_opencode_on_path() {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
         .args(["task", "--project", project.path().to_str().unwrap()])
-        .args(["--check", "true", "Do something"])
+        // No git on this PATH either: without isolation, the server is the first thing looked for.
+        .args(["--no-isolation", "--check", "true", "Do something"])
         .env("PATH", empty.path())
         .env_remove("OPENCODE_BIN")
         .env_remove("OPENCODE_SERVER_PASSWORD")
@@ -308,7 +310,8 @@ fn no_server_and_no_opencode_on_path() {
     // `$OPENCODE_BIN` naming nothing usable is said so.
     let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
         .args(["task", "--project", project.path().to_str().unwrap()])
-        .args(["--check", "true", "Do something"])
+        // No git on this PATH either: without isolation, the server is the first thing looked for.
+        .args(["--no-isolation", "--check", "true", "Do something"])
         .env("PATH", empty.path())
         .env("OPENCODE_BIN", empty.path().join("missing"))
         .env_remove("OPENCODE_SERVER_PASSWORD")
