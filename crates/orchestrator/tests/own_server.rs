@@ -1,7 +1,7 @@
 //! `task` without `--url`, with nothing answering at the default URL and no server configured: the user's
 //! own `opencode` is started for the mission and stopped when it ends, after a SIGINT too. Here "the
 //! user's" is the testkit's installed OpenCode, first on `PATH` as `opencode`, with the user's configuration
-//! made for the test: the project's `opencode.json` names a scripted model, and the XDG directories are the
+//! made for the test: their global `opencode.json` names a scripted model, and the XDG directories are the
 //! test's own, set in the orchestrator's environment, which it passes through to OpenCode unchanged.
 //! (`ORCH_SKIP_OPENCODE=1` skips these; the case without any `opencode` is in `tests/cli.rs`.)
 
@@ -62,16 +62,19 @@ async fn user_setup(script: impl FnOnce(&Path) -> Script) -> Option<UserSetup> {
     demo::prepare_project(&project).unwrap();
     opencode_client::testkit::init_git(&project).unwrap();
     let model = ScriptedModel::start(script(&project)).await.unwrap();
-    // The user's configuration: the project's opencode.json (nothing in the orchestrator writes it).
-    std::fs::write(
-        project.join("opencode.json"),
-        serde_json::to_vec_pretty(&scripted_config(&model.base_url())).unwrap(),
-    )
-    .unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(&opencode, bin.join("opencode")).unwrap();
     let xdg = dir.path().join("xdg");
+    // The user's configuration, in their global OpenCode directory (nothing in the orchestrator writes it):
+    // it applies in the project and in the mission's worktrees alike.
+    let config = xdg.join("config").join("opencode");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("opencode.json"),
+        serde_json::to_vec_pretty(&scripted_config(&model.base_url())).unwrap(),
+    )
+    .unwrap();
     Some(UserSetup {
         project,
         bin,
