@@ -299,11 +299,8 @@ fn reviewed(requests: &[ModelRequest], id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_in_the_summary_is_what_the_model_reported_also_after_sigkill_and_resume() {
-    let Some(rig) = common::rig_priced(
-        |_| script(Some(("T1.2", Duration::from_secs(8)))),
-        price(),
-    )
-    .await
+    let Some(rig) =
+        common::rig_priced(|_| script(Some(("T1.2", Duration::from_secs(8)))), price()).await
     else {
         return;
     };
@@ -391,11 +388,8 @@ fn crossing(requests: &[ModelRequest], limit: u64) -> Option<usize> {
 async fn max_cost_pauses_within_five_seconds_and_resume_with_a_higher_one_completes() {
     // T1.2's Worker answers 25 s late, so T1.1 is done (it takes about 20 s here) and T1.2's turn runs when
     // the budget is reached: the mission costs about $0.07 in all; $0.04 is reached during T1.2's turn.
-    let Some(rig) = common::rig_priced(
-        |_| script(Some(("T1.2", Duration::from_secs(25)))),
-        price(),
-    )
-    .await
+    let Some(rig) =
+        common::rig_priced(|_| script(Some(("T1.2", Duration::from_secs(25)))), price()).await
     else {
         return;
     };
@@ -654,8 +648,7 @@ fn run_task(rig: &common::Rig, args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_in_the_configuration_file_hold_and_bad_ones_are_refused_before_anything_runs() {
-    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await
-    else {
+    let Some(rig) = common::rig(|_| common::one_task(common::commander())).await else {
         return;
     };
     let config = rig.project.join(".opencode").join("orchestrator.toml");

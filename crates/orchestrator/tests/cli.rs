@@ -2,6 +2,7 @@
 //! nothing is started for it.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -252,4 +253,185 @@ fn install_into_a_read_only_project_writes_nothing() {
             .unwrap()
             .contains("\"model\"")
     );
+}
+
+/// Fails when something listens at the default URL: the cases below are about the one where nothing does
+/// (and would otherwise run their mission on whatever answers there).
+fn assert_nothing_at_the_default_url() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect("127.0.0.1:4096").is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "something listens at 127.0.0.1:4096: this test needs the default URL free"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A directory holding only an executable `opencode` script that prints `version`, for PATH.
+fn fake_opencode_dir(version: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opencode");
+    std::fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn no_server_and_no_opencode_on_path() {
+    assert_nothing_at_the_default_url();
+    let project = tempfile::tempdir().unwrap();
+    // A PATH with no `opencode` in it (nor anything else).
+    let empty = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["task", "--project", project.path().to_str().unwrap()])
+        // No git on this PATH either: without isolation, the server is the first thing looked for.
+        .args(["--no-isolation", "--check", "true", "Do something"])
+        .env("PATH", empty.path())
+        .env_remove("OPENCODE_BIN")
+        .env_remove("OPENCODE_SERVER_PASSWORD")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output).trim(),
+        "orchestrator: no OpenCode server at http://127.0.0.1:4096 and no `opencode` on PATH: \
+         install it (npm i -g opencode-ai) or pass --url"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        !project.path().join(".opencode").exists(),
+        "nothing was written for a mission that never started"
+    );
+
+    // `$OPENCODE_BIN` naming nothing usable is said so.
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["task", "--project", project.path().to_str().unwrap()])
+        // No git on this PATH either: without isolation, the server is the first thing looked for.
+        .args(["--no-isolation", "--check", "true", "Do something"])
+        .env("PATH", empty.path())
+        .env("OPENCODE_BIN", empty.path().join("missing"))
+        .env_remove("OPENCODE_SERVER_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("OPENCODE_BIN names ")
+            && stderr(&output).contains("which is not an executable file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn doctor_says_what_task_does_without_url() {
+    assert_nothing_at_the_default_url();
+    let project = tempfile::tempdir().unwrap();
+    let doctor = |path: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .args(["doctor", "--project", project.path().to_str().unwrap()])
+            .env("PATH", path)
+            .env_remove("OPENCODE_BIN")
+            .env_remove("OPENCODE_SERVER_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let with = fake_opencode_dir("1.18.33");
+    let output = doctor(with.path());
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    let opencode = with.path().join("opencode");
+    assert!(
+        report.contains(&format!(
+            "✓ opencode: OpenCode 1.18.33, the version the orchestrator is tested against ({})",
+            opencode.display()
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "✓ without --url: nothing answers at http://127.0.0.1:4096: `task` starts your opencode ({})",
+            opencode.display()
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("✗ server"), "{report}");
+
+    let without = tempfile::tempdir().unwrap();
+    let output = doctor(without.path());
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("! opencode: `opencode` is not on PATH"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "✗ without --url: no OpenCode server at http://127.0.0.1:4096 and no `opencode` on PATH"
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_bad_otlp_endpoint() {
+    let project = tempfile::tempdir().unwrap();
+    let project_arg = project.path().to_str().unwrap();
+    for (endpoint, why) in [
+        ("localhost:4318", "the scheme must be http or https"),
+        ("not a url", "relative URL without a base"),
+        (
+            "grpc://collector:4317",
+            "the scheme must be http or https, not `grpc`",
+        ),
+    ] {
+        for command in ["task", "resume"] {
+            let mut args = vec![command, "--project", project_arg, "--otlp", endpoint];
+            if command == "task" {
+                args.push("Do something");
+            }
+            let (output, took) = orchestrator(&args);
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+            assert!(
+                message.contains(&format!("`{endpoint}` is not an OTLP endpoint: {why}"))
+                    && message.contains("e.g. http://localhost:4318"),
+                "{args:?}: {message}"
+            );
+            assert!(took < Duration::from_secs(5), "{took:?}");
+        }
+    }
+    assert!(
+        !project.path().join(".opencode").exists(),
+        "nothing was written for a mission that never started"
+    );
+}
+
+/// Without the `otel` feature, `--otlp` is refused before anything runs (with it, `tests/otlp.rs` shows the
+/// export).
+#[cfg(not(feature = "otel"))]
+#[test]
+fn otlp_in_a_build_without_the_feature() {
+    let project = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (output, took) = orchestrator(&[
+        "task",
+        "--url",
+        &url,
+        "--project",
+        project.path().to_str().unwrap(),
+        "--otlp",
+        "http://127.0.0.1:4318",
+        "Do something",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output).trim(),
+        "orchestrator: cannot export traces to http://127.0.0.1:4318/v1/traces: this orchestrator was \
+         built without OTLP export (rebuild it with `--features otel`)"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(!project.path().join(".opencode").exists());
 }

@@ -1,5 +1,5 @@
 //! An OpenCode server, as the engine talks to it: every call through the server's circuit breaker and a
-//! retry with jittered exponential backoff (retrying only what opencode-client's [`Error::is_retryable`]
+//! retry with jittered exponential backoff (retrying only what opencode-client's [`Error::is_retryable`](opencode_client::Error::is_retryable)
 //! says may succeed later), the server's event stream turned into [`Update`]s, and its messages into
 //! [`AgentMessage`]s. Also: connecting to a server at a URL, and starting the demo's scripted model and
 //! OpenCode server.

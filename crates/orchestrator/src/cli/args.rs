@@ -180,6 +180,11 @@ pub(crate) struct RunArgs {
     /// The most turns one task's Workers may take; a task past it fails.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_turns_per_task: Option<u32>,
+    /// Export the mission's traces (mission, stage, task, attempt and turn spans, with ids and usage) over
+    /// OTLP/HTTP to this collector, e.g. http://localhost:4318 (`/v1/traces` is added to a URL without a
+    /// path). Needs a build with the `otel` feature.
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::cli::otlp::endpoint)]
+    pub(crate) otlp: Option<url::Url>,
     /// Run without git isolation: one Worker at a time, in the project itself (for a project that is not
     /// a git repository). By default each task works in a git worktree of its own and is integrated into
     /// the branch `orchestrator/<mission>` through a merge queue, leaving the user's tree untouched.

@@ -20,12 +20,13 @@ use crate::cli::{config, install};
 /// Runs `attach` until a signal, or after one mission with `--once`.
 pub(crate) async fn run(args: AttachArgs) -> Result<Outcome, CliError> {
     parse_model(&args.run)?;
+    crate::cli::check_otlp(&args.run)?;
     let project = project_dir(args.project.as_deref())?;
     let file = config::load(&project)?;
     let given: Vec<String> = args.url.iter().cloned().collect();
     let (urls, password) = servers(&given, file.as_ref(), None);
     let url = urls[0].clone();
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     let client = opencode::connect(&url, password.as_deref(), &project).await?;
     let mut events = client
         .events()

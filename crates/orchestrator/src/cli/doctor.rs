@@ -1,19 +1,23 @@
 //! `orchestrator doctor`: checks what a mission needs before one is started, and says what to do about each
 //! problem: the OpenCode servers (reachable, really OpenCode, the password, the version we test against, a
-//! configured provider), `ripgrep` and `git` on `PATH`, the project being a git work tree, the project's
-//! configuration file, a writable state directory, the `/task` command installed, and the plugin that runs
-//! `/task` in the OpenCode TUI ([`crate::cli::plugin`]): installed as this version writes it, the binary it
-//! will start (run with `--version`), and the OpenCode process that loaded it (a TUI started before the
-//! plugin was written runs without it, or with an older one, until it restarts).
+//! configured provider), `opencode` on `PATH` (its version) and what `task` does without `--url` (use the
+//! configured servers or the one at the default URL, or start the user's `opencode`), `ripgrep` and `git` on
+//! `PATH`, the project being a git work tree, the project's configuration file, a writable state directory,
+//! the `/task` command installed, and the plugin that runs `/task` in the OpenCode TUI
+//! ([`crate::cli::plugin`]): installed as this version writes it, the binary it will start (run with
+//! `--version`), and the OpenCode process that loaded it (a TUI started before the plugin was written runs
+//! without it, or with an older one, until it restarts).
 //!
 //! ```no_run
-//! use orchestrator::cli::doctor::{self, DoctorOptions};
+//! use orchestrator::cli::doctor::{self, DoctorOptions, ServerSource};
 //!
 //! # async fn check() {
 //! let options = DoctorOptions {
 //!     urls: vec!["http://127.0.0.1:4096".to_string()],
 //!     password: std::env::var("OPENCODE_SERVER_PASSWORD").ok(),
 //!     project: ".".into(),
+//!     servers: ServerSource::Default,
+//!     default_url: "http://127.0.0.1:4096".to_string(),
 //! };
 //! let report = doctor::run(&options).await;
 //! print!("{report}");
@@ -37,6 +41,7 @@ use opencode_client::{Client, Error as ClientError};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapters::own_server::{self, FindError};
 use crate::cli::config::{self, JSON_FILE, TOML_FILE};
 use crate::cli::plugin::{self, PLUGIN_PATH};
 
@@ -52,7 +57,28 @@ pub struct DoctorOptions {
     pub password: Option<String>,
     /// The project directory.
     pub project: PathBuf,
+    /// Where `urls` come from.
+    pub servers: ServerSource,
+    /// The URL `task` tries when neither `--url` nor the configuration names a server.
+    pub default_url: String,
 }
+
+/// Where the servers `doctor` checks come from, which says what `task` does without `--url`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerSource {
+    /// `--url`.
+    #[default]
+    Given,
+    /// The configuration's `[servers] urls`.
+    Configured,
+    /// Neither: the default URL, where `task` uses a server if one answers and otherwise starts the
+    /// user's `opencode`.
+    Default,
+}
+
+/// How long `opencode --version` may take: the single large binary takes seconds to start on a busy
+/// machine.
+pub const OPENCODE_VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,9 +215,20 @@ pub async fn run(options: &DoctorOptions) -> DoctorReport {
             "pass --url, or list the servers in `[servers] urls` of .opencode/orchestrator.toml",
         ));
     }
-    for server_checks in join_all(options.urls.iter().map(|url| check_server(url, options))).await {
-        checks.extend(server_checks);
+    // Nothing at the default URL is no failure when `task` can start the user's `opencode` instead: the
+    // "without --url" check says which.
+    let nothing_at_default =
+        options.servers == ServerSource::Default && nothing_answers(&options.default_url).await;
+    if !nothing_at_default {
+        for server_checks in
+            join_all(options.urls.iter().map(|url| check_server(url, options))).await
+        {
+            checks.extend(server_checks);
+        }
     }
+    let opencode = own_server::find();
+    checks.push(check_opencode(&opencode).await);
+    checks.push(check_without_url(options, &opencode).await);
     checks.push(check_ripgrep().await);
     checks.extend(check_git(&options.project).await);
     checks.push(check_config(&options.project));
@@ -230,6 +267,114 @@ async fn check_server(url: &str, options: &DoctorOptions) -> Vec<Check> {
         check_version(format!("version {url}"), &health.version),
         check_providers(format!("providers {url}"), &client).await,
     ]
+}
+
+/// Whether nothing listens at `url` (the connection is refused), as opposed to something answering, well
+/// or not.
+async fn nothing_answers(url: &str) -> bool {
+    let Ok(client) = Client::builder(url)
+        .timeout(CHECK_TIMEOUT)
+        .connect_timeout(CHECK_TIMEOUT)
+        .build()
+    else {
+        return false;
+    };
+    matches!(client.health().await, Err(ClientError::Connect { .. }))
+}
+
+/// The `opencode` that `task` would start: found, and its version.
+async fn check_opencode(found: &Result<PathBuf, FindError>) -> Check {
+    const NAME: &str = "opencode";
+    match found {
+        Ok(path) => match own_server::version(path, OPENCODE_VERSION_TIMEOUT).await {
+            Some(version) => {
+                let mut check = check_version(NAME.to_string(), &version);
+                check.detail = format!("{} ({})", check.detail, path.display());
+                check
+            }
+            None => Check::warn(
+                NAME,
+                format!(
+                    "{} does not run (`opencode --version` failed or took over {OPENCODE_VERSION_TIMEOUT:?})",
+                    path.display()
+                ),
+                "reinstall it: `npm install -g opencode-ai`",
+            ),
+        },
+        Err(FindError::NotOnPath) => Check::warn(
+            NAME,
+            "`opencode` is not on PATH",
+            "install it (`npm install -g opencode-ai`) so that `task` can start one when no server runs",
+        ),
+        Err(error) => Check::warn(
+            NAME,
+            error.to_string(),
+            format!(
+                "point {} at an opencode binary, or unset it to use the one on PATH",
+                own_server::BINARY_VARIABLE
+            ),
+        ),
+    }
+}
+
+/// What `task` does without `--url`: use the configured servers, or the one at the default URL, or start
+/// the user's `opencode`; a failure when it could do none of these and no `--url` was given to `doctor`
+/// either (a warning when one was: the user passes `--url`).
+async fn check_without_url(
+    options: &DoctorOptions,
+    opencode: &Result<PathBuf, FindError>,
+) -> Check {
+    const NAME: &str = "without --url";
+    let url = &options.default_url;
+    if options.servers == ServerSource::Configured {
+        return Check::ok(
+            NAME,
+            format!(
+                "`task` uses the configured servers ({})",
+                options.urls.join(", ")
+            ),
+        );
+    }
+    if !nothing_answers(url).await {
+        let answers = Client::builder(url)
+            .timeout(CHECK_TIMEOUT)
+            .connect_timeout(CHECK_TIMEOUT)
+            .build()
+            .ok();
+        let healthy = match &answers {
+            Some(client) => client.health().await.is_ok_and(|health| health.healthy),
+            None => false,
+        };
+        return if healthy {
+            Check::ok(NAME, format!("`task` uses the OpenCode server at {url}"))
+        } else {
+            Check::warn(
+                NAME,
+                format!("`task` uses the server at {url}, which does not work as OpenCode"),
+                format!("see the check of server {url}, or pass --url"),
+            )
+        };
+    }
+    match opencode {
+        Ok(path) => Check::ok(
+            NAME,
+            format!(
+                "nothing answers at {url}: `task` starts your opencode ({}) in the project for each \
+                 mission and stops it at the end",
+                path.display()
+            ),
+        ),
+        Err(error) => {
+            let detail = format!("no OpenCode server at {url} and {error}: `task` cannot run");
+            let hint = "install opencode (`npm install -g opencode-ai`), start a server \
+                        (`opencode serve --port 4096`), or pass --url";
+            if options.servers == ServerSource::Default {
+                Check::fail(NAME, detail, Some(hint.to_string()))
+            } else {
+                Check::warn(NAME, detail, hint)
+            }
+        }
+    }
 }
 
 /// Why the health check failed, and what to do about it.
@@ -740,6 +885,8 @@ mod tests {
             urls: vec![url.to_string()],
             password: None,
             project: project.to_path_buf(),
+            servers: ServerSource::Given,
+            default_url: url.to_string(),
         }
     }
 
@@ -748,6 +895,140 @@ mod tests {
             "/global/health",
             get(move || async move { axum::Json(json!({"healthy": true, "version": version})) }),
         )
+    }
+
+    /// A local URL nothing listens on.
+    fn closed_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("address"))
+    }
+
+    fn default_options(default_url: &str, project: &Path) -> DoctorOptions {
+        DoctorOptions {
+            urls: vec![default_url.to_string()],
+            password: None,
+            project: project.to_path_buf(),
+            servers: ServerSource::Default,
+            default_url: default_url.to_string(),
+        }
+    }
+
+    /// An executable `opencode` script in `directory` that prints `version`.
+    fn fake_opencode(directory: &Path, version: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = directory.join("opencode");
+        fs::write(&path, format!("#!/bin/sh\necho {version}\n")).expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[tokio::test]
+    async fn nothing_at_the_default_url_and_no_opencode_fails_with_what_to_do() {
+        let project = tempfile::tempdir().expect("tempdir");
+        let url = closed_url();
+        let options = default_options(&url, project.path());
+        let check = check_without_url(&options, &Err(FindError::NotOnPath)).await;
+        assert_eq!(check.status, CheckStatus::Fail, "{check}");
+        assert!(
+            check.detail.contains(&format!(
+                "no OpenCode server at {url} and no `opencode` on PATH"
+            )),
+            "{check}"
+        );
+        assert!(
+            check
+                .hint
+                .as_deref()
+                .is_some_and(|hint| hint.contains("npm install -g opencode-ai")),
+            "{check}"
+        );
+        // With --url given to doctor, the user runs `task --url`: only a warning.
+        let given = DoctorOptions {
+            servers: ServerSource::Given,
+            ..options
+        };
+        let check = check_without_url(&given, &Err(FindError::NotOnPath)).await;
+        assert_eq!(check.status, CheckStatus::Warn, "{check}");
+    }
+
+    #[tokio::test]
+    async fn nothing_at_the_default_url_with_opencode_says_task_starts_it() {
+        let project = tempfile::tempdir().expect("tempdir");
+        let bin = tempfile::tempdir().expect("tempdir");
+        let opencode = fake_opencode(bin.path(), OPENCODE_VERSION);
+        let url = closed_url();
+        let options = default_options(&url, project.path());
+
+        let check = check_without_url(&options, &Ok(opencode.clone())).await;
+        assert_eq!(check.status, CheckStatus::Ok, "{check}");
+        assert!(
+            check
+                .detail
+                .contains(&format!("starts your opencode ({})", opencode.display())),
+            "{check}"
+        );
+
+        // The whole report: no failing server check for the default URL nothing answers at.
+        let report = run(&options).await;
+        assert!(
+            report.check(&format!("server {url}")).is_none(),
+            "nothing at the default URL is not a server failure:\n{report}"
+        );
+        assert!(report.check("without --url").is_some(), "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_server_at_the_default_url_or_configured_servers_are_used() {
+        let project = tempfile::tempdir().expect("tempdir");
+        let url = serve(healthy(OPENCODE_VERSION)).await;
+        let check = check_without_url(
+            &default_options(&url, project.path()),
+            &Err(FindError::NotOnPath),
+        )
+        .await;
+        assert_eq!(check.status, CheckStatus::Ok, "{check}");
+        assert!(
+            check
+                .detail
+                .contains(&format!("uses the OpenCode server at {url}")),
+            "{check}"
+        );
+
+        let configured = DoctorOptions {
+            urls: vec!["http://127.0.0.1:1".to_string()],
+            servers: ServerSource::Configured,
+            default_url: closed_url(),
+            ..default_options(&url, project.path())
+        };
+        let check = check_without_url(&configured, &Err(FindError::NotOnPath)).await;
+        assert_eq!(check.status, CheckStatus::Ok, "{check}");
+        assert!(
+            check
+                .detail
+                .contains("configured servers (http://127.0.0.1:1)"),
+            "{check}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_opencode_check_shows_its_version_and_path() {
+        let bin = tempfile::tempdir().expect("tempdir");
+        let opencode = fake_opencode(bin.path(), OPENCODE_VERSION);
+        let check = check_opencode(&Ok(opencode.clone())).await;
+        assert_eq!(check.status, CheckStatus::Ok, "{check}");
+        assert!(check.detail.contains(OPENCODE_VERSION), "{check}");
+        assert!(
+            check.detail.contains(&opencode.display().to_string()),
+            "{check}"
+        );
+
+        let older = tempfile::tempdir().expect("tempdir");
+        let check = check_opencode(&Ok(fake_opencode(older.path(), "1.0.0"))).await;
+        assert_eq!(check.status, CheckStatus::Warn, "{check}");
+
+        let check = check_opencode(&Err(FindError::NotOnPath)).await;
+        assert_eq!(check.status, CheckStatus::Warn, "{check}");
+        assert!(check.detail.contains("not on PATH"), "{check}");
     }
 
     fn server_check<'a>(report: &'a DoctorReport, url: &str) -> &'a Check {
@@ -1130,10 +1411,14 @@ mod tests {
             urls: Vec::new(),
             password: None,
             project: project.path().to_path_buf(),
+            servers: ServerSource::Given,
+            default_url: closed_url(),
         })
         .await;
         for name in [
             "server",
+            "opencode",
+            "without --url",
             "ripgrep",
             "git",
             "config",

@@ -8,6 +8,7 @@ use crate::adapters::claim::ClaimError;
 use crate::adapters::git::GitError;
 use crate::adapters::journal::OpenJournalError;
 use crate::adapters::opencode::{ConnectError, LaunchError};
+use crate::adapters::own_server::{FindError, StartError};
 use crate::cli::config::ConfigError;
 use crate::cli::install::InstallError;
 use crate::domain::mission::{MissionStatus, MissionTextError, Signal};
@@ -110,6 +111,28 @@ pub enum CliError {
     /// The demo's model or server did not start.
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    /// Nothing answers at the default URL, no server is configured, and there is no `opencode` to start.
+    #[error(
+        "no OpenCode server at {url} and {source}: install it (npm i -g opencode-ai) or pass --url"
+    )]
+    NoServer {
+        /// The default URL.
+        url: String,
+        /// Why no `opencode` can be started.
+        #[source]
+        source: FindError,
+    },
+    /// `--otlp` given to a build without the `otel` feature.
+    #[error(
+        "cannot export traces to {endpoint}: this orchestrator was built without OTLP export (rebuild it with `--features otel`)"
+    )]
+    OtlpUnavailable {
+        /// The endpoint given.
+        endpoint: url::Url,
+    },
+    /// The user's own `opencode serve` did not start (boxed: it carries the server's last lines).
+    #[error("could not start your opencode for this mission")]
+    OwnServer(#[source] Box<StartError>),
     /// The mission's journal cannot be created or opened.
     #[error(transparent)]
     Journal(#[from] OpenJournalError),
@@ -154,6 +177,12 @@ impl From<ConnectError> for CliError {
     }
 }
 
+impl From<StartError> for CliError {
+    fn from(error: StartError) -> Self {
+        CliError::OwnServer(Box::new(error))
+    }
+}
+
 impl CliError {
     /// The exit status: 2 for bad input before anything ran (a mission state that cannot be used
     /// included: it is refused before anything starts), 1 for a mission or a command that could not go on.
@@ -176,7 +205,10 @@ impl CliError {
             | CliError::Config(_)
             | CliError::Install(_)
             | CliError::Isolation(_)
-            | CliError::Connect(_) => 2,
+            | CliError::Connect(_)
+            | CliError::NoServer { .. }
+            | CliError::OtlpUnavailable { .. }
+            | CliError::OwnServer(_) => 2,
         }
     }
 

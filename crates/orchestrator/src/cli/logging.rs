@@ -4,7 +4,7 @@
 //! ```no_run
 //! use std::path::Path;
 //!
-//! let _log = orchestrator::cli::logging::init(Path::new("."))?;
+//! let _log = orchestrator::cli::logging::init(Path::new("."), None)?;
 //! tracing::info!("mission started");
 //! // Dropping the guard flushes the log.
 //! # Ok::<(), orchestrator::cli::logging::LoggingError>(())
@@ -19,15 +19,21 @@
 //! kept and the oldest is deleted. Rotation happens before a write that would pass the limit, never inside
 //! one, so a log line is never split across two files. `tracing-appender` rolls files by time only, hence
 //! [`RotatingFile`].
+//!
+//! Each line names the spans it happened in (`mission{mission.id=…}:stage{stage=work}:task{task.id=T1.1 …}`).
+//! With an OTLP endpoint (`--otlp`, a build with the `otel` feature), the same spans and events, through
+//! the same filter, are also exported ([`crate::cli::otlp`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+use url::Url;
 
 /// The log file's name, in the state directory `.opencode/orchestrator/`.
 pub const LOG_FILE: &str = "orchestrator.log";
@@ -83,7 +89,22 @@ pub enum LoggingError {
         #[source]
         source: tracing_subscriber::util::TryInitError,
     },
+    /// An OTLP endpoint was given to a build without the `otel` feature.
+    #[error(
+        "cannot export traces to {endpoint}: this orchestrator was built without OTLP export (cargo feature `otel`)"
+    )]
+    OtlpUnavailable {
+        /// The endpoint.
+        endpoint: Url,
+    },
+    /// The OTLP export could not be set up.
+    #[cfg(feature = "otel")]
+    #[error(transparent)]
+    Otlp(#[from] crate::cli::otlp::OtlpError),
 }
+
+/// The layer that exports spans, boxed so that the subscriber has one type with the feature or without.
+type ExportLayer = Option<Box<dyn Layer<Registry> + Send + Sync>>;
 
 /// The path of the log: `<project>/.opencode/orchestrator/orchestrator.log`.
 pub fn log_path(project: &Path) -> PathBuf {
@@ -91,14 +112,18 @@ pub fn log_path(project: &Path) -> PathBuf {
 }
 
 /// Sends this process's `tracing` events to the project's log (creating its directory), filtered by
-/// `ORCHESTRATOR_LOG` or [`DEFAULT_FILTER`]. Keep the guard until the process ends: dropping it flushes the log.
+/// `ORCHESTRATOR_LOG` or [`DEFAULT_FILTER`], and its spans to `otlp` when given (a traces URL from
+/// [`otlp::endpoint`](crate::cli::otlp::endpoint)). Keep the guard until the process ends: dropping it
+/// flushes the log and sends the spans not sent yet.
 ///
 /// # Errors
 ///
 /// [`LoggingError::CreateDirectory`] or [`LoggingError::Open`] when the log cannot be written,
-/// [`LoggingError::Filter`] for an invalid `ORCHESTRATOR_LOG`, and [`LoggingError::AlreadyInitialized`] when
-/// called a second time in a process (nothing changes then: the first log stays in use).
-pub fn init(project: &Path) -> Result<LogGuard, LoggingError> {
+/// [`LoggingError::Filter`] for an invalid `ORCHESTRATOR_LOG`, [`LoggingError::OtlpUnavailable`] for an
+/// endpoint without the `otel` feature (`LoggingError::Otlp` with it, when the exporter cannot be built),
+/// and [`LoggingError::AlreadyInitialized`] when called a second time in a process (nothing changes then:
+/// the first log stays in use).
+pub fn init(project: &Path, otlp: Option<&Url>) -> Result<LogGuard, LoggingError> {
     let path = log_path(project);
     // The state directory with its `.gitignore`: the log stays out of git.
     crate::adapters::journal::ensure_state_dir(project).map_err(|source| {
@@ -110,10 +135,31 @@ pub fn init(project: &Path) -> Result<LogGuard, LoggingError> {
     let filter = filter_from(std::env::var(FILTER_VARIABLE).ok().as_deref())?;
     let file = RotatingFile::open(&path, DEFAULT_MAX_BYTES, DEFAULT_KEEP)
         .map_err(|source| LoggingError::Open { path, source })?;
-    subscriber(file.clone(), filter)
+    #[cfg(feature = "otel")]
+    let (exporter, export): (_, ExportLayer) = match otlp {
+        None => (None, None),
+        Some(endpoint) => {
+            let (exporter, layer) = crate::cli::otlp::Exporter::start(endpoint)?;
+            (Some(exporter), Some(layer))
+        }
+    };
+    #[cfg(not(feature = "otel"))]
+    let export: ExportLayer = match otlp {
+        None => None,
+        Some(endpoint) => {
+            return Err(LoggingError::OtlpUnavailable {
+                endpoint: endpoint.clone(),
+            });
+        }
+    };
+    subscriber(file.clone(), filter, export)
         .try_init()
         .map_err(|source| LoggingError::AlreadyInitialized { source })?;
-    Ok(LogGuard { file })
+    Ok(LogGuard {
+        file,
+        #[cfg(feature = "otel")]
+        _exporter: exporter,
+    })
 }
 
 /// The filter for a value of `ORCHESTRATOR_LOG`: [`DEFAULT_FILTER`] when unset or blank.
@@ -128,14 +174,23 @@ fn filter_from(value: Option<&str>) -> Result<EnvFilter, LoggingError> {
     })
 }
 
-/// The subscriber `init` installs: plain text (no colours: it goes to a file) with timestamps and targets.
-fn subscriber(file: RotatingFile, filter: EnvFilter) -> impl tracing::Subscriber + Send + Sync {
-    tracing_subscriber::fmt()
-        .with_writer(file)
-        .with_ansi(false)
-        .with_target(true)
-        .with_env_filter(filter)
-        .finish()
+/// The subscriber `init` installs: plain text (no colours: it goes to a file) with timestamps and targets,
+/// and the export's layer when there is one. `filter` is global: what it leaves out is neither logged nor
+/// exported (nor are the HTTP client's own spans, which the export would otherwise send too).
+fn subscriber(
+    file: RotatingFile,
+    filter: EnvFilter,
+    export: ExportLayer,
+) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::registry()
+        .with(export)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(file)
+                .with_ansi(false)
+                .with_target(true),
+        )
+        .with(filter)
 }
 
 /// Keeps the log open; flushes it when dropped.
@@ -143,6 +198,9 @@ fn subscriber(file: RotatingFile, filter: EnvFilter) -> impl tracing::Subscriber
 #[must_use = "dropping the guard right away flushes the log too early"]
 pub struct LogGuard {
     file: RotatingFile,
+    /// Sends the spans not sent yet when dropped.
+    #[cfg(feature = "otel")]
+    _exporter: Option<crate::cli::otlp::Exporter>,
 }
 
 impl LogGuard {
@@ -392,7 +450,7 @@ mod tests {
         let path = dir.path().join(LOG_FILE);
         let file = RotatingFile::open(&path, DEFAULT_MAX_BYTES, DEFAULT_KEEP).expect("open");
         let filter = filter_from(None).expect("the default filter parses");
-        tracing::subscriber::with_default(subscriber(file, filter), || {
+        tracing::subscriber::with_default(subscriber(file, filter, None), || {
             tracing::info!(task = "T1.1", "task started");
             tracing::debug!("not at the default level");
         });
@@ -432,7 +490,7 @@ mod tests {
             String::from_utf8_lossy(&output.stdout).into_owned()
         };
         git(&["init", "-q"]);
-        let first = init(project.path());
+        let first = init(project.path(), None);
         assert!(
             project
                 .path()
@@ -451,7 +509,7 @@ mod tests {
         if let Ok(guard) = &first {
             assert_eq!(guard.path(), log_path(project.path()));
         }
-        let second = init(project.path());
+        let second = init(project.path(), None);
         assert!(
             matches!(second, Err(LoggingError::AlreadyInitialized { .. })),
             "{second:?}"

@@ -4,9 +4,9 @@
 //! TUI (a plugin runs each one: [`plugin`]), `attach` serves `/task` for a server without the plugin,
 //! `clean` removes what finished missions left in git, `doctor` checks the setup.
 //!
-//! The command line reads the configuration files and its options into one [`Settings`], wires the adapters
-//! into the engine's ports, shows progress, handles signals, and is the only place that maps an outcome or
-//! an error to an exit status ([`error`]).
+//! The command line reads the configuration files and its options into one [`Settings`](crate::domain::settings::Settings), wires the adapters
+//! into the engine's ports (starting the user's own `opencode` when no server runs), shows progress, handles
+//! signals, and is the only place that maps an outcome or an error to an exit status ([`error`]).
 
 mod args;
 pub mod attach;
@@ -18,6 +18,7 @@ pub mod error;
 pub mod install;
 pub mod logging;
 mod memory;
+pub mod otlp;
 pub mod plugin;
 pub mod progress;
 mod run;
@@ -35,11 +36,13 @@ use clap::Parser as _;
 
 use crate::adapters::gate::ProjectGate;
 use crate::adapters::journal::{self, FileJournal};
-use crate::cli::args::{Cli, Command, DoctorArgs, ResumeArgs, StatusArgs, StopArgs, TaskArgs};
+use crate::cli::args::{
+    Cli, Command, DoctorArgs, ResumeArgs, RunArgs, StatusArgs, StopArgs, TaskArgs,
+};
 use crate::cli::error::{CliError, Outcome, with_causes};
 use crate::cli::run::{
-    connect, demo_project, finish, isolation, journaled_isolation, mission_text, parse_model,
-    project_dir, run_mission, say, servers, settings, start_demo, start_logging,
+    connect, demo_project, finish, isolation, journaled_isolation, mission_text, open_servers,
+    parse_model, project_dir, run_mission, say, servers, settings, start_logging,
 };
 use crate::cli::signals::Signals;
 use crate::domain::mission;
@@ -113,6 +116,7 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
     // The mission and the options are checked before anything is started for them.
     let text = mission_text(&args)?;
     parse_model(&args.run)?;
+    check_otlp(&args.run)?;
     let project = if args.server.demo {
         demo_project(args.server.project.as_deref())?
     } else {
@@ -127,18 +131,16 @@ async fn task(args: TaskArgs) -> Result<Outcome, CliError> {
         args.run.json,
     )
     .await?;
-    let servers = if args.server.demo {
-        start_demo(&project, &settings, args.run.json).await?
-    } else {
-        let (urls, password) = servers(
-            &args.server.urls,
-            file.as_ref(),
-            args.server.password_env.as_deref(),
-        );
-        connect(&urls, password.as_deref(), &project, &settings).await?
-    };
+    let servers = open_servers(
+        &args.server,
+        file.as_ref(),
+        &project,
+        &settings,
+        args.run.json,
+    )
+    .await?;
     // Logging starts once the servers answer: a mission refused before that leaves nothing behind.
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     let id = format!("m{}", crate::engine::record::now_ms());
     let directory = journal::missions_dir(&project).join(&id);
     let journal = Arc::new(FileJournal::create(&directory)?);
@@ -191,7 +193,7 @@ async fn task_for_session(args: TaskArgs, session: String) -> Result<Outcome, Cl
             }
         }
     }
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     let result = async {
         let text = match (&args.mission, &args.file) {
             (Some(arguments), _) => {
@@ -232,13 +234,14 @@ async fn task_for_session(args: TaskArgs, session: String) -> Result<Outcome, Cl
 
 async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     parse_model(&args.run)?;
+    check_otlp(&args.run)?;
     let project = project_dir(args.server.project.as_deref())?;
     let id = mission_id(&project, args.id.as_deref())?;
     let directory = journal::missions_dir(&project).join(&id);
     let file = config::load(&project)?;
     let mut settings = settings(&project, file.as_ref(), &args.run, args.server.demo)?;
     // Logging first, so that the recovery below is in the log.
-    let _log = start_logging(&project);
+    let _log = start_logging(&project, args.run.otlp.as_ref());
     // The journal first: a mission another orchestrator runs is locked, a damaged one is refused, before
     // anything is started for it.
     let (journal, entries) = FileJournal::open(&directory)?;
@@ -265,16 +268,14 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
         None => args.run.no_isolation,
     };
     let workspace = isolation(&project, no_isolation, &mut settings, args.run.json).await?;
-    let servers = if args.server.demo {
-        start_demo(&project, &settings, args.run.json).await?
-    } else {
-        let (urls, password) = servers(
-            &args.server.urls,
-            file.as_ref(),
-            args.server.password_env.as_deref(),
-        );
-        connect(&urls, password.as_deref(), &project, &settings).await?
-    };
+    let servers = open_servers(
+        &args.server,
+        file.as_ref(),
+        &project,
+        &settings,
+        args.run.json,
+    )
+    .await?;
     let ports = Ports {
         servers: servers.agents(),
         journal: journal.clone(),
@@ -310,6 +311,16 @@ async fn resume(args: ResumeArgs) -> Result<Outcome, CliError> {
     let report = run_mission(mission, &journal, args.run.json, &mut signals).await?;
     finish(&report, servers, args.run.json);
     Ok(Outcome::of(&report.view.status))
+}
+
+/// `--otlp` in a build that cannot export: refused before anything runs.
+pub(crate) fn check_otlp(run: &RunArgs) -> Result<(), CliError> {
+    match &run.otlp {
+        Some(endpoint) if !otlp::ENABLED => Err(CliError::OtlpUnavailable {
+            endpoint: endpoint.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The given mission id, checked, or the project's latest.
@@ -514,10 +525,19 @@ async fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
     // An invalid configuration is one of the findings, not a reason to stop checking.
     let file = config::load(&project).ok().flatten();
     let (urls, password) = servers(&args.urls, file.as_ref(), None);
+    let source = if !args.urls.is_empty() {
+        doctor::ServerSource::Given
+    } else if file.as_ref().is_some_and(|file| !file.urls().is_empty()) {
+        doctor::ServerSource::Configured
+    } else {
+        doctor::ServerSource::Default
+    };
     let report = doctor::run(&doctor::DoctorOptions {
         urls,
         password,
         project,
+        servers: source,
+        default_url: run::DEFAULT_URL.to_string(),
     })
     .await;
     print!("{report}");

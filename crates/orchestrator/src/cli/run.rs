@@ -12,7 +12,8 @@ use opencode_client::ModelRef;
 use crate::adapters::git::GitWorkspace;
 use crate::adapters::journal::{self, FileJournal};
 use crate::adapters::opencode::{self, DemoServer, Opencode};
-use crate::cli::args::{RunArgs, TaskArgs};
+use crate::adapters::own_server::{self, OwnServer};
+use crate::cli::args::{RunArgs, ServerArgs, TaskArgs};
 use crate::cli::error::{CliError, with_causes};
 use crate::cli::progress::{Format, Progress};
 use crate::cli::signals::{self, Signals};
@@ -154,11 +155,20 @@ pub(crate) fn mission_text(args: &TaskArgs) -> Result<String, CliError> {
 
 /// Starts logging to the project's `.opencode/orchestrator/orchestrator.log`, once for the process; a
 /// failure is reported and the command goes on without a log.
-pub(crate) fn start_logging(project: &Path) -> Option<logging::LogGuard> {
-    match logging::init(project) {
-        Ok(guard) => Some(guard),
+pub(crate) fn start_logging(project: &Path, otlp: Option<&url::Url>) -> Option<logging::LogGuard> {
+    match logging::init(project, otlp) {
+        Ok(guard) => {
+            if let Some(endpoint) = otlp {
+                eprintln!("orchestrator: exporting traces to {endpoint}");
+            }
+            Some(guard)
+        }
         Err(error) => {
-            eprintln!("orchestrator: no log file: {}", with_causes(&error));
+            eprintln!(
+                "orchestrator: no log file{}: {}",
+                if otlp.is_some() { " and no traces" } else { "" },
+                with_causes(&error)
+            );
             None
         }
     }
@@ -173,10 +183,31 @@ pub(crate) fn say(json: bool, text: &str) {
     }
 }
 
-/// The servers of a mission, connected: the demo's, or each URL's.
+/// The servers of a mission, connected: the demo's, each URL's, or the user's own opencode started for it.
 pub(crate) struct Servers {
     pub(crate) servers: Vec<Opencode>,
     pub(crate) demo: Option<DemoServer>,
+    pub(crate) own: Option<Owned>,
+}
+
+/// The user's own `opencode serve`, started for this command: stopped (and forgotten by the hard exit's
+/// list) when dropped, whichever way the command ends.
+pub(crate) struct Owned(OwnServer);
+
+impl Owned {
+    pub(crate) fn url(&self) -> &str {
+        self.0.url()
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let pid = self.0.pid();
+        self.0.stop();
+        if let Some(pid) = pid {
+            signals::disown_group(i32::try_from(pid).unwrap_or(i32::MAX));
+        }
+    }
 }
 
 impl Servers {
@@ -220,6 +251,7 @@ pub(crate) async fn start_demo(
     Ok(Servers {
         servers: vec![Opencode::new(client, &settings.calls)],
         demo: Some(started),
+        own: None,
     })
 }
 
@@ -238,6 +270,68 @@ pub(crate) async fn connect(
     Ok(Servers {
         servers,
         demo: None,
+        own: None,
+    })
+}
+
+/// The servers of a mission: the demo's; the ones given with `--url` or configured; else the one at the
+/// default URL; else, when nothing answers there, the user's own `opencode` started for the mission.
+pub(crate) async fn open_servers(
+    args: &ServerArgs,
+    file: Option<&config::Config>,
+    project: &Path,
+    settings: &Settings,
+    json: bool,
+) -> Result<Servers, CliError> {
+    if args.demo {
+        return start_demo(project, settings, json).await;
+    }
+    let (urls, password) = servers(&args.urls, file, args.password_env.as_deref());
+    let configured = !args.urls.is_empty() || file.is_some_and(|file| !file.urls().is_empty());
+    if configured {
+        return connect(&urls, password.as_deref(), project, settings).await;
+    }
+    match opencode::connect(DEFAULT_URL, password.as_deref(), project).await {
+        Ok(client) => Ok(Servers {
+            servers: vec![Opencode::new(client, &settings.calls)],
+            demo: None,
+            own: None,
+        }),
+        Err(opencode::ConnectError::Unreachable {
+            source: opencode_client::Error::Connect { .. },
+            ..
+        }) => start_own(password, project, settings).await,
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Starts the user's `opencode serve` in `project` (with `password`, or a fresh one) and connects to it.
+async fn start_own(
+    password: Option<String>,
+    project: &Path,
+    settings: &Settings,
+) -> Result<Servers, CliError> {
+    let binary = own_server::find().map_err(|source| CliError::NoServer {
+        url: DEFAULT_URL.to_string(),
+        source,
+    })?;
+    let password = password.unwrap_or_else(own_server::new_password);
+    let server = OwnServer::start(&binary, project, &password).await?;
+    if let Some(pid) = server.pid() {
+        signals::own_group(i32::try_from(pid).unwrap_or(i32::MAX));
+    }
+    let own = Owned(server);
+    eprintln!(
+        "orchestrator: started your opencode ({}, version {}) at {} for this mission",
+        own.0.binary().display(),
+        own.0.version(),
+        own.url()
+    );
+    let client = opencode::connect(own.url(), Some(own.0.password()), project).await?;
+    Ok(Servers {
+        servers: vec![Opencode::new(client, &settings.calls)],
+        demo: None,
+        own: Some(own),
     })
 }
 
@@ -402,5 +496,10 @@ pub(crate) fn finish(report: &MissionReport, servers: Servers, json: bool) {
         if let Some(pid) = pid {
             signals::disown_group(i32::try_from(pid).unwrap_or(i32::MAX));
         }
+    }
+    if let Some(own) = servers.own {
+        let url = own.url().to_string();
+        drop(own);
+        eprintln!("orchestrator: stopped your opencode at {url}");
     }
 }

@@ -1,9 +1,11 @@
 //! Ctrl-C and SIGTERM: the first one stops the mission through its [`StopHandle`] (its turns end, its
 //! sessions are aborted, its state is recorded) and the command returns as usual, stopping what it
 //! started; if that takes longer than [`HARD_DEADLINE`], or a second signal comes, the processes the command
-//! started are killed and it exits at once.
+//! started are killed and it exits at once. A panic kills them too (a panic hook, installed with the first
+//! [`own_group`]): unwinding may not reach the code that stops them, and after a panic the orchestrator's
+//! state cannot be trusted to.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -14,12 +16,20 @@ use crate::engine::StopHandle;
 /// How long a stopping mission may take before the process exits anyway.
 pub const HARD_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Process groups the command started (the demo's OpenCode server): killed on a hard exit, which skips
-/// the code that would stop them otherwise.
+/// Process groups the command started (the demo's OpenCode server, the user's own one): killed on a hard
+/// exit or a panic, which skip the code that would stop them otherwise.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Registers a process group to kill on a hard exit.
+/// Registers a process group to kill on a hard exit or a panic.
 pub fn own_group(pgid: i32) {
+    static PANIC_HOOK: Once = Once::new();
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            kill_groups();
+        }));
+    });
     GROUPS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -34,8 +44,8 @@ pub fn disown_group(pgid: i32) {
         .retain(|group| *group != pgid);
 }
 
-/// Kills the registered process groups and exits with `code`.
-fn hard_exit(code: i32) -> ! {
+/// Kills the registered process groups (SIGKILL) and forgets them.
+fn kill_groups() {
     for group in GROUPS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -46,6 +56,11 @@ fn hard_exit(code: i32) -> ! {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// Kills the registered process groups and exits with `code`.
+fn hard_exit(code: i32) -> ! {
+    kill_groups();
     std::process::exit(code);
 }
 

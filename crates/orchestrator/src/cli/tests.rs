@@ -30,6 +30,7 @@ fn run_args() -> RunArgs {
         max_tokens: None,
         max_time: None,
         max_turns_per_task: None,
+        otlp: None,
         no_isolation: false,
     }
 }

@@ -213,6 +213,21 @@ impl fmt::Display for TurnEnd {
     }
 }
 
+impl TurnEnd {
+    /// Why the turn ended, as one word for logs and traces: `answered`, `cut_off` (an answer that stopped
+    /// at the model's output limit), `model_failed`, `aborted`, `stalled` or `timed_out`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TurnEnd::Answered { cut_off: false, .. } => "answered",
+            TurnEnd::Answered { cut_off: true, .. } => "cut_off",
+            TurnEnd::ModelFailed { .. } => "model_failed",
+            TurnEnd::Aborted => "aborted",
+            TurnEnd::Stalled => "stalled",
+            TurnEnd::TimedOut => "timed_out",
+        }
+    }
+}
+
 /// A turn that ended: how, and what it used (its answers' and its sub-agents').
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {

@@ -5,6 +5,12 @@
 //! turn in flight, aborts the sessions this run started (their sub-agents' first), records which tasks were
 //! interrupted, and returns a report whose status says why. `resume` replays the journal and takes the
 //! interrupted tasks up again, continuing their Worker sessions.
+//!
+//! Traces: a `mission` span (its id; at the end its status, tokens and cost) holds a `stage` span per
+//! stage; the work stage's holds a `task` span per run of a task (its id and the mission's, its slot; at the
+//! end its status and what it used), which holds an `attempt` span per Worker attempt (a fresh session, or
+//! a review asking for changes), which holds its `turn` spans (role, session, server; at the end the
+//! finish reason, tokens, cost and time). Each turn and the mission end with an `info` line saying so.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use circuit::AdaptiveLimit;
 use tokio::sync::watch;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::domain::agent::{AgentError, AgentErrorKind, Turn, TurnEnd};
 use crate::domain::mission::{
@@ -511,8 +519,53 @@ impl Mission {
         self.core.recorder.subscribe()
     }
 
-    /// Runs the mission to its end (or its stop) and reports it.
+    /// Runs the mission to its end (or its stop) and reports it, in a `mission` span that ends with its
+    /// status and usage, and a line that says so.
     pub async fn run(self) -> MissionReport {
+        let id = self.core.recorder.read(|view| view.id.clone());
+        let span = tracing::info_span!(
+            "mission",
+            mission.id = %id,
+            status = Empty,
+            tasks = Empty,
+            tasks.done = Empty,
+            tokens = Empty,
+            cost = Empty,
+            took_ms = Empty,
+        );
+        let report = self.run_stages().instrument(span.clone()).await;
+        let view = &report.view;
+        let done = count(
+            view.tasks
+                .values()
+                .filter(|task| task.status == TaskStatus::Done)
+                .count(),
+        );
+        let tasks = count(view.tasks.len());
+        let took_ms = millis(report.wall);
+        let status = view.status.to_string();
+        span.record("status", status.as_str());
+        span.record("tasks", tasks);
+        span.record("tasks.done", done);
+        span.record("tokens", int(view.usage.total.tokens()));
+        span.record("cost", view.usage.total.cost());
+        span.record("took_ms", took_ms);
+        span.in_scope(|| {
+            tracing::info!(
+                mission.id = %id,
+                status,
+                tasks,
+                tasks.done = done,
+                tokens = int(view.usage.total.tokens()),
+                cost = view.usage.total.cost(),
+                took_ms,
+                "mission ended"
+            );
+        });
+        report
+    }
+
+    async fn run_stages(self) -> MissionReport {
         let started = Instant::now();
         let core = &self.core;
         let mut sources = (0, 0, 0);
@@ -649,6 +702,15 @@ impl Core {
     }
 
     async fn stage<T>(
+        &self,
+        stage: Stage,
+        work: impl Future<Output = Result<T, Stop>>,
+    ) -> Result<T, Stop> {
+        let span = tracing::info_span!("stage", stage = stage.name());
+        self.stage_inner(stage, work).instrument(span).await
+    }
+
+    async fn stage_inner<T>(
         &self,
         stage: Stage,
         work: impl Future<Output = Result<T, Stop>>,
@@ -1197,14 +1259,36 @@ impl Core {
                 }
             })
         });
+        // The slots run on tasks of their own: each task's span is made a child of the work stage's here.
+        let stage = tracing::Span::current();
+        let mission = core.recorder.read(|view| view.id.clone());
         let runner = {
             let core = Arc::clone(core);
             let queue = Arc::clone(&queue);
             move |slot: usize, id: String, _source| {
                 let core = Arc::clone(&core);
                 let queue = Arc::clone(&queue);
+                let span = tracing::info_span!(
+                    parent: &stage,
+                    "task",
+                    task.id = %id,
+                    mission.id = %mission,
+                    slot = count(slot),
+                    status = Empty,
+                    tokens = Empty,
+                    cost = Empty,
+                );
                 async move {
-                    let load = core.run_task(slot, &id).await;
+                    let load = core.run_task(slot, &id).instrument(span.clone()).await;
+                    if let Some((status, usage)) = core.recorder.read(|view| {
+                        view.tasks
+                            .get(&id)
+                            .map(|task| (task.status.to_string(), task.usage))
+                    }) {
+                        span.record("status", status.as_str());
+                        span.record("tokens", int(usage.tokens()));
+                        span.record("cost", usage.cost());
+                    }
                     core.release_ready(&queue);
                     load
                 }
@@ -1441,9 +1525,16 @@ impl Core {
         let mut last_failure: Option<(String, Option<String>)> = None;
         let mut stagnant_gate = false;
         loop {
+            let attempt = tracing::info_span!(
+                "attempt",
+                task.id = id,
+                attempt = i64::from(self.recorder.read(|view| view.tasks[id].attempts)),
+                session = %session,
+            );
             let worktree = tree.as_ref().map(|tree| (tree, &mut head));
             let (report, context) = match self
                 .worker_turns(server, id, &session, start, worktree)
+                .instrument(attempt.clone())
                 .await?
             {
                 Work::Done { report, context } => (report, context),
@@ -1519,7 +1610,7 @@ impl Core {
                 report: &report,
                 changes: &changes,
             };
-            let gate = self.gates.run(&directory).await;
+            let gate = self.gates.run(&directory).instrument(attempt.clone()).await;
             let reviewer = server
                 .sessions
                 .lease(
@@ -1534,7 +1625,11 @@ impl Core {
                 text: review::message(&input, &gate),
                 schema: None,
             };
-            let review = match self.turn(server, ask, Some(id)).await? {
+            let review = match self
+                .turn(server, ask, Some(id))
+                .instrument(attempt.clone())
+                .await?
+            {
                 TurnEnd::Answered { text, .. } => review::judge(&text, gate, reviewer),
                 end => {
                     self.record_task(
@@ -1563,7 +1658,7 @@ impl Core {
                         reviewer: Some(review.reviewer),
                     },
                 )?;
-                return self.integrate(id).await;
+                return self.integrate(id).instrument(attempt).await;
             }
             let attempts = self.recorder.read(|view| view.tasks[id].attempts);
             let mut findings = review.findings.clone();
@@ -1670,7 +1765,14 @@ impl Core {
             server: server.url().to_string(),
             task: task.map(str::to_string),
         }))?;
-        let turn = self.turns.run(&self.settings, &server.monitor, ask).await?;
+        let span = turn_span(role, &session, server.url(), task);
+        let started = Instant::now();
+        let turn = self
+            .turns
+            .run(&self.settings, &server.monitor, ask)
+            .instrument(span.clone())
+            .await;
+        let turn = turn_ended(&span, turn, started.elapsed())?;
         self.used(server, role, &session, task, &turn)?;
         Ok(turn)
     }
@@ -2021,7 +2123,14 @@ impl Core {
             }
             let turn = match next.take().expect("each turn sets the next") {
                 Start::Adopt => {
-                    let turn = server.monitor.adopt(session, true).await?;
+                    let span = turn_span(Role::Worker, session, server.url(), Some(id));
+                    let started = Instant::now();
+                    let turn = server
+                        .monitor
+                        .adopt(session, true)
+                        .instrument(span.clone())
+                        .await;
+                    let turn = turn_ended(&span, turn, started.elapsed())?;
                     self.used(server, Role::Worker, session, Some(id), &turn)?;
                     turn
                 }
@@ -2138,6 +2247,83 @@ impl Core {
             next = Some(Start::Prompt(prompts::diagnostic_message(id, &signal)));
         }
     }
+}
+
+/// The span of one turn: who, where, for which task; what it used and how it ended are recorded by
+/// [`turn_ended`].
+fn turn_span(role: Role, session: &str, server: &str, task: Option<&str>) -> tracing::Span {
+    tracing::info_span!(
+        "turn",
+        role = role.name(),
+        session,
+        server,
+        task.id = task,
+        finish = Empty,
+        tokens = Empty,
+        tokens.input = Empty,
+        tokens.output = Empty,
+        tokens.reasoning = Empty,
+        tokens.cache_read = Empty,
+        tokens.cache_write = Empty,
+        cost = Empty,
+        took_ms = Empty,
+    )
+}
+
+/// Records how a turn ended and what it used on its span, and logs a line that says so.
+fn turn_ended(
+    span: &tracing::Span,
+    turn: Result<Turn, AgentError>,
+    took: Duration,
+) -> Result<Turn, AgentError> {
+    let took_ms = millis(took);
+    span.record("took_ms", took_ms);
+    let turn = match turn {
+        Ok(turn) => turn,
+        Err(error) => {
+            span.record("finish", "error");
+            span.in_scope(|| tracing::warn!(%error, took_ms, "turn failed"));
+            return Err(error);
+        }
+    };
+    let usage = turn.usage();
+    let finish = turn.end.reason();
+    span.record("finish", finish);
+    span.record("tokens", int(usage.tokens()));
+    span.record("tokens.input", int(usage.input));
+    span.record("tokens.output", int(usage.output));
+    span.record("tokens.reasoning", int(usage.reasoning));
+    span.record("tokens.cache_read", int(usage.cache_read));
+    span.record("tokens.cache_write", int(usage.cache_write));
+    span.record("cost", usage.cost());
+    span.in_scope(|| {
+        tracing::info!(
+            finish,
+            tokens = int(usage.tokens()),
+            tokens.input = int(usage.input),
+            tokens.output = int(usage.output),
+            cost = usage.cost(),
+            took_ms,
+            "turn ended"
+        );
+    });
+    Ok(turn)
+}
+
+/// A number for a span or a log line, as an `i64`: OpenTelemetry's integers are signed, and
+/// `tracing-opentelemetry` records unsigned values as text.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A count, for a span (see [`int`]).
+fn count(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A duration in milliseconds, for a span (see [`int`]).
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `text` with 1-based line numbers.
