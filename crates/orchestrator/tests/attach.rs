@@ -173,7 +173,15 @@ async fn attach_runs_the_mission_of_a_task_command() {
             .all(|line| !line.contains(".opencode/orchestrator")),
         "{status}"
     );
-    assert!(status.lines().any(|line| line == "?? one.txt"), "{status}");
+    // The mission's change came in through its integration branch: committed, the user's branch
+    // fast-forwarded to it.
+    assert!(!status.contains("one.txt"), "{status}");
+    let tracked = Command::new("git")
+        .args(["ls-files", "--error-unmatch", "one.txt"])
+        .current_dir(&rig.project)
+        .output()
+        .unwrap();
+    assert!(tracked.status.success(), "{}", show(&tracked));
 
     // Uninstall takes it all back.
     let uninstall = Command::new(common::binary())

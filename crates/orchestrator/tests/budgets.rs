@@ -573,12 +573,16 @@ async fn stop_aborts_a_worker_and_the_sub_agent_it_started() {
         |requests| requests.iter().any(is_sub_agent),
     )
     .await;
-    let client = rig.demo.server.client();
     let running = status(&rig.project);
     let worker = running["tasks"]["T1.1"]["worker_session"]
         .as_str()
         .unwrap_or_else(|| panic!("no Worker session: {running}"))
         .to_string();
+    // OpenCode keeps a session's status in the instance of its directory: the task's worktree.
+    let client = match running["tasks"]["T1.1"]["tree"]["path"].as_str() {
+        Some(directory) => rig.demo.server.client().with_directory(directory),
+        None => rig.demo.server.client(),
+    };
     let children = client.children(&worker).await.unwrap();
     assert_eq!(children.len(), 1, "the Worker's sub-agent session");
     let sub_agent = children[0].id.clone();

@@ -245,7 +245,7 @@ async fn task_runs_the_mission_through_the_plugin_with_nothing_else_started() {
     eprintln!("plugin.log:\n{log}");
     assert!(log.contains("COMPLETED"), "{log}");
 
-    // Nothing of the orchestrator's state for git: only the mission's file and what install wrote.
+    // Nothing of the orchestrator's state for git: only what install wrote.
     let status = git_status(&rig.project);
     assert!(
         status
@@ -253,9 +253,14 @@ async fn task_runs_the_mission_through_the_plugin_with_nothing_else_started() {
             .all(|line| !line.contains(".opencode/orchestrator")),
         "{status:#?}"
     );
+    // The mission's change came in through its integration branch: committed on the user's branch.
     assert!(
-        status.iter().any(|line| line == "?? one.txt"),
+        status.iter().all(|line| !line.contains("one.txt")),
         "{status:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rig.project.join("one.txt")).unwrap(),
+        "1\n"
     );
 
     // Uninstall takes it all back: the config byte for byte, the command and the plugin gone.

@@ -4,7 +4,7 @@
 //! [`AgentMessage`]s. Also: connecting to a server at a URL, and starting the demo's scripted model and
 //! OpenCode server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -247,6 +247,20 @@ impl Opencode {
         &self,
         what: &str,
         session: Option<&str>,
+        op: F,
+    ) -> Result<T, AgentError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        self.call_on(what, self.client_for(session), op).await
+    }
+
+    /// [`call`](Self::call) with the given client (the project's, or one for another directory).
+    async fn call_on<T, F, Fut>(
+        &self,
+        what: &str,
+        client: Client,
         mut op: F,
     ) -> Result<T, AgentError>
     where
@@ -254,7 +268,6 @@ impl Opencode {
         Fut: Future<Output = Result<T, ClientError>>,
     {
         let breaker = &self.breaker;
-        let client = self.client_for(session);
         let client = &client;
         let result = self
             .retry
@@ -450,15 +463,35 @@ impl Opencode {
     ///
     /// [`AgentError`] when the server fails.
     pub async fn activities(&self) -> Result<Activities, AgentError> {
-        let statuses = self
-            .call("read session status", None, |client| async move {
-                client.session_status().await
-            })
-            .await?;
-        Ok(statuses
-            .into_iter()
-            .filter_map(|(session, status)| Some((session, activity(&status)?)))
-            .collect())
+        // OpenCode keeps sessions per directory: the project's, and each worktree a session was created
+        // for (a task's sub-agents live in their parent's). Every one of them is asked.
+        let directories: BTreeSet<PathBuf> = self
+            .directories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|directory| directory.is_dir())
+            .cloned()
+            .collect();
+        let clients = std::iter::once(self.client.clone()).chain(
+            directories
+                .iter()
+                .map(|directory| self.client.with_directory(directory.display().to_string())),
+        );
+        let mut activities = Activities::new();
+        for client in clients {
+            let statuses = self
+                .call_on("read session status", client, |client| async move {
+                    client.session_status().await
+                })
+                .await?;
+            activities.extend(
+                statuses
+                    .into_iter()
+                    .filter_map(|(session, status)| Some((session, activity(&status)?))),
+            );
+        }
+        Ok(activities)
     }
 
     /// Aborts the session's turn.
@@ -487,7 +520,21 @@ impl Opencode {
                 |client| async move { client.children(session).await },
             )
             .await?;
-        Ok(children.into_iter().map(|child| child.id).collect())
+        let ids: Vec<String> = children.into_iter().map(|child| child.id).collect();
+        // A tool's sub-agent session works in its parent's directory: its calls (an abort, above all) go
+        // to the server's instance for that directory, where its turn runs.
+        let mut directories = self
+            .directories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(directory) = directories.get(session).cloned() {
+            for id in &ids {
+                directories
+                    .entry(id.clone())
+                    .or_insert_with(|| directory.clone());
+            }
+        }
+        Ok(ids)
     }
 
     /// The files the session changed.

@@ -159,7 +159,7 @@ fn a_record_says_what_the_journal_says() {
     assert_eq!(
         record.section("Plan").unwrap(),
         [
-            "T1 Slugify: done after 4 attempts, 1 fresh Worker session(s) (files: slug.py)",
+            "T1 Slugify: done after 3 attempts, 1 fresh Worker session(s) (files: slug.py)",
             "T2 Docs: failed",
         ]
     );
