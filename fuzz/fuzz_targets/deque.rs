@@ -310,7 +310,9 @@ fn run(deques: &impl Deques, model: &mut Model, operations: &[Operation]) {
                 let expected_outcome = match count {
                     // crossbeam-deque's answer for a batch into the stealer's own worker: nothing moves,
                     // and the outcome says whether there is anything to work on.
-                    0 if from == current && !model.items[current].is_empty() => Outcome::Success(None),
+                    0 if from == current && !model.items[current].is_empty() => {
+                        Outcome::Success(None)
+                    }
                     0 => Outcome::Empty,
                     _ => Outcome::Success(model.move_batch(from, current, count, pop)),
                 };

@@ -2,7 +2,7 @@
 //! (`orchestrator install --no-plugin`, or a server on another machine). It follows the server's events for
 //! the `task` command, claims each one ([`claim`]: the plugin, or another `attach`, may serve the same
 //! server), runs its mission (one at a time) and reports it in the session that asked
-//! ([`SessionReport`]). SIGINT or SIGTERM stops the mission running, or the waiting, and ends `attach`:
+//! (`cli::session::SessionReport`). SIGINT or SIGTERM stops the mission running, or the waiting, and ends `attach`:
 //! one [`Signals`] serves its whole life, so a signal after a mission still stops it.
 
 use futures_util::StreamExt as _;
@@ -13,7 +13,7 @@ use crate::adapters::opencode::{self, ConnectError, Opencode};
 use crate::cli::args::AttachArgs;
 use crate::cli::error::{CliError, Outcome};
 use crate::cli::run::{isolation, parse_model, project_dir, servers, settings, start_logging};
-use crate::cli::session::{SessionReport, command_mission};
+use crate::cli::session::{SessionMission, SessionReport, command_mission};
 use crate::cli::signals::Signals;
 use crate::cli::{config, install};
 
@@ -126,12 +126,14 @@ async fn mission(
     let server = Opencode::new(client.clone(), &settings.calls);
     report
         .run(
-            project,
-            settings,
-            vec![std::sync::Arc::new(server)],
-            workspace,
-            text,
-            args.run.json,
+            SessionMission {
+                project,
+                settings,
+                servers: vec![std::sync::Arc::new(server)],
+                workspace,
+                text,
+                json: args.run.json,
+            },
             signals,
         )
         .await

@@ -215,12 +215,14 @@ async fn task_for_session(args: TaskArgs, session: String) -> Result<Outcome, Cl
             Signals::listen().map_err(CliError::io("listen for signals in", &project))?;
         report
             .run(
-                &project,
-                settings,
-                servers.agents(),
-                workspace,
-                &text,
-                args.run.json,
+                session::SessionMission {
+                    project: &project,
+                    settings,
+                    servers: servers.agents(),
+                    workspace,
+                    text: &text,
+                    json: args.run.json,
+                },
                 &mut signals,
             )
             .await

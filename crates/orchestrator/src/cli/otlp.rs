@@ -7,7 +7,7 @@
 //! host. As with `OTEL_EXPORTER_OTLP_ENDPOINT`, a URL without a path is the collector's base and gets
 //! `/v1/traces`; a URL with a path is used as it is. The export itself needs a build with the cargo
 //! feature `otel` ([`ENABLED`]); the spans are sent in batches by the SDK's own thread, and what is left
-//! is sent when the [`Exporter`] is dropped, at the end of the command.
+//! is sent when the `Exporter` is dropped, at the end of the command.
 //!
 //! ```
 //! let url = orchestrator::cli::otlp::endpoint("http://localhost:4318")?;

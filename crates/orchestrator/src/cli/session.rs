@@ -51,6 +51,22 @@ pub(crate) struct SessionReport {
     session: String,
 }
 
+/// What a mission asked for in a session runs with.
+pub(crate) struct SessionMission<'a> {
+    /// The project.
+    pub(crate) project: &'a Path,
+    /// Its settings.
+    pub(crate) settings: Settings,
+    /// The servers its agents run on.
+    pub(crate) servers: Vec<Arc<dyn Agents>>,
+    /// The project's repository for isolated work, or `None` (`--no-isolation`).
+    pub(crate) workspace: Option<Arc<dyn Workspace>>,
+    /// The mission's text.
+    pub(crate) text: &'a str,
+    /// Whether standard output carries JSON only.
+    pub(crate) json: bool,
+}
+
 impl SessionReport {
     pub(crate) fn new(client: Client, session: impl Into<String>) -> Self {
         Self {
@@ -59,7 +75,7 @@ impl SessionReport {
         }
     }
 
-    /// Runs one mission for the command, on `servers`, reporting it here; returns its outcome.
+    /// Runs one mission for the command, reporting it here; returns its outcome.
     ///
     /// # Errors
     ///
@@ -67,14 +83,17 @@ impl SessionReport {
     /// [`refused`](Self::refused).
     pub(crate) async fn run(
         &self,
-        project: &Path,
-        settings: Settings,
-        servers: Vec<Arc<dyn Agents>>,
-        workspace: Option<Arc<dyn Workspace>>,
-        text: &str,
-        json: bool,
+        mission: SessionMission<'_>,
         signals: &mut Signals,
     ) -> Result<Outcome, CliError> {
+        let SessionMission {
+            project,
+            settings,
+            servers,
+            workspace,
+            text,
+            json,
+        } = mission;
         let id = format!("m{}", crate::engine::record::now_ms());
         let journal = Arc::new(FileJournal::create(
             &journal::missions_dir(project).join(&id),
