@@ -14,9 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{show, wait_with_limit, worker_first_turns};
+use common::{orchestrator, show, status, task_status, wait_with_limit, worker_first_turns};
 use opencode_client::testkit::{
-    Match, ModelPrice, ModelRequest, OpencodeServer, Reply, Rule, Script, ScriptedModel, Usage,
+    Match, ModelPrice, ModelRequest, Reply, Rule, Script, ScriptedModel, Usage,
 };
 use orchestrator::adapters::journal;
 use orchestrator::cli::demo::{agent, approve, planner_reply, titles, write};
@@ -196,39 +196,6 @@ fn assert_usage_is_reported(
         let reported = Counted::reported(of_task(requests, id));
         assert_eq!(Counted::from_json(&task_usage(id)), reported, "task {id}");
     }
-}
-
-fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(common::binary());
-    command
-        .args(args)
-        .args([
-            "--url",
-            server.url(),
-            "--project",
-            project.to_str().unwrap(),
-            "--check",
-            "true",
-        ])
-        .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
-        .stdin(Stdio::null());
-    command
-}
-
-fn status(project: &Path) -> Value {
-    let output = Command::new(common::binary())
-        .args(["status", "--json", "--project", project.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", show(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn task_status(status: &Value, id: &str) -> String {
-    status["tasks"][id]["status"]["status"]
-        .as_str()
-        .unwrap_or("?")
-        .to_string()
 }
 
 /// The summary object `--json` prints last.

@@ -5,54 +5,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{show, wait_with_limit, worker_first_turns};
+use common::{orchestrator, show, status, task_status, wait_with_limit, worker_first_turns};
 use opencode_client::testkit::{OpencodeServer, Script, ScriptedModel};
-use serde_json::Value;
 
 /// The three-task script; `slow` makes that task's first Worker reply arrive after the delay.
 fn script(slow: Option<(&str, Duration)>) -> Script {
     common::three_tasks(slow)
-}
-
-fn orchestrator(server: &OpencodeServer, project: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(common::binary());
-    command
-        .args(args)
-        .args([
-            "--url",
-            server.url(),
-            "--project",
-            project.to_str().unwrap(),
-            "--check",
-            "true",
-        ])
-        .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
-        .stdin(Stdio::null());
-    command
-}
-
-fn status(project: &Path) -> Value {
-    let output = Command::new(common::binary())
-        .args(["status", "--json", "--project", project.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn task_status(status: &Value, id: &str) -> String {
-    status["tasks"][id]["status"]["status"]
-        .as_str()
-        .unwrap_or("?")
-        .to_string()
 }
 
 /// Waits until `done` holds for the model's requests.

@@ -469,3 +469,44 @@ impl Lines {
         }
     }
 }
+
+/// The `orchestrator` binary with `args`, on `server` and `project`, with the check `true` (a mission whose
+/// gate always passes).
+pub fn orchestrator(
+    server: &opencode_client::testkit::OpencodeServer,
+    project: &Path,
+    args: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(args)
+        .args([
+            "--url",
+            server.url(),
+            "--project",
+            project.to_str().unwrap(),
+            "--check",
+            "true",
+        ])
+        .env("OPENCODE_SERVER_PASSWORD", server.password().unwrap_or(""))
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// `orchestrator status --json` of the project's latest mission.
+pub fn status(project: &Path) -> serde_json::Value {
+    let output = std::process::Command::new(binary())
+        .args(["status", "--json", "--project", project.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", show(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A task's status name in a `status --json` object (`?` when it has none).
+pub fn task_status(status: &serde_json::Value, id: &str) -> String {
+    status["tasks"][id]["status"]["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+}
