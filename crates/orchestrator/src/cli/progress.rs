@@ -229,6 +229,8 @@ pub fn line(event: &Event, view: &MissionView) -> Option<String> {
                     if *passed { "passed" } else { "failed" },
                     first_line(summary)
                 )),
+                // The merge journaled before the branch moves: the task was already shown integrating.
+                TaskEvent::Merging { .. } => None,
                 TaskEvent::HandedOff {
                     session,
                     context_tokens,

@@ -449,3 +449,17 @@ fn memory_lists_shows_and_forgets_records_and_names_the_damaged_ones() {
     );
     assert_eq!(error.code(), 2);
 }
+
+#[test]
+fn a_merge_being_journaled_prints_no_second_integrating_line() {
+    let (_, applied) = applied(vec![plan(1)]);
+    let view = &applied.last().unwrap().view;
+    let merging = Event::task(
+        "T0",
+        crate::domain::task::TaskEvent::Merging {
+            result: "b".repeat(40),
+            onto: "a".repeat(40),
+        },
+    );
+    assert_eq!(crate::cli::progress::line(&merging, view), None);
+}
